@@ -1,0 +1,18 @@
+import { DomainError } from '../domain-error.js';
+
+export const MAX_MESSAGE_CODE_POINTS = 1000;
+
+/**
+ * The seed's content rule: 1 to 1000 Unicode code points (an emoji such as U+1F600 counts as one, though it
+ * is two UTF-16 units), and not only whitespace.
+ * @throws DomainError `blank_message` or `too_long`.
+ */
+export function assertValidMessageContent(content: string): void {
+  if (content.trim().length === 0) throw new DomainError('blank_message', 'message must not be empty or blank');
+  let codePoints = 0;
+  for (const _ of content) {
+    if (++codePoints > MAX_MESSAGE_CODE_POINTS) {
+      throw new DomainError('too_long', `message must be at most ${MAX_MESSAGE_CODE_POINTS} characters`);
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Every rule a command can break. One module of the gateway maps these codes to HTTP statuses and WS error
+ * frames; the domain does not know about transports.
+ */
+export type DomainErrorCode =
+  | 'not_found'
+  | 'self_conversation'
+  | 'conversation_exists'
+  | 'blank_message'
+  | 'too_long'
+  | 'client_msg_id_conflict';
+
+export class DomainError extends Error {
+  override readonly name = 'DomainError';
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

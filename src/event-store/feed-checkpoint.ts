@@ -1,0 +1,40 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { FEED_START, type FeedPosition } from './recorded-event.js';
+
+const checkpointRow = z.object({ transaction_id: z.string(), global_position: z.bigint() });
+
+/** The last feed position `consumer` has fully handled; the feed start when it has none yet. */
+export async function loadCheckpoint(connection: CommonQueryMethods, consumer: string): Promise<FeedPosition> {
+  const row = await connection.maybeOne(sql.type(checkpointRow)`
+    SELECT transaction_id::text AS transaction_id, global_position
+    FROM feed_checkpoints WHERE consumer = ${consumer}`);
+  return row ? { transactionId: BigInt(row.transaction_id), globalPosition: row.global_position } : FEED_START;
+}
+
+/** Another instance moved the checkpoint: the caller is no longer the only writer and must stop. */
+export class CheckpointFencedError extends Error {
+  override readonly name = 'CheckpointFencedError';
+}
+
+/**
+ * Moves `consumer`'s checkpoint from `expected` to `next` (compare-and-set).
+ * @throws CheckpointFencedError when the stored checkpoint is not `expected`.
+ */
+export async function storeCheckpoint(
+  connection: CommonQueryMethods,
+  consumer: string,
+  expected: FeedPosition,
+  next: FeedPosition,
+): Promise<void> {
+  const updated = await connection.query(sql.unsafe`
+    INSERT INTO feed_checkpoints AS c (consumer, transaction_id, global_position)
+    VALUES (${consumer}, ${next.transactionId.toString()}::xid8, ${next.globalPosition.toString()}::bigint)
+    ON CONFLICT (consumer) DO UPDATE
+      SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = now()
+      WHERE c.transaction_id = ${expected.transactionId.toString()}::xid8
+        AND c.global_position = ${expected.globalPosition.toString()}::bigint`);
+  if (updated.rowCount !== 1) {
+    throw new CheckpointFencedError(`checkpoint of ${consumer} was moved by another instance`);
+  }
+}

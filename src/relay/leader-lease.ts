@@ -1,0 +1,56 @@
+import pg from 'pg';
+import { sleep } from '../shared/sleep.js';
+
+/**
+ * Leadership of one named job, held as a session-level advisory lock on a dedicated connection. Postgres
+ * releases it when that connection ends, so a killed holder (even SIGKILL) frees it at once and a standby
+ * takes over on its next try. The same connection also LISTENs, since it is already held open.
+ */
+export type LeaderLease = {
+  /** Resolves once this process holds the lease; tries every `retryMs` until then or until `signal` aborts. */
+  acquire(signal: AbortSignal): Promise<boolean>;
+  /** Aborted when the lease connection fails: leadership is no longer certain, stop working at once. */
+  readonly lost: AbortSignal;
+  /** Subscribes to a NOTIFY channel on the lease connection. */
+  listen(channel: string, onNotify: () => void): Promise<void>;
+  close(): Promise<void>;
+};
+
+export async function createLeaderLease(options: {
+  readonly databaseUrl: string;
+  readonly name: string;
+  readonly retryMs: number;
+}): Promise<LeaderLease> {
+  const client = new pg.Client({ connectionString: options.databaseUrl, keepAlive: true });
+  const lost = new AbortController();
+  client.on('error', (error) => lost.abort(error));
+  client.on('end', () => lost.abort(new Error('lease connection ended')));
+  await client.connect();
+  let held = false;
+
+  return {
+    lost: lost.signal,
+    async acquire(signal) {
+      while (!signal.aborted && !lost.signal.aborted) {
+        const result = await client.query<{ acquired: boolean }>(
+          'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS acquired',
+          [options.name],
+        );
+        if (result.rows[0]?.acquired) return (held = true);
+        await sleep(options.retryMs, signal);
+      }
+      return false;
+    },
+    async listen(channel, onNotify) {
+      client.on('notification', (message) => {
+        if (message.channel === channel) onNotify();
+      });
+      await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+    },
+    async close() {
+      if (lost.signal.aborted) return;
+      if (held) await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [options.name]);
+      await client.end();
+    },
+  };
+}

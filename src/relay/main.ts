@@ -1,0 +1,56 @@
+import { configSchemas, loadConfig } from '../shared/config.js';
+import { createDatabasePool } from '../shared/database.js';
+import { createLogger } from '../shared/logger.js';
+import { connectNats } from '../shared/nats.js';
+import { installShutdown } from '../shared/shutdown.js';
+import { ensureEventStream } from './event-stream.js';
+import { createLeaderLease } from './leader-lease.js';
+import { startRelay } from './relay.js';
+
+const config = loadConfig(configSchemas.relay);
+const logger = createLogger({ role: 'relay', level: config.LOG_LEVEL });
+
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const nc = await connectNats({ url: config.NATS_URL, name: 'relay' });
+const jsm = await nc.jetstreamManager();
+await ensureEventStream(jsm, {
+  name: config.NATS_STREAM,
+  subjectPrefix: config.NATS_SUBJECT_PREFIX,
+  retentionDays: config.EVENTS_RETENTION_DAYS,
+  replicas: config.NATS_STREAM_REPLICAS,
+});
+const lease = await createLeaderLease({
+  databaseUrl: config.DATABASE_URL,
+  name: `relay:${config.NATS_STREAM}`,
+  retryMs: config.RELAY_LEASE_RETRY_MS,
+});
+const relay = startRelay({
+  pool,
+  js: nc.jetstream(),
+  jsm,
+  lease,
+  logger,
+  streamName: config.NATS_STREAM,
+  subjectPrefix: config.NATS_SUBJECT_PREFIX,
+  batchSize: config.RELAY_BATCH_SIZE,
+  pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
+});
+
+const shutdown = installShutdown({
+  logger,
+  phases: [
+    { name: 'relay', close: () => relay.stop() },
+    { name: 'lease', close: () => lease.close() },
+    { name: 'nats', close: () => nc.drain() },
+    { name: 'database', close: () => pool.end() },
+  ],
+});
+
+relay.done.then(
+  () => undefined,
+  (error: unknown) => {
+    logger.fatal({ err: error }, 'relay failed');
+    process.exitCode = 1;
+    void shutdown('relay failed');
+  },
+);

@@ -1,0 +1,124 @@
+import type { JetStreamClient, JetStreamManager } from 'nats';
+import type { DatabasePool } from 'slonik';
+import { EVENTS_APPENDED_CHANNEL } from '../event-store/append-to-stream.js';
+import { CheckpointFencedError, loadCheckpoint, storeCheckpoint } from '../event-store/feed-checkpoint.js';
+import { readFeed } from '../event-store/read-feed.js';
+import { compareFeedPositions, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';
+import type { Logger } from '../shared/logger.js';
+import { eventSubject } from '../shared/nats.js';
+import { sleep } from '../shared/sleep.js';
+import { feedPositionOf, toEventMessage } from './event-message.js';
+import type { LeaderLease } from './leader-lease.js';
+
+export type RelayDeps = {
+  readonly pool: DatabasePool;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly lease: LeaderLease;
+  readonly logger: Logger;
+  readonly streamName: string;
+  readonly subjectPrefix: string;
+  readonly batchSize: number;
+  readonly pollIntervalMs: number;
+};
+
+export type Relay = {
+  /** Runs until `stop()`: waits for leadership, then publishes. Rejects on an unrecoverable error. */
+  readonly done: Promise<void>;
+  /** Finishes the batch in flight (publish and checkpoint), then stops. */
+  stop(): Promise<void>;
+};
+
+/** Pause after a failed batch (NATS or Postgres unreachable) before reading the feed again. */
+const RETRY_DELAY_MS = 500;
+
+/**
+ * The relay: publishes the Postgres event log, in feed order, to the JetStream events stream.
+ *
+ * Guarantees: every committed event reaches the stream; per conversation, in version order. The checkpoint
+ * advances only after JetStream acknowledged every event up to it. A relay that dies after the ack but
+ * before the checkpoint is covered twice over: the next leader starts from the position of the last message
+ * in the stream when that is ahead of the checkpoint, and JetStream drops a repeated `Nats-Msg-Id` within its
+ * duplicate window. Only the holder of the lease publishes; a checkpoint moved by anyone else stops it.
+ */
+export function startRelay(deps: RelayDeps): Relay {
+  const { logger } = deps;
+  const stopping = new AbortController();
+  const consumer = `relay:${deps.streamName}`;
+  let wake = new AbortController();
+  let pending = true;
+
+  const run = async (): Promise<void> => {
+    const stop = AbortSignal.any([stopping.signal, deps.lease.lost]);
+    logger.info('waiting for leadership');
+    if (!(await deps.lease.acquire(stop))) return;
+    logger.info('leadership acquired: relaying');
+    await deps.lease.listen(EVENTS_APPENDED_CHANNEL, () => {
+      pending = true;
+      wake.abort();
+    });
+
+    let checkpoint = await catchUpWithStream(deps, consumer, await loadCheckpoint(deps.pool, consumer));
+    while (!stop.aborted) {
+      if (!pending) {
+        await sleep(deps.pollIntervalMs, AbortSignal.any([stop, wake.signal]));
+        wake = new AbortController();
+      }
+      pending = false;
+      try {
+        const events = await readFeed(deps.pool, { after: checkpoint, limit: deps.batchSize });
+        if (events.length === 0) continue;
+        // Publishes are pipelined on one connection, so JetStream stores them in this order.
+        await Promise.all(
+          events.map((event) => {
+            const message = toEventMessage(event);
+            return deps.js.publish(eventSubject(deps.subjectPrefix, event.streamId), message.body, {
+              msgID: event.eventId,
+              headers: message.headers,
+            });
+          }),
+        );
+        const last = events.at(-1)!;
+        const next = { transactionId: last.transactionId, globalPosition: last.globalPosition };
+        await storeCheckpoint(deps.pool, consumer, checkpoint, next);
+        checkpoint = next;
+        // A full batch means more may be waiting: read again at once.
+        pending = events.length === deps.batchSize;
+        logger.debug({ count: events.length, checkpoint: formatFeedPosition(checkpoint) }, 'published');
+      } catch (error) {
+        if (error instanceof CheckpointFencedError) throw error;
+        logger.warn({ err: error }, 'relay batch failed; retrying from the checkpoint');
+        pending = true;
+        await sleep(RETRY_DELAY_MS, stop);
+      }
+    }
+    if (deps.lease.lost.aborted) throw new Error('relay lost its lease', { cause: deps.lease.lost.reason });
+  };
+
+  const done = run();
+  return {
+    done,
+    async stop() {
+      stopping.abort();
+      await done.catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * The last message in the stream tells how far a previous leader got; when it is past the checkpoint (the
+ * leader died between the publish ack and the checkpoint), the checkpoint moves there.
+ */
+async function catchUpWithStream(deps: RelayDeps, consumer: string, checkpoint: FeedPosition): Promise<FeedPosition> {
+  const info = await deps.jsm.streams.info(deps.streamName);
+  if (info.state.last_seq === 0) return checkpoint;
+  const last = await deps.jsm.streams.getMessage(deps.streamName, { seq: info.state.last_seq }).catch(() => null);
+  const published = feedPositionOf(last?.header);
+  if (!published || compareFeedPositions(published, checkpoint) <= 0) return checkpoint;
+  deps.logger.info(
+    { checkpoint: formatFeedPosition(checkpoint), published: formatFeedPosition(published) },
+    'stream is ahead of the checkpoint: moving the checkpoint',
+  );
+  await storeCheckpoint(deps.pool, consumer, checkpoint, published);
+  return published;
+}

@@ -1,0 +1,43 @@
+import {
+  createPool,
+  createTypeParserPreset,
+  SchemaValidationError,
+  type DatabasePool,
+  type Interceptor,
+  type QueryResultRow,
+} from 'slonik';
+
+/**
+ * Validates every row of a `sql.type(schema)` query with its zod schema. Without this interceptor slonik
+ * only uses the schema for static types, and schema drift would go unnoticed.
+ */
+const resultParserInterceptor: Interceptor = {
+  name: 'result-parser',
+  transformRow: (context, query, row) => {
+    const { resultParser } = context;
+    if (!resultParser) return row;
+    const parsed = resultParser.safeParse(row);
+    if (!parsed.success) throw new SchemaValidationError(query, row, parsed.error.issues);
+    return parsed.data as QueryResultRow;
+  },
+};
+
+export type DatabaseOptions = {
+  readonly url: string;
+  readonly maximumPoolSize: number;
+  /** An idle open write transaction holds back the event feed of every reader; cut it short. */
+  readonly idleInTransactionSessionTimeoutMs?: number;
+};
+
+/** Creates the slonik pool every role uses. `close()` is `pool.end()`. */
+export async function createDatabasePool(options: DatabaseOptions): Promise<DatabasePool> {
+  return createPool(options.url, {
+    maximumPoolSize: options.maximumPoolSize,
+    idleInTransactionSessionTimeout: options.idleInTransactionSessionTimeoutMs ?? 10_000,
+    statementTimeout: 60_000,
+    interceptors: [resultParserInterceptor],
+    // The preset parses int8 to bigint and timestamptz to epoch milliseconds; xid8 has no parser, so queries
+    // select it as text.
+    typeParsers: createTypeParserPreset(),
+  });
+}

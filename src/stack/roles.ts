@@ -1,0 +1,4 @@
+/** The role processes `npm start` runs, each as its own process. */
+export const ROLES = [{ name: 'relay', entry: 'src/relay/main.ts' }] as const;
+
+export type RoleSpec = { readonly name: string; readonly entry: string };

@@ -1,0 +1,151 @@
+import { sql, type DatabasePool } from 'slonik';
+import { monotonicFactory } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  markConversationRead,
+  sendMessage,
+  startConversation,
+  type CommandDeps,
+} from '../../../src/commands/conversation/conversation-commands.js';
+import { DomainError } from '../../../src/commands/domain-error.js';
+import { readStream } from '../../../src/event-store/read-stream.js';
+import { createDatabasePool } from '../../../src/shared/database.js';
+import { oneToN } from '../../support/event-log.js';
+import { createTestDatabase } from '../../support/infra.js';
+
+let pool: DatabasePool;
+let deps: CommandDeps;
+
+beforeAll(async () => {
+  pool = await createDatabasePool({ url: await createTestDatabase(), maximumPoolSize: 12 });
+  deps = { pool, clock: () => new Date(), newId: monotonicFactory() };
+});
+afterAll(async () => {
+  await pool.end();
+});
+
+let nextUser = 1000;
+const newUsers = (): [number, number] => [++nextUser, ++nextUser];
+
+async function eventTypes(conversationId: string): Promise<string[]> {
+  return (await readStream(pool, conversationId)).map((event) => event.type);
+}
+
+async function domainErrorCode(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => null,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(DomainError);
+  return (error as DomainError).code;
+}
+
+describe('startConversation', () => {
+  it('gives exactly one conversation when both users create it at the same time', async () => {
+    const pairs = Array.from({ length: 20 }, newUsers);
+    const results = await Promise.all(
+      pairs.flatMap(([a, b]) => [
+        startConversation(deps, { initiatorId: a, otherUserId: b }),
+        startConversation(deps, { initiatorId: b, otherUserId: a }),
+        startConversation(deps, { initiatorId: a, otherUserId: b }),
+      ]),
+    );
+    for (let i = 0; i < pairs.length; i++) {
+      const forPair = results.slice(i * 3, i * 3 + 3);
+      expect(new Set(forPair.map((result) => result.conversationId)).size).toBe(1);
+      expect(forPair.filter((result) => result.created)).toHaveLength(1);
+      const [a, b] = pairs[i]!;
+      const count = await pool.oneFirst(sql.type(z.object({ count: z.number() }))`
+        SELECT count(*)::int AS count FROM events e JOIN conversation_pairs p ON p.conversation_id = e.stream_id
+        WHERE p.user_low = ${Math.min(a, b)} AND p.user_high = ${Math.max(a, b)} AND e.type = 'ConversationStarted'`);
+      expect(count).toBe(1);
+    }
+  });
+
+  it('returns the existing conversation to the other user later, and refuses oneself', async () => {
+    const [a, b] = newUsers();
+    const first = await startConversation(deps, { initiatorId: a, otherUserId: b });
+    const second = await startConversation(deps, { initiatorId: b, otherUserId: a });
+    expect(second).toEqual({ conversationId: first.conversationId, created: false });
+    expect(await domainErrorCode(startConversation(deps, { initiatorId: a, otherUserId: a }))).toBe('self_conversation');
+  });
+});
+
+describe('sendMessage', () => {
+  async function conversation(): Promise<{ id: string; a: number; b: number }> {
+    const [a, b] = newUsers();
+    const { conversationId } = await startConversation(deps, { initiatorId: a, otherUserId: b });
+    return { id: conversationId, a, b };
+  }
+
+  it('appends nothing for a retry with the same client_msg_id, also when retries race', async () => {
+    const { id, a } = await conversation();
+    const send = () => sendMessage(deps, { conversationId: id, senderId: a, content: 'coucou', clientMsgId: 'retry-1' });
+    const first = await send();
+    const retries = await Promise.all([send(), send(), send(), send()]);
+    for (const retry of retries) expect(retry).toEqual({ ...first, created: false });
+    expect(first.created).toBe(true);
+
+    const racing = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        sendMessage(deps, { conversationId: id, senderId: a, content: 'race', clientMsgId: 'race-1' }),
+      ),
+    );
+    expect(new Set(racing.map((message) => message.id)).size).toBe(1);
+    expect(racing.filter((message) => message.created)).toHaveLength(1);
+    expect(await eventTypes(id)).toEqual(['ConversationStarted', 'MessageSent', 'MessageSent']);
+  });
+
+  it('refuses a non-participant with the answer given for a missing conversation, and appends nothing', async () => {
+    const { id } = await conversation();
+    const stranger = ++nextUser;
+    expect(await domainErrorCode(sendMessage(deps, { conversationId: id, senderId: stranger, content: 'hi' }))).toBe(
+      'not_found',
+    );
+    expect(await domainErrorCode(sendMessage(deps, { conversationId: 'missing', senderId: stranger, content: 'hi' }))).toBe(
+      'not_found',
+    );
+    expect(await eventTypes(id)).toEqual(['ConversationStarted']);
+  });
+
+  it('holds the content limits at 0, 1, 1000 and 1001 code points, counting an emoji as one', async () => {
+    const { id, a } = await conversation();
+    const send = (content: string) => sendMessage(deps, { conversationId: id, senderId: a, content });
+    expect(await domainErrorCode(send(''))).toBe('blank_message');
+    expect(await domainErrorCode(send('   '))).toBe('blank_message');
+    expect((await send('x')).content).toBe('x');
+    expect((await send('x'.repeat(1000))).content).toHaveLength(1000);
+    expect((await send('😀'.repeat(1000))).content).toBe('😀'.repeat(1000));
+    expect(await domainErrorCode(send('x'.repeat(1001)))).toBe('too_long');
+    expect(await domainErrorCode(send('😀'.repeat(1001)))).toBe('too_long');
+    expect(await eventTypes(id)).toEqual(['ConversationStarted', 'MessageSent', 'MessageSent', 'MessageSent']);
+  });
+
+  it('gives concurrent sends from both sides gapless versions', async () => {
+    const { id, a, b } = await conversation();
+    const sent = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        sendMessage(deps, { conversationId: id, senderId: i % 2 ? a : b, content: `message ${i}` }),
+      ),
+    );
+    expect(sent.map((message) => message.version).sort((x, y) => x - y)).toEqual(oneToN(41).slice(1));
+    expect((await readStream(pool, id)).map((event) => event.version)).toEqual(oneToN(41));
+  });
+});
+
+describe('markConversationRead', () => {
+  it('records a read only when the other participant has unread messages', async () => {
+    const [a, b] = newUsers();
+    const { conversationId } = await startConversation(deps, { initiatorId: a, otherUserId: b });
+    await sendMessage(deps, { conversationId, senderId: a, content: 'one' });
+    await sendMessage(deps, { conversationId, senderId: a, content: 'two' });
+
+    expect(await markConversationRead(deps, { conversationId, readerId: a })).toEqual({ upToVersion: null, readAt: null });
+    const receipt = await markConversationRead(deps, { conversationId, readerId: b });
+    expect(receipt.upToVersion).toBe(3);
+    expect(await markConversationRead(deps, { conversationId, readerId: b })).toEqual({ upToVersion: null, readAt: null });
+    expect(await domainErrorCode(markConversationRead(deps, { conversationId, readerId: ++nextUser }))).toBe('not_found');
+    expect(await eventTypes(conversationId)).toEqual(['ConversationStarted', 'MessageSent', 'MessageSent', 'MessagesRead']);
+  });
+});

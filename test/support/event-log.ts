@@ -1,0 +1,124 @@
+import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
+import { z } from 'zod';
+import { appendToStream, ConcurrencyError } from '../../src/event-store/append-to-stream.js';
+import { readFeed } from '../../src/event-store/read-feed.js';
+import { sleep } from '../../src/shared/sleep.js';
+import { FEED_START, type FeedPosition, type RecordedEvent } from '../../src/event-store/recorded-event.js';
+
+class Rollback extends Error {}
+
+export type HeldTransaction = {
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+};
+
+/**
+ * Runs `work` in a transaction on its own pooled connection and keeps that transaction open (idle) until
+ * the test commits or rolls it back: the tool to stage interleavings of concurrent writers.
+ */
+export async function holdTransaction(
+  pool: DatabasePool,
+  work: (transaction: DatabaseTransactionConnection) => Promise<void>,
+): Promise<HeldTransaction> {
+  let release!: (commit: boolean) => void;
+  const gate = new Promise<boolean>((resolve) => (release = resolve));
+  let ready!: () => void;
+  const workDone = new Promise<void>((resolve) => (ready = resolve));
+  const finished = pool
+    .transaction(async (transaction) => {
+      await work(transaction);
+      ready();
+      if (!(await gate)) throw new Rollback();
+    }, 0)
+    .catch((error: unknown) => {
+      if (!(error instanceof Rollback)) throw error;
+    });
+  await Promise.race([workDone, finished]);
+  return {
+    commit: async () => {
+      release(true);
+      await finished;
+    },
+    rollback: async () => {
+      release(false);
+      await finished;
+    },
+  };
+}
+
+/** Appends one event to `streamId` at its current version, retrying on a version conflict. */
+export async function appendNext(
+  pool: DatabasePool,
+  streamId: string,
+  data: Record<string, unknown>,
+  count = 1,
+): Promise<RecordedEvent[]> {
+  for (;;) {
+    const version =
+      (await pool.maybeOneFirst(
+        sql.type(z.object({ version: z.number() }))`SELECT version FROM event_streams WHERE stream_id = ${streamId}`,
+      )) ?? 0;
+    try {
+      return await pool.transaction((transaction) =>
+        appendToStream(transaction, {
+          streamId,
+          streamType: 'test',
+          expectedVersion: version,
+          events: Array.from({ length: count }, (_, index) => ({ type: 'TestEvent', data: { ...data, index } })),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+    }
+  }
+}
+
+/** Reads the feed from `after` to its current end, as a consumer that checkpoints would. */
+export async function drainFeed(
+  pool: DatabasePool,
+  after: FeedPosition = FEED_START,
+  limit = 1000,
+): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = [];
+  let checkpoint = after;
+  for (;;) {
+    const batch = await readFeed(pool, { after: checkpoint, limit });
+    out.push(...batch);
+    const last = batch.at(-1);
+    if (!last || batch.length < limit) return out;
+    checkpoint = last;
+  }
+}
+
+/**
+ * Reads the feed after `after` until it yields at least `count` events. The horizon is cluster-wide, so
+ * write transactions of other test files running at the same moment can hold it back for a short while.
+ */
+export async function readFeedEventually(
+  pool: DatabasePool,
+  after: FeedPosition,
+  count: number,
+  timeoutMs = 20_000,
+): Promise<RecordedEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = await drainFeed(pool, after);
+    if (events.length >= count || Date.now() > deadline) return events;
+    await sleep(20);
+  }
+}
+
+/** Checks, per stream, that versions come out 1, 2, 3, ... with no gap and no duplicate. */
+export function versionsByStream(events: readonly RecordedEvent[]): Map<string, number[]> {
+  const byStream = new Map<string, number[]>();
+  for (const event of events) {
+    const versions = byStream.get(event.streamId) ?? [];
+    versions.push(event.version);
+    byStream.set(event.streamId, versions);
+  }
+  return byStream;
+}
+
+export function oneToN(n: number): number[] {
+  return Array.from({ length: n }, (_, index) => index + 1);
+}

@@ -1,0 +1,52 @@
+import { randomInt } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+function randomToken(length: number): string {
+  return Array.from({ length }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
+}
+
+/** A fresh database copied from the migrated template; returns its URL. */
+export async function createTestDatabase(): Promise<string> {
+  const infra = inject('infra');
+  const name = `test_${randomToken(12)}`;
+  const client = new pg.Client({ connectionString: infra.postgresAdminUrl });
+  await client.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query(`CREATE DATABASE ${name} TEMPLATE ${client.escapeIdentifier(infra.templateDatabase)}`);
+        break;
+      } catch (error) {
+        // 55006: the template is briefly in use (a session still closing); copying needs it idle.
+        if ((error as { code?: string }).code !== '55006' || attempt >= 10) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  return `${infra.postgresBaseUrl}/${name}`;
+}
+
+/**
+ * A random lowercase token such as `t3k9x2`: the NATS subject prefix, the stream name
+ * (`<PREFIX>_EVENTS`, see `testStreamName`) and the Redis key prefix of one test file.
+ */
+export function testPrefix(): string {
+  return `t${randomToken(5)}`;
+}
+
+export function testStreamName(prefix: string): string {
+  return `${prefix.toUpperCase()}_EVENTS`;
+}
+
+export function natsUrl(): string {
+  return inject('infra').natsUrl;
+}
+
+export function redisUrl(): string {
+  return inject('infra').redisUrl;
+}

@@ -1,0 +1,52 @@
+import { connect, type NatsConnection } from 'nats';
+import { eventMessage, type EventMessage } from '../../src/relay/event-message.js';
+import { sleep } from '../../src/shared/sleep.js';
+
+export type StoredEventMessage = EventMessage & { readonly msgId: string | undefined; readonly streamSequence: number };
+
+export async function connectTestNats(url: string): Promise<NatsConnection> {
+  return connect({ servers: url, name: 'test' });
+}
+
+/** How many messages the stream stores now (0 when it does not exist yet). */
+export async function storedCount(nc: NatsConnection, stream: string): Promise<number> {
+  const jsm = await nc.jetstreamManager();
+  return jsm.streams.info(stream).then(
+    (info) => info.state.messages,
+    () => 0,
+  );
+}
+
+/** Waits until the stream stores at least `count` messages; fails after `timeoutMs`. */
+export async function waitForStoredCount(
+  nc: NatsConnection,
+  stream: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let stored = 0;
+  while ((stored = await storedCount(nc, stream)) < count) {
+    if (Date.now() > deadline) throw new Error(`stream ${stream} holds ${stored} messages, expected ${count}`);
+    await sleep(100);
+  }
+}
+
+/** Every message the stream stores, in stream order, read with an ordered consumer. */
+export async function readAllStored(nc: NatsConnection, stream: string): Promise<StoredEventMessage[]> {
+  const total = await storedCount(nc, stream);
+  const out: StoredEventMessage[] = [];
+  if (total === 0) return out;
+  const consumer = await nc.jetstream().consumers.get(stream);
+  const messages = await consumer.consume({ max_messages: 1000 });
+  for await (const message of messages) {
+    out.push({
+      ...eventMessage.parse(message.json()),
+      msgId: message.headers?.get('Nats-Msg-Id'),
+      streamSequence: message.seq,
+    });
+    if (out.length >= total) break;
+  }
+  await messages.close();
+  return out;
+}

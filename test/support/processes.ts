@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
+import { forEachLine, isRunning, terminate, waitForExit } from '../../src/stack/child-process.js';
+import { killOnExit } from '../../src/stack/kill-on-exit.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ECHO = process.env['TEST_ROLE_LOGS'] === '1';
+const STOP_TIMEOUT_MS = 10_000;
+
+export type RoleProcess = {
+  readonly pid: number;
+  /** Everything printed so far, stdout and stderr interleaved by line. */
+  output(): string;
+  /** Resolves with the first match of `pattern` in the output; rejects on timeout or when the process exits. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  kill(signal?: NodeJS.Signals): void;
+  /** The exit code, or null when a signal ended the process. Never rejects. */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM, SIGKILL after 10 s; resolves once the process is gone. */
+  stop(): Promise<void>;
+};
+
+const running = new Set<RoleProcess>();
+
+/**
+ * Runs a role's `main.ts` as a real process (`node --import tsx <entry>`, cwd = repo root) with the test
+ * environment plus `env`. Output is captured; set TEST_ROLE_LOGS=1 to also echo it.
+ */
+export async function spawnRole(options: {
+  readonly name: string;
+  readonly entry: string;
+  readonly env: Readonly<Record<string, string>>;
+}): Promise<RoleProcess> {
+  const entry = path.resolve(ROOT, options.entry);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (error) => reject(new Error(`could not spawn ${options.name} (${options.entry})`, { cause: error })));
+  });
+  const pid = child.pid ?? 0;
+
+  const forget = killOnExit(pid);
+  const pidFile = path.join(inject('infra').processDir, String(pid));
+  writeFileSync(pidFile, entry);
+
+  let output = '';
+  const listeners = new Set<() => void>();
+  const onLine = (line: string): void => {
+    output += `${line}\n`;
+    if (ECHO) process.stdout.write(`[${options.name}] ${line}\n`);
+    for (const listener of listeners) listener();
+  };
+  forEachLine(child.stdout, onLine);
+  forEachLine(child.stderr, onLine);
+
+  // 'close' rather than 'exit': it comes after the last output line, so output() is complete by then.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code: number | null) => resolve(code)));
+  let gone = false;
+
+  const role: RoleProcess = {
+    pid,
+    output: () => output,
+    waitForOutput: (pattern, timeoutMs = 30_000) => {
+      const once = new RegExp(pattern.source, pattern.flags.replace('g', ''));
+      return new Promise<string>((resolve, reject) => {
+        const finish = (error?: Error, match?: string): void => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          if (error) reject(error);
+          else resolve(match ?? '');
+        };
+        const check = (): void => {
+          const match = once.exec(output);
+          if (match) finish(undefined, match[0]);
+          else if (gone) finish(new Error(`${options.name} exited before printing ${pattern}:\n${output}`));
+        };
+        const timer = setTimeout(
+          () => finish(new Error(`${options.name} did not print ${pattern} within ${timeoutMs} ms:\n${output}`)),
+          timeoutMs,
+        );
+        listeners.add(check);
+        check();
+      });
+    },
+    kill: (signal = 'SIGTERM') => {
+      if (isRunning(child)) child.kill(signal);
+    },
+    exited,
+    stop: async () => {
+      await terminate(child, { killAfterMs: STOP_TIMEOUT_MS });
+    },
+  };
+  running.add(role);
+
+  void waitForExit(child).then(() => {
+    forget();
+    rmSync(pidFile, { force: true });
+    running.delete(role);
+  });
+  void exited.then(() => {
+    gone = true;
+    for (const listener of listeners) listener();
+  });
+  return role;
+}
+
+/** Stops every role this test file started; for `afterAll`. */
+export async function stopAllRoles(): Promise<void> {
+  await Promise.all([...running].map((role) => role.stop()));
+}
