@@ -45,10 +45,16 @@ const relaySchema = baseSchema.extend({
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 });
 
+const projectorSchema = baseSchema.extend({
+  PROJECTOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('projector').describe('JetStream durable name'),
+  PROJECTOR_MAX_ATTEMPTS: positiveInt.max(100).default(5).describe('deliveries before an event is recorded as failed'),
+});
+
 export type BaseConfig = z.infer<typeof baseSchema>;
 export type RelayConfig = z.infer<typeof relaySchema>;
+export type ProjectorConfig = z.infer<typeof projectorSchema>;
 
-export const configSchemas = { base: baseSchema, relay: relaySchema } as const;
+export const configSchemas = { base: baseSchema, relay: relaySchema, projector: projectorSchema } as const;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -1,0 +1,144 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { LIVE_TABLES, type ReadTables } from './apply-conversation-events.js';
+
+/** A conversation as the API shows it to one of its participants. */
+export type Conversation = {
+  readonly id: string;
+  readonly user1_id: number;
+  readonly user2_id: number;
+  readonly last_message_content: string | null;
+  readonly last_message_at: string | null;
+  readonly created_at: string;
+  readonly updated_at: string;
+  /** The caller's unread messages from the other participant. */
+  readonly unread_count: number;
+};
+
+export type Message = {
+  readonly id: string;
+  readonly conv_id: string;
+  readonly sender_id: number;
+  readonly msg: string;
+  readonly time: string;
+  readonly read_at: string | null;
+  readonly client_msg_id: string | null;
+  /** The message's `seq` in its conversation. */
+  readonly seq: number;
+};
+
+const iso = (epochMs: number): string => new Date(epochMs).toISOString();
+const isoOrNull = (epochMs: number | null): string | null => (epochMs === null ? null : iso(epochMs));
+
+const conversationRow = z.object({
+  id: z.string(),
+  user1_id: z.coerce.number().int(),
+  user2_id: z.coerce.number().int(),
+  last_message_content: z.string().nullable(),
+  last_message_at: z.number().nullable(),
+  created_at: z.number(),
+  updated_at: z.number(),
+  unread_count: z.number().int(),
+});
+
+const toConversation = (row: z.infer<typeof conversationRow>): Conversation => ({
+  ...row,
+  last_message_at: isoOrNull(row.last_message_at),
+  created_at: iso(row.created_at),
+  updated_at: iso(row.updated_at),
+});
+
+function conversationColumns(userId: number) {
+  return sql.fragment`
+    id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at,
+    CASE WHEN user1_id = ${userId} THEN user1_unread ELSE user2_unread END AS unread_count`;
+}
+
+/** The user's conversations, most recent activity first (the last message, or the creation before one). */
+export async function listConversations(
+  connection: CommonQueryMethods,
+  userId: number,
+  tables: ReadTables = LIVE_TABLES,
+): Promise<Conversation[]> {
+  const table = sql.identifier([tables.discussion]);
+  // Two index range scans (one per participant column), merged: no scan of other users' rows.
+  const rows = await connection.any(sql.type(conversationRow)`
+    SELECT ${conversationColumns(userId)}
+    FROM (
+      SELECT * FROM ${table} WHERE user1_id = ${userId}
+      UNION ALL
+      SELECT * FROM ${table} WHERE user2_id = ${userId}
+    ) AS mine
+    ORDER BY last_activity_at DESC, id DESC`);
+  return rows.map(toConversation);
+}
+
+/** One conversation, or null when it does not exist or `userId` is not one of its participants. */
+export async function getConversation(
+  connection: CommonQueryMethods,
+  userId: number,
+  conversationId: string,
+  tables: ReadTables = LIVE_TABLES,
+): Promise<Conversation | null> {
+  const row = await connection.maybeOne(sql.type(conversationRow)`
+    SELECT ${conversationColumns(userId)}
+    FROM ${sql.identifier([tables.discussion])}
+    WHERE id = ${conversationId} AND (user1_id = ${userId} OR user2_id = ${userId})`);
+  return row ? toConversation(row) : null;
+}
+
+export const MAX_PAGE_SIZE = 1000;
+export const DEFAULT_PAGE_SIZE = 50;
+
+export type MessagePage =
+  | { readonly limit: number; readonly offset: number }
+  | { readonly limit: number; readonly before: string };
+
+const messageRow = z.object({
+  id: z.string(),
+  conv_id: z.string(),
+  sender_id: z.coerce.number().int(),
+  msg: z.string(),
+  time: z.number(),
+  read_at: z.number().nullable(),
+  client_msg_id: z.string().nullable(),
+  version: z.number().int(),
+});
+
+/**
+ * A page of a conversation's messages, newest first, for a participant. `before` (a message id) is a keyset
+ * cursor on the message's version: as cheap at any depth as the first page, unlike `offset`.
+ * @returns `not_found` when the conversation does not exist for `userId`; `bad_cursor` when `before` is not
+ * one of its messages.
+ */
+export async function listMessages(
+  connection: CommonQueryMethods,
+  userId: number,
+  conversationId: string,
+  page: MessagePage,
+  tables: ReadTables = LIVE_TABLES,
+): Promise<Message[] | 'not_found' | 'bad_cursor'> {
+  if (!(await getConversation(connection, userId, conversationId, tables))) return 'not_found';
+  const messages = sql.identifier([tables.messages]);
+  let rows: readonly z.infer<typeof messageRow>[];
+  if ('before' in page) {
+    const cursor = await connection.maybeOneFirst(sql.type(z.object({ version: z.number().int() }))`
+      SELECT version FROM ${messages} WHERE id = ${page.before} AND conv_id = ${conversationId}`);
+    if (cursor === null) return 'bad_cursor';
+    rows = await connection.any(sql.type(messageRow)`
+      SELECT id, conv_id, sender_id, msg, time, read_at, client_msg_id, version FROM ${messages}
+      WHERE conv_id = ${conversationId} AND version < ${cursor}
+      ORDER BY version DESC LIMIT ${page.limit}`);
+  } else {
+    rows = await connection.any(sql.type(messageRow)`
+      SELECT id, conv_id, sender_id, msg, time, read_at, client_msg_id, version FROM ${messages}
+      WHERE conv_id = ${conversationId}
+      ORDER BY version DESC LIMIT ${page.limit} OFFSET ${page.offset}`);
+  }
+  return rows.map(({ version, time, read_at, ...row }) => ({
+    ...row,
+    time: iso(time),
+    read_at: isoOrNull(read_at),
+    seq: version,
+  }));
+}

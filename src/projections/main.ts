@@ -1,0 +1,42 @@
+import { configSchemas, loadConfig } from '../shared/config.js';
+import { createDatabasePool } from '../shared/database.js';
+import { createLogger } from '../shared/logger.js';
+import { connectNats } from '../shared/nats.js';
+import { installShutdown } from '../shared/shutdown.js';
+import { LIVE_TABLES } from './conversation/apply-conversation-events.js';
+import { startProjector } from './projector.js';
+
+const config = loadConfig(configSchemas.projector);
+const logger = createLogger({ role: 'projector', level: config.LOG_LEVEL });
+
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 4 });
+const nc = await connectNats({ url: config.NATS_URL, name: 'projector' });
+const projector = startProjector({
+  pool,
+  js: nc.jetstream(),
+  jsm: await nc.jetstreamManager(),
+  logger,
+  streamName: config.NATS_STREAM,
+  subjectPrefix: config.NATS_SUBJECT_PREFIX,
+  durableName: config.PROJECTOR_DURABLE,
+  tables: LIVE_TABLES,
+  maxAttempts: config.PROJECTOR_MAX_ATTEMPTS,
+});
+
+const shutdown = installShutdown({
+  logger,
+  phases: [
+    { name: 'projector', close: () => projector.stop() },
+    { name: 'nats', close: () => nc.drain() },
+    { name: 'database', close: () => pool.end() },
+  ],
+});
+
+projector.done.then(
+  () => undefined,
+  (error: unknown) => {
+    logger.fatal({ err: error }, 'projector failed');
+    process.exitCode = 1;
+    void shutdown('projector failed');
+  },
+);

@@ -1,0 +1,107 @@
+import { pino } from 'pino';
+import type { DatabasePool } from 'slonik';
+import { monotonicFactory } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  markConversationRead,
+  sendMessage,
+  startConversation,
+  type CommandDeps,
+} from '../../../src/commands/conversation/conversation-commands.js';
+import type { RecordedEvent } from '../../../src/event-store/recorded-event.js';
+import { getConversation, listConversations, listMessages } from '../../../src/projections/conversation/queries.js';
+import { projectEvent } from '../../../src/projections/projector.js';
+import { createDatabasePool } from '../../../src/shared/database.js';
+import { drainFeed } from '../../support/event-log.js';
+import { createTestDatabase } from '../../support/infra.js';
+import { createReadTables, foldReadModel, readModel } from '../../support/read-model.js';
+
+let pool: DatabasePool;
+let deps: CommandDeps;
+let log: RecordedEvent[];
+const logger = pino({ level: 'silent' });
+const [alice, bob, carol] = [11, 22, 33];
+let withBob: string;
+let withCarol: string;
+
+beforeAll(async () => {
+  pool = await createDatabasePool({ url: await createTestDatabase(), maximumPoolSize: 6 });
+  deps = { pool, clock: () => new Date(), newId: monotonicFactory() };
+  withBob = (await startConversation(deps, { initiatorId: alice, otherUserId: bob })).conversationId;
+  withCarol = (await startConversation(deps, { initiatorId: carol, otherUserId: alice })).conversationId;
+  const send = (conversationId: string, senderId: number, content: string) =>
+    sendMessage(deps, { conversationId, senderId, content, clientMsgId: `${senderId}-${content}` });
+  for (let i = 0; i < 5; i++) {
+    await send(withBob, alice, `a${i}`);
+    await send(withBob, bob, `b${i}`);
+    if (i === 2) await markConversationRead(deps, { conversationId: withBob, readerId: bob });
+  }
+  await send(withCarol, carol, 'hello alice');
+  await send(withCarol, carol, 'are you there?');
+  await markConversationRead(deps, { conversationId: withBob, readerId: alice });
+  await send(withBob, bob, 'last word');
+  log = await drainFeed(pool);
+});
+afterAll(async () => {
+  await pool.end();
+});
+
+async function project(events: readonly RecordedEvent[], tables: Awaited<ReturnType<typeof createReadTables>>) {
+  for (const event of events) await projectEvent({ pool, tables, logger }, event.streamId, event);
+}
+
+describe('the conversation projection', () => {
+  it('gives the tables a fold of the log gives, applied once, applied twice, and redelivered out of order', async () => {
+    const expected = foldReadModel(log);
+    const once = await createReadTables(pool);
+    await project(log, once);
+    expect(await readModel(pool, once)).toEqual(expected);
+
+    const twice = await createReadTables(pool);
+    await project(log.flatMap((event) => [event, event]), twice);
+    expect(await readModel(pool, twice)).toEqual(expected);
+
+    const shuffled = await createReadTables(pool);
+    // A deterministic shuffle: later versions arrive first, then everything again.
+    const reordered = [...log].reverse().filter((_, index) => index % 3 === 0);
+    await project([...reordered, ...log.filter((_, index) => index % 2 === 1), ...log], shuffled);
+    expect(await readModel(pool, shuffled)).toEqual(expected);
+  });
+
+  it('keeps unread counts, the last message and read_at in step with sends and reads from both sides', async () => {
+    const tables = await createReadTables(pool);
+    await project(log, tables);
+    const forAlice = await listConversations(pool, alice, tables);
+    expect(forAlice.map((conversation) => conversation.id)).toEqual([withBob, withCarol]);
+    expect(forAlice[0]).toMatchObject({ last_message_content: 'last word', unread_count: 1 });
+    expect(forAlice[1]).toMatchObject({ last_message_content: 'are you there?', unread_count: 2 });
+    expect(await getConversation(pool, bob, withBob, tables)).toMatchObject({ unread_count: 2 }); // a3, a4
+    expect(await getConversation(pool, carol, withBob, tables)).toBeNull();
+
+    const page = await listMessages(pool, bob, withBob, { limit: 50, offset: 0 }, tables);
+    if (!Array.isArray(page)) throw new Error(`expected messages, got ${page}`);
+    expect(page.map((message) => message.msg)).toEqual([
+      'last word', 'b4', 'a4', 'b3', 'a3', 'b2', 'a2', 'b1', 'a1', 'b0', 'a0',
+    ]);
+    // Bob read after a2; Alice read after b4; nothing read 'last word' yet.
+    const readAt = new Map(page.map((message) => [message.msg, message.read_at]));
+    for (const msg of ['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'b3', 'b4']) expect(readAt.get(msg)).not.toBeNull();
+    for (const msg of ['a3', 'a4', 'last word']) expect(readAt.get(msg)).toBeNull();
+  });
+
+  it('pages with offset and with a before cursor alike, and refuses a stranger and a foreign cursor', async () => {
+    const tables = await createReadTables(pool);
+    await project(log, tables);
+    const all = await listMessages(pool, alice, withBob, { limit: 1000, offset: 0 }, tables);
+    if (!Array.isArray(all)) throw new Error('expected messages');
+    const byOffset = await listMessages(pool, alice, withBob, { limit: 3, offset: 4 }, tables);
+    const byCursor = await listMessages(pool, alice, withBob, { limit: 3, before: all[3]!.id }, tables);
+    expect(byCursor).toEqual(byOffset);
+    expect(await listMessages(pool, carol, withBob, { limit: 3, offset: 0 }, tables)).toBe('not_found');
+    const carolsMessage = await listMessages(pool, alice, withCarol, { limit: 1, offset: 0 }, tables);
+    if (!Array.isArray(carolsMessage)) throw new Error('expected messages');
+    expect(await listMessages(pool, alice, withBob, { limit: 3, before: carolsMessage[0]!.id }, tables)).toBe(
+      'bad_cursor',
+    );
+  });
+});

@@ -1,0 +1,90 @@
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import type { ConversationEvent } from '../../src/commands/conversation/events.js';
+import { conversationEvent } from '../../src/commands/conversation/events.js';
+import type { ReadTables } from '../../src/projections/conversation/apply-conversation-events.js';
+import type { RecordedEvent } from '../../src/event-store/recorded-event.js';
+
+export type ReadModel = { discussion: Record<string, unknown>[]; messages: Record<string, unknown>[] };
+
+let copies = 0;
+/** Empty tables shaped like the live read tables, for projecting into side by side. */
+export async function createReadTables(pool: DatabasePool): Promise<ReadTables> {
+  const suffix = `copy_${++copies}_${Date.now()}`;
+  const tables = { discussion: `discussion_${suffix}`, messages: `messages_${suffix}` };
+  await pool.query(sql.unsafe`CREATE TABLE ${sql.identifier([tables.discussion])} (LIKE discussion INCLUDING ALL)`);
+  await pool.query(sql.unsafe`CREATE TABLE ${sql.identifier([tables.messages])} (LIKE messages INCLUDING ALL)`);
+  return tables;
+}
+
+/** Every row of both tables, in a stable order, timestamps as ISO strings. */
+export async function readModel(pool: DatabasePool, tables: ReadTables): Promise<ReadModel> {
+  const row = z.record(z.string(), z.unknown());
+  const discussion = await pool.any(sql.type(row)`
+    SELECT id, user1_id::int, user2_id::int, last_message_content, last_message_at, version, user1_unread, user2_unread
+    FROM ${sql.identifier([tables.discussion])} ORDER BY id`);
+  const messages = await pool.any(sql.type(row)`
+    SELECT id, conv_id, sender_id::int, msg, time, read_at, client_msg_id, version
+    FROM ${sql.identifier([tables.messages])} ORDER BY conv_id, version`);
+  return { discussion: [...discussion], messages: [...messages] };
+}
+
+/**
+ * The read model computed straight from the log by a plain fold, independent of the projection's SQL:
+ * the oracle the projected tables are compared with.
+ */
+export function foldReadModel(events: readonly RecordedEvent[]): ReadModel {
+  const discussions = new Map<string, Record<string, unknown>>();
+  const messages = new Map<string, Record<string, unknown>[]>();
+  const ms = (iso: string) => Date.parse(iso);
+  for (const recorded of events) {
+    const event: ConversationEvent = conversationEvent.parse({ type: recorded.type, data: recorded.data });
+    const id = recorded.streamId;
+    if (event.type === 'ConversationStarted') {
+      discussions.set(id, {
+        id,
+        user1_id: event.data.user1_id,
+        user2_id: event.data.user2_id,
+        last_message_content: null,
+        last_message_at: null,
+        version: recorded.version,
+        user1_unread: 0,
+        user2_unread: 0,
+      });
+      messages.set(id, []);
+      continue;
+    }
+    const discussion = discussions.get(id)!;
+    discussion['version'] = recorded.version;
+    const list = messages.get(id)!;
+    if (event.type === 'MessageSent') {
+      list.push({
+        id: event.data.message_id,
+        conv_id: id,
+        sender_id: event.data.sender_id,
+        msg: event.data.content,
+        time: ms(event.data.sent_at),
+        read_at: null,
+        client_msg_id: event.data.client_msg_id,
+        version: recorded.version,
+      });
+      discussion['last_message_content'] = event.data.content;
+      discussion['last_message_at'] = ms(event.data.sent_at);
+    } else {
+      for (const message of list) {
+        if (message['sender_id'] !== event.data.reader_id && (message['version'] as number) <= event.data.up_to_version) {
+          message['read_at'] ??= ms(event.data.read_at);
+        }
+      }
+    }
+    const unread = (reader: unknown) => list.filter((m) => m['sender_id'] !== reader && m['read_at'] === null).length;
+    discussion['user1_unread'] = unread(discussion['user1_id']);
+    discussion['user2_unread'] = unread(discussion['user2_id']);
+  }
+  return {
+    discussion: [...discussions.values()].sort((a, b) => (String(a['id']) < String(b['id']) ? -1 : 1)),
+    messages: [...messages.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .flatMap(([, list]) => list),
+  };
+}
