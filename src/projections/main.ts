@@ -2,7 +2,7 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
-import { installShutdown } from '../shared/shutdown.js';
+import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
 import { LIVE_TABLES } from './conversation/apply-conversation-events.js';
 import { startProjector } from './projector.js';
 
@@ -32,11 +32,4 @@ const shutdown = installShutdown({
   ],
 });
 
-projector.done.then(
-  () => undefined,
-  (error: unknown) => {
-    logger.fatal({ err: error }, 'projector failed');
-    process.exitCode = 1;
-    void shutdown('projector failed');
-  },
-);
+shutdownOnFailure(projector.done, { logger, shutdown, what: 'projector' });

@@ -2,7 +2,7 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
-import { installShutdown } from '../shared/shutdown.js';
+import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
 import { ensureEventStream } from './event-stream.js';
 import { createLeaderLease } from './leader-lease.js';
 import { startRelay } from './relay.js';
@@ -46,11 +46,4 @@ const shutdown = installShutdown({
   ],
 });
 
-relay.done.then(
-  () => undefined,
-  (error: unknown) => {
-    logger.fatal({ err: error }, 'relay failed');
-    process.exitCode = 1;
-    void shutdown('relay failed');
-  },
-);
+shutdownOnFailure(relay.done, { logger, shutdown, what: 'relay' });

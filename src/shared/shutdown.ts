@@ -60,3 +60,15 @@ async function withTimeout(promise: Promise<void>, ms: number, what: string): Pr
     clearTimeout(timer);
   }
 }
+
+/** Shuts the role down with exit code 1 if its main loop (`done`) fails. */
+export function shutdownOnFailure(
+  done: Promise<void>,
+  options: { readonly logger: Logger; readonly shutdown: (reason: string) => Promise<void>; readonly what: string },
+): void {
+  done.catch((error: unknown) => {
+    options.logger.fatal({ err: error }, `${options.what} failed`);
+    process.exitCode = 1;
+    void options.shutdown(`${options.what} failed`);
+  });
+}
