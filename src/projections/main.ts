@@ -21,6 +21,7 @@ const projector = startProjector({
   durableName: config.PROJECTOR_DURABLE,
   tables: LIVE_TABLES,
   maxAttempts: config.PROJECTOR_MAX_ATTEMPTS,
+  batchSize: config.PROJECTOR_BATCH_SIZE,
 });
 
 const shutdown = installShutdown({

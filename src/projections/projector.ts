@@ -1,16 +1,12 @@
 import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { sql, type DatabasePool } from 'slonik';
 import { readStream } from '../event-store/read-stream.js';
-import { eventMessage } from '../relay/event-message.js';
+import { eventMessage, type EventMessage } from '../relay/event-message.js';
 import type { Logger } from '../shared/logger.js';
 import { allEventsSubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
-import {
-  applyConversationEvents,
-  ProjectionGapError,
-  type ProjectableEvent,
-  type ReadTables,
-} from './conversation/apply-conversation-events.js';
+import { applyConversationEvents, type ProjectableEvent, type ReadTables } from './conversation/apply-conversation-events.js';
+import { CONVERSATIONS_PROJECTION, lockGenerations } from './read-model-generations.js';
 
 export type ProjectorDeps = {
   readonly pool: DatabasePool;
@@ -23,18 +19,24 @@ export type ProjectorDeps = {
   readonly tables: ReadTables;
   /** Deliveries of one event before it is recorded in `projection_failures` and given up. */
   readonly maxAttempts: number;
+  /** Most events applied in one transaction. */
+  readonly batchSize: number;
 };
 
 export type Projector = { readonly done: Promise<void>; stop(): Promise<void> };
 
+type Delivery = { readonly message: JsMsg; readonly event: EventMessage };
+
 /**
- * The projector: a durable JetStream pull consumer (explicit ack) that applies each event to the read tables.
+ * The projector: a durable JetStream pull consumer (explicit ack) that applies events to the read tables.
  *
  * Guarantees: each event's effect lands once, whatever JetStream redelivers and in whatever order: the apply
  * and its guard (the conversation's applied version) commit together, an already-applied version is acked and
  * skipped, and a version ahead of the next expected one is preceded by the missing versions read from the
- * Postgres log, in the same transaction. An event that keeps failing is recorded with its error in
- * `projection_failures` and in the log, then terminated.
+ * Postgres log, in the same transaction. Messages are acked only after their transaction commits. What has
+ * arrived is applied as one batch (one transaction); when a batch fails, its events are retried one by one so
+ * that one bad event cannot hold the others back, and an event that keeps failing is recorded with its error
+ * in `projection_failures` and in the log, then terminated.
  */
 export function startProjector(deps: ProjectorDeps): Projector {
   const { logger } = deps;
@@ -46,13 +48,35 @@ export function startProjector(deps: ProjectorDeps): Projector {
     if (stopping.signal.aborted) return;
     await ensureConsumer(deps);
     const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
-    const messages = await consumer.consume({ max_messages: 256 });
+    const messages = await consumer.consume({ max_messages: Math.max(256, deps.batchSize) });
     stopMessages = () => messages.close().then(() => undefined);
     logger.info({ consumer: deps.durableName }, 'projecting');
-    for await (const message of messages) {
-      await handle(deps, message);
-      if (stopping.signal.aborted) break;
+
+    // The iterator is drained into a queue as messages arrive; the loop below takes everything queued at
+    // once. The queue is bounded by the consumer's max_ack_pending.
+    const queue: JsMsg[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const pump = (async () => {
+      for await (const message of messages) {
+        queue.push(message);
+        wake?.();
+      }
+    })().finally(() => {
+      ended = true;
+      wake?.();
+    });
+
+    while (!stopping.signal.aborted) {
+      if (queue.length === 0) {
+        if (ended) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      await handleBatch(deps, queue.splice(0, deps.batchSize));
     }
+    await pump;
   };
 
   const done = run();
@@ -66,51 +90,86 @@ export function startProjector(deps: ProjectorDeps): Projector {
   };
 }
 
-async function handle(deps: ProjectorDeps, message: JsMsg): Promise<void> {
-  const parsed = eventMessage.safeParse(safeJson(message));
-  if (!parsed.success) {
-    deps.logger.error({ subject: message.subject, seq: message.seq }, 'malformed event message: terminated');
-    message.term('malformed event message');
-    return;
+async function handleBatch(deps: ProjectorDeps, messages: readonly JsMsg[]): Promise<void> {
+  const deliveries: Delivery[] = [];
+  for (const message of messages) {
+    const parsed = eventMessage.safeParse(safeJson(message));
+    if (parsed.success) {
+      deliveries.push({ message, event: parsed.data });
+    } else {
+      deps.logger.error({ subject: message.subject, seq: message.seq }, 'malformed event message: terminated');
+      message.term('malformed event message');
+    }
   }
-  const event = parsed.data;
+  if (deliveries.length === 0) return;
   try {
-    await projectEvent(deps, event.stream_id, event);
-    message.ack();
+    await projectEvents(deps, deliveries.map(({ event }) => toProjectable(event)));
+    for (const { message } of deliveries) message.ack();
   } catch (error) {
-    const attempts = message.info.redeliveryCount;
-    if (attempts < deps.maxAttempts) {
-      deps.logger.warn({ err: error, eventId: event.event_id, attempts }, 'projection failed; will retry');
-      message.nak(Math.min(30_000, 250 * 2 ** attempts));
+    if (deliveries.length > 1) {
+      deps.logger.warn({ err: error, events: deliveries.length }, 'batch failed; applying its events one by one');
+      for (const delivery of deliveries) await handleOne(deps, delivery);
       return;
     }
-    deps.logger.error({ err: error, eventId: event.event_id, attempts }, 'projection failed for good: recorded');
+    const [only] = deliveries;
+    if (only) await failed(deps, only, error);
+  }
+}
+
+async function handleOne(deps: ProjectorDeps, delivery: Delivery): Promise<void> {
+  try {
+    await projectEvents(deps, [toProjectable(delivery.event)]);
+    delivery.message.ack();
+  } catch (error) {
+    await failed(deps, delivery, error);
+  }
+}
+
+/** Retries with backoff up to `maxAttempts` deliveries, then records the failure and terminates the message. */
+async function failed(deps: ProjectorDeps, { message, event }: Delivery, error: unknown): Promise<void> {
+  const attempts = message.info.redeliveryCount;
+  if (attempts < deps.maxAttempts) {
+    deps.logger.warn({ err: error, eventId: event.event_id, attempts }, 'projection failed; will retry');
+    message.nak(Math.min(30_000, 250 * 2 ** attempts));
+    return;
+  }
+  try {
     await deps.pool.query(sql.unsafe`
       INSERT INTO projection_failures (event_id, stream_id, version, type, error, attempts)
       VALUES (${event.event_id}, ${event.stream_id}, ${event.version}, ${event.type}, ${String(error)}, ${attempts})
       ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, failed_at = now()`);
-    message.term('projection failed');
+  } catch (recordError) {
+    // Postgres itself is failing: keep the event for later rather than terminate it unrecorded.
+    deps.logger.error({ err: recordError, eventId: event.event_id }, 'could not record a projection failure; will retry');
+    message.nak(30_000);
+    return;
   }
+  deps.logger.error({ err: error, eventId: event.event_id, attempts }, 'projection failed for good: recorded');
+  message.term('projection failed');
+}
+
+function toProjectable(event: EventMessage): ProjectableEvent {
+  return { streamId: event.stream_id, version: event.version, type: event.type, data: event.data };
 }
 
 /**
- * Applies one event, first filling any gap before it from the Postgres log, in one transaction. A duplicate
- * changes nothing.
+ * Applies events in one transaction, first filling any gap before them from the Postgres log. Duplicates
+ * change nothing. The transaction first takes the generation row FOR SHARE, so a replay's switch never falls
+ * between this write and its own last catch-up.
+ * @returns how many events were applied (not skipped).
  */
-export async function projectEvent(
+export async function projectEvents(
   deps: Pick<ProjectorDeps, 'pool' | 'tables' | 'logger'>,
-  streamId: string,
-  event: ProjectableEvent,
-): Promise<void> {
-  await deps.pool.transaction(async (transaction) => {
-    try {
-      await applyConversationEvents(transaction, deps.tables, streamId, [event]);
-    } catch (error) {
-      if (!(error instanceof ProjectionGapError)) throw error;
-      const missing = await readStream(transaction, streamId, { afterVersion: error.applied, toVersion: event.version });
-      deps.logger.info({ streamId, from: error.applied + 1, to: event.version }, 'gap filled from the log');
-      await applyConversationEvents(transaction, deps.tables, streamId, missing);
-    }
+  events: readonly ProjectableEvent[],
+): Promise<number> {
+  return deps.pool.transaction(async (transaction) => {
+    await lockGenerations(transaction, CONVERSATIONS_PROJECTION, 'share');
+    return applyConversationEvents(transaction, deps.tables, events, {
+      readMissing: async (streamId, afterVersion, toVersion) => {
+        deps.logger.info({ streamId, from: afterVersion + 1, to: toVersion }, 'gap filled from the log');
+        return readStream(transaction, streamId, { afterVersion, toVersion });
+      },
+    });
   });
 }
 

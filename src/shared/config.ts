@@ -48,6 +48,7 @@ const relaySchema = baseSchema.extend({
 const projectorSchema = baseSchema.extend({
   PROJECTOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('projector').describe('JetStream durable name'),
   PROJECTOR_MAX_ATTEMPTS: positiveInt.max(100).default(5).describe('deliveries before an event is recorded as failed'),
+  PROJECTOR_BATCH_SIZE: positiveInt.max(1_000).default(500).describe('most events applied in one transaction'),
 });
 
 export type BaseConfig = z.infer<typeof baseSchema>;

@@ -33,9 +33,11 @@ export async function spawnRole(options: {
   readonly name: string;
   readonly entry: string;
   readonly env: Readonly<Record<string, string>>;
+  /** Command-line arguments after the entry (the replay CLI's options). */
+  readonly args?: readonly string[];
 }): Promise<RoleProcess> {
   const entry = path.resolve(ROOT, options.entry);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

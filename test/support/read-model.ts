@@ -2,19 +2,43 @@ import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import type { ConversationEvent } from '../../src/commands/conversation/events.js';
 import { conversationEvent } from '../../src/commands/conversation/events.js';
-import type { ReadTables } from '../../src/projections/conversation/apply-conversation-events.js';
+import { LIVE_TABLES, type ReadTables } from '../../src/projections/conversation/apply-conversation-events.js';
 import type { RecordedEvent } from '../../src/event-store/recorded-event.js';
+import { drainFeed } from './event-log.js';
+import { waitUntil } from './wait-until.js';
+import {
+  CONVERSATIONS_PROJECTION,
+  createTablesLike,
+  generationTables,
+  readGenerations,
+} from '../../src/projections/read-model-generations.js';
 
 export type ReadModel = { discussion: Record<string, unknown>[]; messages: Record<string, unknown>[] };
 
 let copies = 0;
-/** Empty tables shaped like the live read tables, for projecting into side by side. */
+/** Empty tables shaped like the active generation's, for projecting into side by side. */
 export async function createReadTables(pool: DatabasePool): Promise<ReadTables> {
   const suffix = `copy_${++copies}_${Date.now()}`;
   const tables = { discussion: `discussion_${suffix}`, messages: `messages_${suffix}` };
-  await pool.query(sql.unsafe`CREATE TABLE ${sql.identifier([tables.discussion])} (LIKE discussion INCLUDING ALL)`);
-  await pool.query(sql.unsafe`CREATE TABLE ${sql.identifier([tables.messages])} (LIKE messages INCLUDING ALL)`);
+  const { active } = await readGenerations(pool, CONVERSATIONS_PROJECTION);
+  await createTablesLike(pool, generationTables(active), tables);
   return tables;
+}
+
+const versionSum = z.object({ total: z.coerce.number().int() });
+
+/** The sum of the conversations' applied versions: equal to the number of events once all are projected. */
+export async function projectedEventCount(pool: DatabasePool, tables: ReadTables = LIVE_TABLES): Promise<number> {
+  return pool.oneFirst(sql.type(versionSum)`
+    SELECT coalesce(sum(version), 0) AS total FROM ${sql.identifier([tables.discussion])}`);
+}
+
+/** Waits until the live tables hold every event of the log. */
+export async function waitForLiveProjection(pool: DatabasePool, timeoutMs = 120_000): Promise<void> {
+  const events = (await drainFeed(pool)).length;
+  await waitUntil('the live projector to catch up with the log', async () => (await projectedEventCount(pool)) === events, {
+    timeoutMs,
+  });
 }
 
 /** Every row of both tables, in a stable order, timestamps as ISO strings. */

@@ -10,10 +10,11 @@ import {
 } from '../../../src/commands/conversation/conversation-commands.js';
 import type { RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { getConversation, listConversations, listMessages } from '../../../src/projections/conversation/queries.js';
-import { projectEvent } from '../../../src/projections/projector.js';
+import { projectEvents } from '../../../src/projections/projector.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { drainFeed } from '../../support/event-log.js';
 import { createTestDatabase } from '../../support/infra.js';
+import type { ReadTables } from '../../../src/projections/conversation/apply-conversation-events.js';
 import { createReadTables, foldReadModel, readModel } from '../../support/read-model.js';
 
 let pool: DatabasePool;
@@ -26,7 +27,9 @@ let withCarol: string;
 
 beforeAll(async () => {
   pool = await createDatabasePool({ url: await createTestDatabase(), maximumPoolSize: 6 });
-  deps = { pool, clock: () => new Date(), newId: monotonicFactory() };
+  // A clock that moves at least 1 ms per command: the activity order under test must not hinge on ties.
+  let now = 0;
+  deps = { pool, clock: () => new Date((now = Math.max(Date.now(), now + 1))), newId: monotonicFactory() };
   withBob = (await startConversation(deps, { initiatorId: alice, otherUserId: bob })).conversationId;
   withCarol = (await startConversation(deps, { initiatorId: carol, otherUserId: alice })).conversationId;
   const send = (conversationId: string, senderId: number, content: string) =>
@@ -46,8 +49,11 @@ afterAll(async () => {
   await pool.end();
 });
 
-async function project(events: readonly RecordedEvent[], tables: Awaited<ReturnType<typeof createReadTables>>) {
-  for (const event of events) await projectEvent({ pool, tables, logger }, event.streamId, event);
+/** Applies `events` in transactions of `batchSize` events, as the projector does with what JetStream delivers. */
+async function project(events: readonly RecordedEvent[], tables: ReadTables, batchSize = 1) {
+  for (let start = 0; start < events.length; start += batchSize) {
+    await projectEvents({ pool, tables, logger }, events.slice(start, start + batchSize));
+  }
 }
 
 describe('the conversation projection', () => {
@@ -62,10 +68,28 @@ describe('the conversation projection', () => {
     expect(await readModel(pool, twice)).toEqual(expected);
 
     const shuffled = await createReadTables(pool);
-    // A deterministic shuffle: later versions arrive first, then everything again.
+    // A deterministic shuffle: later versions arrive first (gaps, filled from the log), then everything again.
     const reordered = [...log].reverse().filter((_, index) => index % 3 === 0);
     await project([...reordered, ...log.filter((_, index) => index % 2 === 1), ...log], shuffled);
     expect(await readModel(pool, shuffled)).toEqual(expected);
+  });
+
+  it('gives the same tables when events arrive in batches, whole, repeated, or reversed with gaps', async () => {
+    const expected = foldReadModel(log);
+    for (const batchSize of [4, 7, log.length]) {
+      const batched = await createReadTables(pool);
+      await project(log, batched, batchSize);
+      expect(await readModel(pool, batched)).toEqual(expected);
+    }
+    // Repeats inside one batch and across batches, read receipts landing in a later batch than their messages.
+    const repeated = await createReadTables(pool);
+    await project([...log.slice(0, 9), ...log.slice(0, 9), ...log.slice(5), ...log], repeated, 6);
+    expect(await readModel(pool, repeated)).toEqual(expected);
+    // A first batch of the newest events only: every conversation in it has a gap that only the log can fill.
+    const ahead = await createReadTables(pool);
+    await project(log.slice(-3).reverse(), ahead, 3);
+    await project(log, ahead, 5);
+    expect(await readModel(pool, ahead)).toEqual(expected);
   });
 
   it('keeps unread counts, the last message and read_at in step with sends and reads from both sides', async () => {

@@ -1,0 +1,97 @@
+import type { Redis } from 'ioredis';
+import { sql, type DatabasePool } from 'slonik';
+import { monotonicFactory } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  sendMessage,
+  startConversation,
+  type CommandDeps,
+} from '../../../src/commands/conversation/conversation-commands.js';
+import { LIVE_TABLES } from '../../../src/projections/conversation/apply-conversation-events.js';
+import { listMessages } from '../../../src/projections/conversation/queries.js';
+import { createWriteWatermarks, waitForProjection } from '../../../src/projections/read-your-writes.js';
+import { createDatabasePool } from '../../../src/shared/database.js';
+import { createRedis } from '../../../src/shared/redis.js';
+import { seedConversationLog } from '../../support/conversation-log.js';
+import { drainFeed } from '../../support/event-log.js';
+import { createTestDatabase, natsUrl, redisUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
+import { foldReadModel, projectedEventCount, readModel, waitForLiveProjection } from '../../support/read-model.js';
+import { waitUntil } from '../../support/wait-until.js';
+
+let pool: DatabasePool;
+let redis: Redis;
+let env: Record<string, string>;
+let prefix: string;
+
+beforeAll(async () => {
+  const databaseUrl = await createTestDatabase();
+  prefix = testPrefix();
+  env = {
+    DATABASE_URL: databaseUrl,
+    NATS_URL: natsUrl(),
+    NATS_STREAM: testStreamName(prefix),
+    NATS_SUBJECT_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+  };
+  pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 8 });
+  redis = createRedis(redisUrl());
+  await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
+});
+
+afterAll(async () => {
+  await stopAllRoles();
+  redis.disconnect();
+  await pool.end();
+});
+
+function startProjector(): Promise<RoleProcess> {
+  return spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env: { ...env, PROJECTOR_BATCH_SIZE: '50' } });
+}
+
+describe('the projector process', () => {
+  it('killed with SIGKILL in the middle of its batches, again and again, ends with the tables a fold of the log gives', async () => {
+    await seedConversationLog(pool, { conversations: 200, eventsPerConversation: 100, firstUserId: 100_000 });
+    const total = (await drainFeed(pool)).length;
+    for (const fraction of [0.2, 0.45, 0.7]) {
+      const projector = await startProjector();
+      await waitUntil(`${fraction * 100}% of the events projected`, async () => (await projectedEventCount(pool)) >= total * fraction);
+      projector.kill('SIGKILL');
+      await projector.exited;
+    }
+    expect(await projectedEventCount(pool)).toBeLessThan(total);
+    await startProjector();
+    await waitForLiveProjection(pool);
+    expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await drainFeed(pool)));
+  }, 180_000);
+
+  it('lets a user read their own message right after sending it (read-your-writes), 300 times in a row', async () => {
+    await waitForLiveProjection(pool);
+    const deps: CommandDeps = { pool, clock: () => new Date(), newId: monotonicFactory() };
+    const watermarks = createWriteWatermarks(redis, { keyPrefix: `${prefix}:` });
+    const [alice, bob] = [7, 8];
+    const { conversationId } = await startConversation(deps, { initiatorId: alice, otherUserId: bob });
+    let waited = 0;
+    for (let i = 0; i < 300; i++) {
+      const sender = i % 2 === 0 ? alice : bob;
+      // What the gateway does: answer the command, record the version written, and before the same user's
+      // next query wait (bounded) until the projection has applied it.
+      const sent = await sendMessage(deps, { conversationId, senderId: sender, content: `ryw ${i}` });
+      await watermarks.record(sender, conversationId, sent.version);
+      const pending = await watermarks.pending(sender);
+      const projectedAlready = (await projectedVersionOf(conversationId)) >= sent.version;
+      expect(await waitForProjection(pool, pending, { timeoutMs: 5_000 })).toBe(true);
+      if (!projectedAlready) waited++;
+      const page = await listMessages(pool, sender, conversationId, { limit: 1, offset: 0 });
+      expect(Array.isArray(page) && page[0]?.id).toBe(sent.id);
+    }
+    // The wait did real work: without it, some reads would have come before the projection.
+    expect(waited).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+const versionRow = z.object({ version: z.number().int() });
+async function projectedVersionOf(conversationId: string): Promise<number> {
+  return (await pool.maybeOneFirst(sql.type(versionRow)`SELECT version FROM discussion WHERE id = ${conversationId}`)) ?? 0;
+}
