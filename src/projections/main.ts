@@ -2,8 +2,12 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
+import { createMetricsRegistry } from '../shared/metrics.js';
+import { startOpsServer } from '../shared/ops-server.js';
+import { natsReady, postgresReady } from '../shared/readiness.js';
 import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
 import { LIVE_TABLES } from './conversation/apply-conversation-events.js';
+import { createProjectorMetrics } from './projector-metrics.js';
 import { startProjector } from './projector.js';
 
 const config = loadConfig(configSchemas.projector);
@@ -11,8 +15,10 @@ const logger = createLogger({ role: 'projector', level: config.LOG_LEVEL });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 4 });
 const nc = await connectNats({ url: config.NATS_URL, name: 'projector' });
+const registry = createMetricsRegistry('projector');
 const projector = startProjector({
   pool,
+  metrics: createProjectorMetrics(registry),
   js: nc.jetstream(),
   jsm: await nc.jetstreamManager(),
   logger,
@@ -24,10 +30,18 @@ const projector = startProjector({
   batchSize: config.PROJECTOR_BATCH_SIZE,
 });
 
+const ops = await startOpsServer({
+  port: config.OPS_PORT,
+  registry,
+  readiness: [postgresReady(pool), natsReady(nc)],
+  logger,
+});
+
 const shutdown = installShutdown({
   logger,
   phases: [
     { name: 'projector', close: () => projector.stop() },
+    { name: 'ops server', close: () => ops.close() },
     { name: 'nats', close: () => nc.drain() },
     { name: 'database', close: () => pool.end() },
   ],

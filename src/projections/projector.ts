@@ -6,6 +6,7 @@ import type { Logger } from '../shared/logger.js';
 import { allEventsSubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
 import { applyConversationEvents, type ProjectableEvent, type ReadTables } from './conversation/apply-conversation-events.js';
+import type { ProjectorMetrics } from './projector-metrics.js';
 import { CONVERSATIONS_PROJECTION, lockGenerations } from './read-model-generations.js';
 
 export type ProjectorDeps = {
@@ -21,6 +22,7 @@ export type ProjectorDeps = {
   readonly maxAttempts: number;
   /** Most events applied in one transaction. */
   readonly batchSize: number;
+  readonly metrics: ProjectorMetrics;
 };
 
 export type Projector = { readonly done: Promise<void>; stop(): Promise<void> };
@@ -93,6 +95,7 @@ export function startProjector(deps: ProjectorDeps): Projector {
 async function handleBatch(deps: ProjectorDeps, messages: readonly JsMsg[]): Promise<void> {
   const deliveries: Delivery[] = [];
   for (const message of messages) {
+    if (message.info.redelivered) deps.metrics.redelivered();
     const parsed = eventMessage.safeParse(safeJson(message));
     if (parsed.success) {
       deliveries.push({ message, event: parsed.data });
@@ -105,6 +108,7 @@ async function handleBatch(deps: ProjectorDeps, messages: readonly JsMsg[]): Pro
   try {
     await projectEvents(deps, deliveries.map(({ event }) => toProjectable(event)));
     for (const { message } of deliveries) message.ack();
+    deps.metrics.projected(deliveries.map(({ event }) => Date.parse(event.created_at)));
   } catch (error) {
     if (deliveries.length > 1) {
       deps.logger.warn({ err: error, events: deliveries.length }, 'batch failed; applying its events one by one');
@@ -120,6 +124,7 @@ async function handleOne(deps: ProjectorDeps, delivery: Delivery): Promise<void>
   try {
     await projectEvents(deps, [toProjectable(delivery.event)]);
     delivery.message.ack();
+    deps.metrics.projected([Date.parse(delivery.event.created_at)]);
   } catch (error) {
     await failed(deps, delivery, error);
   }
@@ -144,6 +149,7 @@ async function failed(deps: ProjectorDeps, { message, event }: Delivery, error: 
     message.nak(30_000);
     return;
   }
+  deps.metrics.failed();
   deps.logger.error({ err: error, eventId: event.event_id, attempts }, 'projection failed for good: recorded');
   message.term('projection failed');
 }

@@ -2,9 +2,13 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
+import { createMetricsRegistry } from '../shared/metrics.js';
+import { startOpsServer } from '../shared/ops-server.js';
+import { natsReady, postgresReady } from '../shared/readiness.js';
 import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
 import { ensureEventStream } from './event-stream.js';
 import { createLeaderLease } from './leader-lease.js';
+import { createRelayMetrics } from './relay-metrics.js';
 import { startRelay } from './relay.js';
 
 const config = loadConfig(configSchemas.relay);
@@ -24,8 +28,10 @@ const lease = await createLeaderLease({
   name: `relay:${config.NATS_STREAM}`,
   retryMs: config.RELAY_LEASE_RETRY_MS,
 });
+const registry = createMetricsRegistry('relay');
 const relay = startRelay({
   pool,
+  metrics: createRelayMetrics(registry),
   js: nc.jetstream(),
   jsm,
   lease,
@@ -36,10 +42,18 @@ const relay = startRelay({
   pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
 });
 
+const ops = await startOpsServer({
+  port: config.OPS_PORT,
+  registry,
+  readiness: [postgresReady(pool), natsReady(nc)],
+  logger,
+});
+
 const shutdown = installShutdown({
   logger,
   phases: [
     { name: 'relay', close: () => relay.stop() },
+    { name: 'ops server', close: () => ops.close() },
     { name: 'lease', close: () => lease.close() },
     { name: 'nats', close: () => nc.drain() },
     { name: 'database', close: () => pool.end() },

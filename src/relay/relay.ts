@@ -5,6 +5,7 @@ import { CheckpointFencedError, loadCheckpoint, storeCheckpoint } from '../event
 import { readFeed } from '../event-store/read-feed.js';
 import { compareFeedPositions, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';
 import type { Logger } from '../shared/logger.js';
+import type { RelayMetrics } from './relay-metrics.js';
 import { eventSubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
 import { feedPositionOf, toEventMessage } from './event-message.js';
@@ -16,6 +17,7 @@ export type RelayDeps = {
   readonly jsm: JetStreamManager;
   readonly lease: LeaderLease;
   readonly logger: Logger;
+  readonly metrics: RelayMetrics;
   readonly streamName: string;
   readonly subjectPrefix: string;
   readonly batchSize: number;
@@ -53,6 +55,7 @@ export function startRelay(deps: RelayDeps): Relay {
     logger.info('waiting for leadership');
     if (!(await deps.lease.acquire(stop))) return;
     logger.info('leadership acquired: relaying');
+    deps.metrics.leader(true);
     await deps.lease.listen(EVENTS_APPENDED_CHANNEL, () => {
       pending = true;
       wake.abort();
@@ -82,6 +85,7 @@ export function startRelay(deps: RelayDeps): Relay {
         const next = { transactionId: last.transactionId, globalPosition: last.globalPosition };
         await storeCheckpoint(deps.pool, consumer, checkpoint, next);
         checkpoint = next;
+        deps.metrics.published(events);
         // A full batch means more may be waiting: read again at once.
         pending = events.length === deps.batchSize;
         logger.debug({ count: events.length, checkpoint: formatFeedPosition(checkpoint) }, 'published');
@@ -92,6 +96,7 @@ export function startRelay(deps: RelayDeps): Relay {
         await sleep(RETRY_DELAY_MS, stop);
       }
     }
+    deps.metrics.leader(false);
     if (deps.lease.lost.aborted) throw new Error('relay lost its lease', { cause: deps.lease.lost.reason });
   };
 

@@ -37,7 +37,12 @@ const baseSchema = z.object({
     .describe('also REDIS_HOST/REDIS_PORT, or the seed\'s REDIS_URL=host:port'),
 });
 
+/** The operators' port of a role without its own HTTP server: /health, /ready, /metrics; 0 picks a free one. */
+const opsPort = (port: number) =>
+  z.coerce.number().int().min(0).max(65_535).default(port).describe('/health, /ready and /metrics');
+
 const relaySchema = baseSchema.extend({
+  OPS_PORT: opsPort(9101),
   RELAY_BATCH_SIZE: positiveInt.max(10_000).default(500),
   RELAY_POLL_INTERVAL_MS: positiveInt.default(1_000).describe('fallback poll when no NOTIFY arrives'),
   RELAY_LEASE_RETRY_MS: positiveInt.default(1_000).describe('how often a standby relay tries to take over'),
@@ -46,6 +51,7 @@ const relaySchema = baseSchema.extend({
 });
 
 const projectorSchema = baseSchema.extend({
+  OPS_PORT: opsPort(9102),
   PROJECTOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('projector').describe('JetStream durable name'),
   PROJECTOR_MAX_ATTEMPTS: positiveInt.max(100).default(5).describe('deliveries before an event is recorded as failed'),
   PROJECTOR_BATCH_SIZE: positiveInt.max(1_000).default(500).describe('most events applied in one transaction'),

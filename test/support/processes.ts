@@ -39,7 +39,8 @@ export async function spawnRole(options: {
   const entry = path.resolve(ROOT, options.entry);
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env },
+    // OPS_PORT 0: each role's /metrics port is picked free, so roles of parallel test files never collide.
+    env: { ...process.env, OPS_PORT: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,15 @@
+import { collectDefaultMetrics, Registry } from 'prom-client';
+
+/**
+ * One Prometheus registry per role process, with the process metrics (resident memory, CPU, event-loop lag,
+ * open files) and a `role` label on every series. Roles create their own metrics on it and pass it down.
+ */
+export function createMetricsRegistry(role: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ role });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Seconds, for latencies from a millisecond to ten seconds. */
+export const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

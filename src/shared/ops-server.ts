@@ -1,0 +1,56 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from './logger.js';
+import { checkReadiness, type ReadinessCheck } from './readiness.js';
+
+export type OpsServer = { readonly port: number; close(): Promise<void> };
+
+/**
+ * The operators' port of a role without its own HTTP server (relay, projector, fan-out):
+ * `GET /health` (the process is alive), `GET /ready` (its dependencies answer; 503 otherwise, with which
+ * one failed), `GET /metrics` (Prometheus text). Port 0 picks a free port; the log line names it.
+ */
+export async function startOpsServer(options: {
+  readonly port: number;
+  readonly registry: Registry;
+  readonly readiness: readonly ReadinessCheck[];
+  readonly logger: Logger;
+}): Promise<OpsServer> {
+  const server = createServer((request, response) => {
+    const reply = (status: number, contentType: string, body: string) => {
+      response.writeHead(status, { 'content-type': contentType }).end(body);
+    };
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET') return reply(405, 'application/json', JSON.stringify({ error: 'GET only' }));
+    if (path === '/health') return reply(200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (path === '/ready') {
+      void checkReadiness(options.readiness).then(({ ready, checks }) =>
+        reply(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks })),
+      );
+      return;
+    }
+    if (path === '/metrics') {
+      void options.registry.metrics().then(
+        (text) => reply(200, options.registry.contentType, text),
+        (error: unknown) => reply(500, 'text/plain', String(error)),
+      );
+      return;
+    }
+    reply(404, 'application/json', JSON.stringify({ error: 'not found' }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  options.logger.info({ port }, `ops server on port ${port}: /health, /ready, /metrics`);
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
