@@ -28,6 +28,7 @@ const projector = startProjector({
   tables: LIVE_TABLES,
   maxAttempts: config.PROJECTOR_MAX_ATTEMPTS,
   batchSize: config.PROJECTOR_BATCH_SIZE,
+  ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
 });
 
 const ops = await startOpsServer({

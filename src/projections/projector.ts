@@ -22,6 +22,11 @@ export type ProjectorDeps = {
   readonly maxAttempts: number;
   /** Most events applied in one transaction. */
   readonly batchSize: number;
+  /**
+   * How long JetStream waits for an ack before redelivering. After a crash, the dead process's unacked
+   * deliveries hold the consumer's pending slots this long; a redelivery of a slow batch is only a duplicate.
+   */
+  readonly ackWaitMs: number;
   readonly metrics: ProjectorMetrics;
 };
 
@@ -200,18 +205,22 @@ async function waitForStream(deps: ProjectorDeps, signal: AbortSignal): Promise<
   }
 }
 
+/** Creates the durable consumer, or brings an existing one's ack wait to the configured value. */
 async function ensureConsumer(deps: ProjectorDeps): Promise<void> {
-  const exists = await deps.jsm.consumers.info(deps.streamName, deps.durableName).then(
-    () => true,
-    () => false,
-  );
-  if (exists) return;
+  const ackWait = nanos(deps.ackWaitMs);
+  const existing = await deps.jsm.consumers.info(deps.streamName, deps.durableName).catch(() => null);
+  if (existing) {
+    if (existing.config.ack_wait !== ackWait) {
+      await deps.jsm.consumers.update(deps.streamName, deps.durableName, { ack_wait: ackWait });
+    }
+    return;
+  }
   await deps.jsm.consumers.add(deps.streamName, {
     durable_name: deps.durableName,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: allEventsSubject(deps.subjectPrefix),
-    ack_wait: nanos(30_000),
+    ack_wait: ackWait,
     max_ack_pending: 1_000,
   });
 }

@@ -55,13 +55,56 @@ const projectorSchema = baseSchema.extend({
   PROJECTOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('projector').describe('JetStream durable name'),
   PROJECTOR_MAX_ATTEMPTS: positiveInt.max(100).default(5).describe('deliveries before an event is recorded as failed'),
   PROJECTOR_BATCH_SIZE: positiveInt.max(1_000).default(500).describe('most events applied in one transaction'),
+  PROJECTOR_ACK_WAIT_MS: positiveInt.min(500).default(5_000).describe('redelivery delay of an event not acked (a crash)'),
 });
+
+const fanoutSchema = baseSchema.extend({
+  FANOUT_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('fanout').describe('JetStream durable name'),
+  FANOUT_ACK_WAIT_MS: positiveInt.min(500).default(5_000).describe('redelivery delay of an event not acked (a crash)'),
+  FANOUT_CACHE_SIZE: positiveInt.default(100_000).describe('conversations whose guard and participants stay in memory'),
+  FANOUT_LEASE_RETRY_MS: positiveInt.default(1_000).describe('how often a standby fan-out tries to take over'),
+});
+
+/** Signs development tokens only; a production gateway refuses to start with it (or without JWT_SECRET). */
+export const DEVELOPMENT_ONLY_JWT_SECRET = 'dev-secret-change-me';
+
+const commaList = z
+  .string()
+  .default('')
+  .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
+
+const gatewaySchema = baseSchema
+  .extend({
+    PORT: z.coerce.number().int().min(0).max(65_535).default(8004),
+    JWT_SECRET: z.string().min(1).optional().describe('HS256 secret shared with Matcha\'s auth service'),
+    JWT_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew allowed on exp/nbf'),
+    ALLOWED_ORIGINS: commaList.describe('comma-separated Origins allowed to open the WebSocket; empty: any'),
+    RATE_LIMIT_MESSAGES_PER_MINUTE: positiveInt.default(100).describe('per user, across REST, WS and gateways'),
+    MAX_SOCKETS_PER_USER: positiveInt.max(1_000).default(10),
+    WS_MAX_FRAME_BYTES: positiveInt.min(1_024).max(1_048_576).default(8_192).describe('larger frames close with 1009'),
+    WS_PING_INTERVAL_MS: positiveInt.default(30_000).describe('a peer that misses one ping interval is dropped'),
+    WS_AUTH_TIMEOUT_MS: positiveInt.default(5_000).describe('time to send the first-frame auth'),
+    WS_SEND_QUEUE_BYTES: positiveInt.default(1_048_576).describe('unsent bytes per socket before it is closed (4008)'),
+    WS_CATCH_UP_LIMIT: positiveInt.max(10_000).default(500).describe('frames replayed on resume before resync_required'),
+    HTTP_BODY_LIMIT_BYTES: positiveInt.default(16_384),
+    READ_YOUR_WRITES_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000),
+    REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit and watermark keys (not of blacklist:)'),
+  })
+  .superRefine((config, context) => {
+    if (config.NODE_ENV !== 'production') return;
+    if (!config.JWT_SECRET || config.JWT_SECRET === DEVELOPMENT_ONLY_JWT_SECRET) {
+      context.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required in production (and not the development value)' });
+    }
+  })
+  .transform((config) => ({ ...config, JWT_SECRET: config.JWT_SECRET ?? DEVELOPMENT_ONLY_JWT_SECRET }));
 
 export type BaseConfig = z.infer<typeof baseSchema>;
 export type RelayConfig = z.infer<typeof relaySchema>;
 export type ProjectorConfig = z.infer<typeof projectorSchema>;
+export type GatewayConfig = z.infer<typeof gatewaySchema>;
+export type FanoutConfig = z.infer<typeof fanoutSchema>;
 
-export const configSchemas = { base: baseSchema, relay: relaySchema, projector: projectorSchema } as const;
+export const configSchemas = { base: baseSchema, relay: relaySchema, projector: projectorSchema, gateway: gatewaySchema, fanout: fanoutSchema } as const;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -47,12 +47,12 @@ afterAll(async () => {
 });
 
 function startProjector(): Promise<RoleProcess> {
-  return spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env: { ...env, PROJECTOR_BATCH_SIZE: '50' } });
+  return spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env: { ...env, PROJECTOR_BATCH_SIZE: '50', PROJECTOR_ACK_WAIT_MS: '1000' } });
 }
 
 describe('the projector process', () => {
   it('killed with SIGKILL in the middle of its batches, again and again, ends with the tables a fold of the log gives', async () => {
-    await seedConversationLog(pool, { conversations: 200, eventsPerConversation: 100, firstUserId: 100_000 });
+    await seedConversationLog(pool, { conversations: 100, eventsPerConversation: 100, firstUserId: 100_000 });
     const total = (await drainFeed(pool)).length;
     for (const fraction of [0.2, 0.45, 0.7]) {
       const projector = await startProjector();
