@@ -6,6 +6,13 @@ export type NatsServerOptions = {
   readonly storeDir: string;
   readonly port: number;
   readonly monitorPort?: number;
+  /** Joins a JetStream cluster: this node's name, the cluster's name, its route port, the other nodes' routes. */
+  readonly cluster?: {
+    readonly name: string;
+    readonly serverName: string;
+    readonly port: number;
+    readonly routePorts: readonly number[];
+  };
   readonly detached?: boolean;
   readonly onLog?: (line: string) => void;
 };
@@ -28,6 +35,11 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   await mkdir(options.storeDir, { recursive: true });
   const args = ['-js', '-a', '127.0.0.1', '-p', String(options.port), '-sd', options.storeDir];
   if (options.monitorPort !== undefined) args.push('-m', String(options.monitorPort));
+  if (options.cluster) {
+    const { name, serverName, port, routePorts } = options.cluster;
+    args.push('--server_name', serverName, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${port}`);
+    args.push('--routes', routePorts.map((route) => `nats://127.0.0.1:${route}`).join(','));
+  }
   const launch = (): Promise<ServerProcess> =>
     startServerProcess({
       name: 'nats-server',
@@ -52,5 +64,47 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       server = await launch();
     },
     close: () => server.stop(),
+  };
+}
+
+export type NatsCluster = {
+  /** Every node's client URL, comma-separated: what NATS_URL takes. */
+  readonly url: string;
+  readonly nodes: readonly NatsServer[];
+  close(): Promise<void>;
+};
+
+/**
+ * A JetStream cluster of `clientPorts.length` nodes on loopback (three for replicas 3), each with its own
+ * store under `storeDir`. Resolves once every node accepts clients; JetStream elects its meta leader a
+ * moment later, so callers wait for it before creating streams.
+ */
+export async function startNatsCluster(options: {
+  readonly storeDir: string;
+  readonly clientPorts: readonly number[];
+  readonly routePorts: readonly number[];
+  readonly onLog?: (line: string) => void;
+}): Promise<NatsCluster> {
+  const nodes = await Promise.all(
+    options.clientPorts.map((port, index) =>
+      startNatsServer({
+        storeDir: `${options.storeDir}/n${index + 1}`,
+        port,
+        cluster: {
+          name: 'matcha',
+          serverName: `n${index + 1}`,
+          port: options.routePorts[index] ?? 0,
+          routePorts: options.routePorts.filter((_, other) => other !== index),
+        },
+        ...(options.onLog && { onLog: options.onLog }),
+      }),
+    ),
+  );
+  return {
+    url: nodes.map((node) => node.url).join(','),
+    nodes,
+    close: async () => {
+      await Promise.all(nodes.map((node) => node.close()));
+    },
   };
 }
