@@ -8,6 +8,7 @@ export type DomainErrorCode =
   | 'conversation_exists'
   | 'blank_message'
   | 'too_long'
+  | 'invalid_characters'
   | 'client_msg_id_conflict';
 
 export class DomainError extends Error {

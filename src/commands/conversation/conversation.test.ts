@@ -70,6 +70,12 @@ describe('SendMessage', () => {
     spec.given([started]).when(send(7, 'x'.repeat(1001))).thenThrows('too_long');
     spec.given([started]).when(send(7, '😀'.repeat(1001))).thenThrows('too_long');
   });
+
+  it('refuses what cannot be stored and given back as sent: a lone surrogate, a NUL', () => {
+    spec.given([started]).when(send(7, 'half an emoji \ud83d')).thenThrows('invalid_characters');
+    spec.given([started]).when(send(7, 'nul \u0000 inside')).thenThrows('invalid_characters');
+    spec.given([started]).when(send(7, 'tab\tbell\u0007 <b>html</b> \'; DROP TABLE messages; --')).then([expect.anything() as never]);
+  });
 });
 
 describe('MarkConversationRead', () => {
