@@ -54,11 +54,13 @@ function ensureServerBinaries() {
   const needed = [];
   if (!process.env.NATS_URL && !onPath('nats-server')) needed.push('nats-server');
   if (!process.env.REDIS_URL && !onPath('redis-server')) needed.push('redis-server');
+  // The browser test drives Debian's chromium (playwright-core never downloads a browser).
+  if (mode === 'test' && !onPath('chromium')) needed.push('chromium');
   if (needed.length === 0) return;
 
   if (process.getuid?.() !== 0) {
     console.error(`[bootstrap] missing ${needed.join(' and ')}; install with:`);
-    console.error('sudo apt-get install nats-server redis-server');
+    console.error(`sudo apt-get install ${needed.join(' ')}`);
     process.exit(1);
   }
 
@@ -73,7 +75,7 @@ function ensureServerBinaries() {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const steps = [
       ['apt-get', ['-qq', 'update']],
-      ['apt-get', ['-qq', 'install', '-y', '--no-install-recommends', 'nats-server', 'redis-server']],
+      ['apt-get', ['-qq', 'install', '-y', '--no-install-recommends', ...needed]],
     ];
     for (const [command, args] of steps) {
       say(`${command} ${args.join(' ')}`);

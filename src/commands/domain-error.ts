@@ -9,6 +9,7 @@ export type DomainErrorCode =
   | 'blank_message'
   | 'too_long'
   | 'invalid_characters'
+  | 'invalid_client_msg_id'
   | 'client_msg_id_conflict';
 
 export class DomainError extends Error {

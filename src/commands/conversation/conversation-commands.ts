@@ -5,6 +5,7 @@ import { DomainError } from '../domain-error.js';
 import { handleCommand } from '../handle-command.js';
 import { conversationDecider } from './conversation.js';
 import { messageSent } from './events.js';
+import { assertValidClientMsgId } from './message-content.js';
 
 export type CommandDeps = {
   readonly pool: DatabasePool;
@@ -115,7 +116,7 @@ async function findByClientMsgId(
  * Appends a message from a participant. With a `clientMsgId` already used by this sender, returns the
  * original message and appends nothing (safe retries).
  * @throws DomainError `not_found` (missing conversation or not a participant), `blank_message`, `too_long`,
- * `client_msg_id_conflict`.
+ * `invalid_characters`, `invalid_client_msg_id`, `client_msg_id_conflict`.
  */
 export async function sendMessage(
   deps: CommandDeps,
@@ -127,6 +128,8 @@ export async function sendMessage(
   },
 ): Promise<SentMessage> {
   const clientMsgId = input.clientMsgId ?? null;
+  // Checked before the idempotency lookup uses it; the content is the decider's to check.
+  if (clientMsgId !== null) assertValidClientMsgId(clientMsgId);
   return retryOnReservationConflict(async () => {
     if (clientMsgId !== null) {
       const original = await findByClientMsgId(deps, { ...input, clientMsgId });
@@ -167,6 +170,8 @@ export type ReadReceipt = {
   /** The version up to which the other participant's messages are now read; null when none were unread. */
   readonly upToVersion: number | null;
   readonly readAt: string | null;
+  /** The version of the MessagesRead event appended; null when nothing was appended. */
+  readonly version: number | null;
 };
 
 /**
@@ -183,6 +188,6 @@ export async function markConversationRead(
     now: deps.clock(),
   });
   const event = result.events[0];
-  if (event?.type !== 'MessagesRead') return { upToVersion: null, readAt: null };
-  return { upToVersion: event.data.up_to_version, readAt: event.data.read_at };
+  if (event?.type !== 'MessagesRead') return { upToVersion: null, readAt: null, version: null };
+  return { upToVersion: event.data.up_to_version, readAt: event.data.read_at, version: result.version };
 }

@@ -20,3 +20,20 @@ export function assertValidMessageContent(content: string): void {
     }
   }
 }
+
+export const MAX_CLIENT_MSG_ID_LENGTH = 128;
+
+/**
+ * A client's idempotency key: 1 to 128 code points of well-formed text without control characters (a UUID,
+ * typically). It is stored and compared as given.
+ * @throws DomainError `invalid_client_msg_id`.
+ */
+export function assertValidClientMsgId(clientMsgId: string): void {
+  const length = [...clientMsgId].length;
+  if (length < 1 || length > MAX_CLIENT_MSG_ID_LENGTH || !clientMsgId.isWellFormed() || /\p{Cc}/u.test(clientMsgId)) {
+    throw new DomainError(
+      'invalid_client_msg_id',
+      `client_msg_id must be 1 to ${MAX_CLIENT_MSG_ID_LENGTH} characters without control characters`,
+    );
+  }
+}

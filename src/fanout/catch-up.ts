@@ -1,0 +1,147 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { eventRow, formatFeedPosition, toRecordedEvent, type FeedPosition } from '../event-store/recorded-event.js';
+import { eventFrame, UnframeableEventError, type EventFrame } from './event-frames.js';
+
+export type CatchUp = { readonly frames: EventFrame[] };
+
+/** Per conversation, the versions to replay: `(afterVersion, uptoVersion]`. */
+const rangeRow = z.object({
+  stream_id: z.string(),
+  after_version: z.number().int(),
+  upto_version: z.number().int(),
+});
+
+/**
+ * The frames a user missed: every event of the user's conversations whose feed position is after `after`,
+ * as frames, in feed order `(transaction_id, global_position)`, which within a conversation is `seq`
+ * order. The same frames, cursors included, as the fan-out publishes live.
+ *
+ * Guarantees:
+ * - commit-safe, like the global feed (read-feed.ts): only events below the `pg_snapshot_xmin` horizon of
+ *   one snapshot are returned, so an event not returned now will, once it is, sort after the last frame
+ *   returned now. A client resuming from the last cursor it received never skips an event. Read from the
+ *   primary: a replica's horizon does not bound the primary's;
+ * - bounded: more than `limit` events gives 'resync_required' (the client refetches over REST), decided
+ *   before any event is read;
+ * - events this version has no frame for are passed over.
+ *
+ * How: within one conversation, feed order is version order (the append lock comes before the transaction
+ * id), so "after the cursor" is a suffix of its versions and "below the horizon" a prefix. One statement
+ * finds both ends per conversation by binary search on the primary key `(stream_id, version)`: one probe
+ * when nothing is new, about log2(versions) otherwise, however long the conversation and however busy the
+ * rest of the log. A second statement reads the versions in between; they are committed and never
+ * rewritten, so reading them after the first statement changes nothing.
+ */
+export async function readCatchUp(
+  connection: CommonQueryMethods,
+  userId: number,
+  after: FeedPosition,
+  options: { readonly limit: number },
+): Promise<CatchUp | 'resync_required'> {
+  const { limit } = options;
+  if (!Number.isInteger(limit) || limit < 0) throw new Error(`limit must be a non-negative integer, got ${limit}`);
+  const ranges = await replayRanges(connection, userId, after);
+  const total = ranges.reduce((sum, range) => sum + (range.upto_version - range.after_version), 0);
+  if (total > limit) return 'resync_required';
+  if (total === 0) return { frames: [] };
+
+  // Columns are qualified: a bare `transaction_id` in ORDER BY would sort by the text output alias.
+  const rows = await connection.any(sql.type(eventRow)`
+    SELECT e.global_position, e.transaction_id::text AS transaction_id, e.stream_id, e.version, e.event_id,
+           e.type, e.data, e.metadata, e.created_at
+    FROM unnest(
+      ${sql.array(ranges.map((range) => range.stream_id), 'text')},
+      ${sql.array(ranges.map((range) => range.after_version), 'int4')},
+      ${sql.array(ranges.map((range) => range.upto_version), 'int4')}
+    ) AS r(stream_id, after_version, upto_version)
+    JOIN events AS e ON e.stream_id = r.stream_id AND e.version > r.after_version AND e.version <= r.upto_version
+    ORDER BY e.transaction_id, e.global_position`);
+
+  const frames: EventFrame[] = [];
+  for (const row of rows) {
+    const event = toRecordedEvent(row);
+    try {
+      frames.push(
+        eventFrame({
+          stream_id: event.streamId,
+          version: event.version,
+          type: event.type,
+          data: event.data,
+          position: formatFeedPosition(event),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof UnframeableEventError)) throw error;
+    }
+  }
+  return { frames };
+}
+
+/**
+ * Per conversation of the user with something to replay, the versions after the cursor and below the
+ * horizon, from one snapshot. Both ends come from binary searches over versions on predicates that are
+ * monotone in the version: `b` = last version at or before the cursor, `h` = last version below the
+ * horizon (0 when none); the range is `(b, h]`. Each search keeps `pred(lo)` true (or lo = 0) and
+ * `pred(hi)` false (or hi = newest + 1) and stops at hi = lo + 1; the newest event settles both at once in
+ * the common case (nothing new, nothing in flight).
+ */
+async function replayRanges(
+  connection: CommonQueryMethods,
+  userId: number,
+  after: FeedPosition,
+): Promise<readonly z.infer<typeof rangeRow>[]> {
+  const cursor = sql.fragment`(${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)`;
+  return connection.any(sql.type(rangeRow)`
+    WITH RECURSIVE
+      horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+      mine AS (
+        SELECT p.conversation_id FROM conversation_pairs AS p WHERE p.user_low = ${userId}
+        UNION ALL
+        SELECT p.conversation_id FROM conversation_pairs AS p WHERE p.user_high = ${userId}
+      ),
+      newest AS (
+        SELECT t.stream_id, t.version, (t.transaction_id, t.global_position) <= ${cursor} AS before_cursor,
+               t.transaction_id < h.xmin AS below_horizon
+        FROM mine
+        CROSS JOIN horizon AS h
+        CROSS JOIN LATERAL (
+          SELECT e.stream_id, e.version, e.transaction_id, e.global_position FROM events AS e
+          WHERE e.stream_id = mine.conversation_id
+          ORDER BY e.version DESC
+          LIMIT 1
+        ) AS t
+      ),
+      search AS (
+        SELECT n.stream_id,
+               CASE WHEN n.before_cursor THEN n.version ELSE 0 END AS b_lo,
+               CASE WHEN n.before_cursor THEN n.version + 1 ELSE n.version END AS b_hi,
+               CASE WHEN n.below_horizon THEN n.version ELSE 0 END AS h_lo,
+               CASE WHEN n.below_horizon THEN n.version + 1 ELSE n.version END AS h_hi
+        FROM newest AS n
+        UNION ALL
+        SELECT s.stream_id,
+               CASE WHEN s.b_hi - s.b_lo <= 1 THEN s.b_lo WHEN b.before_cursor THEN b.version ELSE s.b_lo END,
+               CASE WHEN s.b_hi - s.b_lo <= 1 THEN s.b_hi WHEN b.before_cursor THEN s.b_hi ELSE b.version END,
+               CASE WHEN s.h_hi - s.h_lo <= 1 THEN s.h_lo WHEN h.below_horizon THEN h.version ELSE s.h_lo END,
+               CASE WHEN s.h_hi - s.h_lo <= 1 THEN s.h_hi WHEN h.below_horizon THEN s.h_hi ELSE h.version END
+        FROM search AS s
+        CROSS JOIN horizon AS hz
+        -- A search still open probes lo < mid < hi, a version that exists (versions are gapless from 1); a
+        -- settled one probes nothing.
+        LEFT JOIN LATERAL (
+          SELECT e.version, (e.transaction_id, e.global_position) <= ${cursor} AS before_cursor
+          FROM events AS e
+          WHERE s.b_hi - s.b_lo > 1 AND e.stream_id = s.stream_id AND e.version = (s.b_lo + s.b_hi) / 2
+        ) AS b ON true
+        LEFT JOIN LATERAL (
+          SELECT e.version, e.transaction_id < hz.xmin AS below_horizon
+          FROM events AS e
+          WHERE s.h_hi - s.h_lo > 1 AND e.stream_id = s.stream_id AND e.version = (s.h_lo + s.h_hi) / 2
+        ) AS h ON true
+        WHERE s.b_hi - s.b_lo > 1 OR s.h_hi - s.h_lo > 1
+      )
+    SELECT s.stream_id, s.b_lo AS after_version, s.h_lo AS upto_version
+    FROM search AS s
+    WHERE s.b_hi - s.b_lo <= 1 AND s.h_hi - s.h_lo <= 1 AND s.h_lo > s.b_lo`);
+}

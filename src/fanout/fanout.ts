@@ -1,0 +1,329 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  nanos,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsConnection,
+} from 'nats';
+import type { DatabasePool } from 'slonik';
+import { conversationStarted } from '../commands/conversation/events.js';
+import { readStream } from '../event-store/read-stream.js';
+import { formatFeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
+import { eventMessage } from '../relay/event-message.js';
+import type { LeaderLease } from '../relay/leader-lease.js';
+import type { Logger } from '../shared/logger.js';
+import { allEventsSubject, deliverySubject } from '../shared/nats.js';
+import { sleep } from '../shared/sleep.js';
+import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
+import { BoundedMap } from './bounded-map.js';
+import { eventFrame, UnframeableEventError, type EventFrame, type FrameableEvent } from './event-frames.js';
+import { createParticipantDirectory, type ParticipantDirectory, type Participants } from './participants.js';
+
+export type FanoutDeps = {
+  readonly pool: DatabasePool;
+  /** Core NATS: the frames are published here, and `flush()` confirms the server has them. */
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** Only the holder fans out: two active instances would interleave one conversation's frames. */
+  readonly lease: LeaderLease;
+  readonly logger: Logger;
+  readonly streamName: string;
+  readonly subjectPrefix: string;
+  readonly durableName: string;
+  /** Redelivery delay of an unacknowledged event: how long a crash delays the frames in flight. */
+  readonly ackWaitMs: number;
+  /** Conversations whose last published version and participants are kept in memory. */
+  readonly cacheSize: number;
+  /** Events published before one flush and their acks. */
+  readonly maxBatch?: number;
+};
+
+export type Fanout = {
+  /** Runs until `stop()`: waits for the lease and the stream, then fans out. Rejects on a fatal error. */
+  readonly done: Promise<void>;
+  /** Finishes the batch in flight (publish, flush, ack), hands the queued events back, then stops. */
+  stop(): Promise<void>;
+};
+
+const DEFAULT_MAX_BATCH = 256;
+/** How long a read of the ack floor is reused. An older floor is still a floor: it only republishes more. */
+const ACK_FLOOR_MAX_AGE_MS = 1_000;
+
+/**
+ * The fan-out: a durable JetStream pull consumer (explicit ack) that turns each event into its client frame
+ * (event-frames.ts) and publishes it as JSON on core NATS, on `deliverySubject(prefix, userId)` of both
+ * participants, where the gateways holding their sockets listen.
+ *
+ * Guarantees:
+ * - at least once to the NATS server: an event is acked only after `flush()` confirmed that the server
+ *   received its frames; an event not acked (crash, NATS disconnect) is redelivered and published again;
+ * - in order per conversation: frames of one conversation go out in `seq` order, each once, while this
+ *   process runs. A redelivered version at or below the last one published is acked and skipped; a version
+ *   ahead of the next expected one (JetStream lost or reordered some) is preceded by the missing versions
+ *   read from the Postgres log. If a flush fails, the conversations of the batch are set back to before it,
+ *   so what follows refills from the log rather than jumping ahead;
+ * - after a restart, or for a conversation the bounded cache forgot, nothing is known of what was published:
+ *   the events of the conversation after the consumer's ack floor (all before it are published) are
+ *   republished from the log before the event at hand (ack-floor.ts), since events delivered to an instance
+ *   that died come back only after the ack wait, possibly behind newer ones. So frames may repeat then.
+ *   Gateways drop a frame whose `seq` is not above the last one they sent to a socket for that
+ *   conversation, so clients see each frame once.
+ * Core NATS does not store frames: a gateway that is not subscribed when a frame passes (it was
+ * disconnected) misses it, and its clients recover through the catch-up read (catch-up.ts).
+ * The first start of the durable delivers only events published from then on; a fresh fan-out does not
+ * replay history at sockets (clients catch up from their cursor).
+ */
+export function startFanout(deps: FanoutDeps): Fanout {
+  const { logger } = deps;
+  const maxBatch = deps.maxBatch ?? DEFAULT_MAX_BATCH;
+  const stopping = new AbortController();
+  const queue: JsMsg[] = [];
+  let wake: (() => void) | undefined;
+  let messages: ConsumerMessages | undefined;
+  let consumerEnded: { error: Error | undefined } | undefined;
+  let floor: { readonly value: Promise<AckFloor>; readonly readAt: number } | undefined;
+  const state: FanoutState = {
+    lastPublished: new BoundedMap<string, number>(deps.cacheSize),
+    participants: createParticipantDirectory({ connection: deps.pool, capacity: deps.cacheSize }),
+    ackFloor: () => {
+      if (!floor || Date.now() - floor.readAt > ACK_FLOOR_MAX_AGE_MS) {
+        const value = readAckFloor(deps.jsm, deps.streamName, deps.durableName);
+        // A failed read is not reused: the event is retried, and the next one reads again.
+        value.catch(() => (floor = undefined));
+        floor = { value, readAt: Date.now() };
+      }
+      return floor.value;
+    },
+  };
+
+  const run = async (): Promise<void> => {
+    const stop = AbortSignal.any([stopping.signal, deps.lease.lost]);
+    stop.addEventListener('abort', () => wake?.(), { once: true });
+    logger.info('waiting for the fan-out lease');
+    if (!(await deps.lease.acquire(stop))) return;
+    await waitForStream(deps, stop);
+    if (stop.aborted) return;
+    await ensureConsumer(deps);
+    const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
+    // The callback only queues: one loop below handles events in order and batches the flushes.
+    messages = await consumer.consume({
+      max_messages: maxBatch,
+      callback: (message) => {
+        queue.push(message);
+        wake?.();
+      },
+    });
+    void messages.closed().then((error) => {
+      consumerEnded = { error: error ?? undefined };
+      wake?.();
+    });
+    logger.info({ consumer: deps.durableName }, 'fanning out');
+
+    while (!stop.aborted && !consumerEnded) {
+      if (queue.length === 0) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      await publishBatch(deps, state, queue.splice(0, maxBatch));
+    }
+    await messages.close();
+    // Handed back at once rather than after the ack wait, so the next holder of the lease goes on.
+    for (const message of queue.splice(0)) message.nak();
+    if (deps.lease.lost.aborted) throw new Error('fan-out lost its lease', { cause: deps.lease.lost.reason });
+    if (consumerEnded && !stop.aborted) {
+      throw new Error('the fan-out consumer stopped', { cause: consumerEnded.error });
+    }
+  };
+
+  const done = run();
+  return {
+    done,
+    async stop() {
+      stopping.abort();
+      await done.catch(() => undefined);
+    },
+  };
+}
+
+type FanoutState = {
+  /** Per conversation, the last version whose frame was published (or skipped as unframeable). */
+  readonly lastPublished: BoundedMap<string, number>;
+  readonly participants: ParticipantDirectory;
+  /** The consumer's ack floor, read again when older than a second. */
+  ackFloor(): Promise<AckFloor>;
+};
+
+type Outcome = 'published' | 'duplicate' | 'terminate' | 'retry';
+
+/**
+ * Publishes the frames of a batch of events, then flushes once and acks. Per conversation the batch is
+ * handled in order, and the guard moves as frames are published; a failed flush moves it back.
+ */
+async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonly JsMsg[]): Promise<void> {
+  const toAck: JsMsg[] = [];
+  /** The first version of each conversation published in this batch: where a failed flush goes back to. */
+  const firstPublished = new Map<string, number>();
+  for (const message of batch) {
+    const outcome = await handleEvent(deps, state, message, firstPublished);
+    switch (outcome) {
+      case 'published':
+        toAck.push(message);
+        break;
+      case 'duplicate':
+        message.ack();
+        break;
+      case 'terminate':
+        message.term();
+        break;
+      case 'retry':
+        message.nak(Math.min(30_000, 250 * 2 ** message.info.redeliveryCount));
+        break;
+      default: {
+        const unknown: never = outcome;
+        throw new Error(`unknown outcome ${String(unknown)}`);
+      }
+    }
+  }
+  if (firstPublished.size === 0 && toAck.length === 0) return;
+  try {
+    await deps.nc.flush();
+  } catch (error) {
+    deps.logger.warn({ err: error, events: toAck.length }, 'flush failed: the batch will be published again');
+    for (const [conversationId, first] of firstPublished) state.lastPublished.set(conversationId, first - 1);
+    for (const message of toAck) message.nak();
+    return;
+  }
+  for (const message of toAck) message.ack();
+}
+
+async function handleEvent(
+  deps: FanoutDeps,
+  state: FanoutState,
+  message: JsMsg,
+  firstPublished: Map<string, number>,
+): Promise<Outcome> {
+  const parsed = eventMessage.safeParse(safeJson(message));
+  if (!parsed.success) {
+    deps.logger.error({ subject: message.subject, seq: message.seq }, 'malformed event message: terminated');
+    return 'terminate';
+  }
+  const event = parsed.data;
+  const conversationId = event.stream_id;
+  const known = state.lastPublished.get(conversationId);
+  if (known !== undefined && event.version <= known) return 'duplicate';
+
+  try {
+    const participants = await participantsOf(state, event);
+    if (!participants) {
+      deps.logger.error({ streamId: conversationId, version: event.version }, 'event of no conversation: terminated');
+      return 'terminate';
+    }
+    const last =
+      known ?? (await lastSurelyPublishedVersion(deps.pool, conversationId, event.version, await state.ackFloor()));
+    const pending: FrameableEvent[] = [];
+    if (event.version > last + 1) {
+      const missing = await readStream(deps.pool, conversationId, { afterVersion: last, toVersion: event.version - 1 });
+      const range = { streamId: conversationId, from: last + 1, to: event.version - 1 };
+      if (known === undefined) deps.logger.debug(range, 'republishing what may not have been published');
+      else deps.logger.info(range, 'gap filled from the log');
+      pending.push(...missing.map(frameableOf));
+    }
+    pending.push(event);
+    for (const next of pending) {
+      const frame = frameOrNull(deps.logger, next);
+      if (frame) publishFrame(deps, participants, frame);
+      if (!firstPublished.has(conversationId)) firstPublished.set(conversationId, next.version);
+      state.lastPublished.set(conversationId, next.version);
+    }
+    return 'published';
+  } catch (error) {
+    deps.logger.warn({ err: error, eventId: event.event_id }, 'fan-out of an event failed; will retry');
+    return 'retry';
+  }
+}
+
+async function participantsOf(
+  state: FanoutState,
+  event: { readonly stream_id: string; readonly type: string; readonly data: Record<string, unknown> },
+): Promise<Participants | null> {
+  const started = conversationStarted.safeParse({ type: event.type, data: event.data });
+  if (started.success) {
+    const participants: Participants = [started.data.data.user1_id, started.data.data.user2_id];
+    state.participants.remember(event.stream_id, participants);
+    return participants;
+  }
+  return state.participants.participantsOf(event.stream_id);
+}
+
+/** The same frame goes to both participants: every socket of each, the sender's own included. */
+function publishFrame(deps: FanoutDeps, participants: Participants, frame: EventFrame): void {
+  const body = JSON.stringify(frame);
+  for (const userId of new Set(participants)) deps.nc.publish(deliverySubject(deps.subjectPrefix, userId), body);
+}
+
+/** An event type this version does not frame is skipped (logged), not retried: it would never succeed. */
+function frameOrNull(logger: Logger, event: FrameableEvent): EventFrame | null {
+  try {
+    return eventFrame(event);
+  } catch (error) {
+    if (!(error instanceof UnframeableEventError)) throw error;
+    logger.warn({ err: error, streamId: event.stream_id, version: event.version }, 'event has no frame: skipped');
+    return null;
+  }
+}
+
+function frameableOf(event: RecordedEvent): FrameableEvent {
+  return {
+    stream_id: event.streamId,
+    version: event.version,
+    type: event.type,
+    data: event.data,
+    position: formatFeedPosition(event),
+  };
+}
+
+function safeJson(message: JsMsg): unknown {
+  try {
+    return message.json();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The relay creates the stream; a fan-out started first waits for it. */
+async function waitForStream(deps: FanoutDeps, signal: AbortSignal): Promise<void> {
+  for (let logged = false; !signal.aborted; logged = true) {
+    const exists = await deps.jsm.streams.info(deps.streamName).then(
+      () => true,
+      () => false,
+    );
+    if (exists) return;
+    if (!logged) deps.logger.info({ stream: deps.streamName }, 'waiting for the events stream');
+    await sleep(1_000, signal);
+  }
+}
+
+async function ensureConsumer(deps: FanoutDeps): Promise<void> {
+  const ackWait = nanos(deps.ackWaitMs);
+  const existing = await deps.jsm.consumers.info(deps.streamName, deps.durableName).catch(() => null);
+  if (existing) {
+    if (existing.config.ack_wait !== ackWait) {
+      await deps.jsm.consumers.update(deps.streamName, deps.durableName, { ack_wait: ackWait });
+    }
+    return;
+  }
+  await deps.jsm.consumers.add(deps.streamName, {
+    durable_name: deps.durableName,
+    ack_policy: AckPolicy.Explicit,
+    // Frames are for who is online now; history reaches clients through catch-up, not a replay at sockets.
+    deliver_policy: DeliverPolicy.New,
+    filter_subject: allEventsSubject(deps.subjectPrefix),
+    ack_wait: ackWait,
+    max_ack_pending: 1_000,
+  });
+}

@@ -1,0 +1,44 @@
+import { createLeaderLease } from '../relay/leader-lease.js';
+import { configSchemas, loadConfig } from '../shared/config.js';
+import { createDatabasePool } from '../shared/database.js';
+import { createLogger } from '../shared/logger.js';
+import { connectNats } from '../shared/nats.js';
+import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
+import { startFanout } from './fanout.js';
+
+const config = loadConfig(configSchemas.fanout);
+const logger = createLogger({ role: 'fanout', level: config.LOG_LEVEL });
+
+// Reads are rare (participants on a cache miss, gap fills): a small pool is enough.
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const nc = await connectNats({ url: config.NATS_URL, name: 'fanout' });
+const lease = await createLeaderLease({
+  databaseUrl: config.DATABASE_URL,
+  name: `fanout:${config.NATS_STREAM}:${config.FANOUT_DURABLE}`,
+  retryMs: config.FANOUT_LEASE_RETRY_MS,
+});
+const fanout = startFanout({
+  pool,
+  nc,
+  js: nc.jetstream(),
+  jsm: await nc.jetstreamManager(),
+  lease,
+  logger,
+  streamName: config.NATS_STREAM,
+  subjectPrefix: config.NATS_SUBJECT_PREFIX,
+  durableName: config.FANOUT_DURABLE,
+  ackWaitMs: config.FANOUT_ACK_WAIT_MS,
+  cacheSize: config.FANOUT_CACHE_SIZE,
+});
+
+const shutdown = installShutdown({
+  logger,
+  phases: [
+    { name: 'fanout', close: () => fanout.stop() },
+    { name: 'lease', close: () => lease.close() },
+    { name: 'nats', close: () => nc.drain() },
+    { name: 'database', close: () => pool.end() },
+  ],
+});
+
+shutdownOnFailure(fanout.done, { logger, shutdown, what: 'fanout' });

@@ -1,0 +1,61 @@
+import { errors, jwtVerify } from 'jose';
+import { GatewayError } from '../errors.js';
+import type { RevokedTokens } from './revoked-tokens.js';
+
+export type AuthenticatedUser = {
+  readonly userId: number;
+  /** When the token stops being valid (its `exp` plus the leeway), in epoch milliseconds. */
+  readonly validUntilMs: number;
+};
+
+/** @throws GatewayError `unauthorized` with a message saying what is wrong with the token. */
+export type VerifyToken = (token: string, options?: { readonly claimedUserId?: string | undefined }) => Promise<AuthenticatedUser>;
+
+/** Matcha's auth service issues `sub` as a string of digits; user ids are positive integers. */
+const USER_ID = /^[1-9][0-9]{0,14}$/;
+
+/**
+ * Verifies a Matcha access token: HS256 only (so `alg: none` and asymmetric algorithms are refused), a valid
+ * signature, `exp` present and not past, `nbf` not in the future (both with `leewaySeconds` of clock skew), a
+ * digit-string `sub`, an `X-User-ID` equal to `sub` when the request carries one, and not revoked.
+ */
+export function createTokenVerifier(deps: {
+  readonly secret: string;
+  readonly leewaySeconds: number;
+  readonly revokedTokens: RevokedTokens;
+  readonly clock: () => Date;
+}): VerifyToken {
+  const key = new TextEncoder().encode(deps.secret);
+  return async (token, options = {}) => {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms: ['HS256'],
+        clockTolerance: deps.leewaySeconds,
+        currentDate: deps.clock(),
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (error) {
+      throw new GatewayError('unauthorized', reasonOf(error));
+    }
+    const sub = payload.sub ?? '';
+    if (!USER_ID.test(sub)) throw new GatewayError('unauthorized', 'token subject is not a user id');
+    const claimed = options.claimedUserId;
+    if (claimed !== undefined && claimed.trim() !== sub) {
+      throw new GatewayError('unauthorized', 'X-User-ID does not match the token');
+    }
+    if (await deps.revokedTokens.isRevoked(token)) throw new GatewayError('unauthorized', 'token has been revoked');
+    return { userId: Number(sub), validUntilMs: ((payload.exp ?? 0) + deps.leewaySeconds) * 1000 };
+  };
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'token has expired';
+  if (error instanceof errors.JOSEAlgNotAllowed) return 'token algorithm not allowed (HS256 only)';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === 'nbf') return 'token is not valid yet';
+    return `token claim "${error.claim}" is invalid or missing`;
+  }
+  return 'token is malformed';
+}

@@ -1,0 +1,181 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Redis } from 'ioredis';
+import type { NatsConnection } from 'nats';
+import type { DatabasePool } from 'slonik';
+import { decodeCursor } from '../fanout/cursor.js';
+import { readCatchUp } from '../fanout/catch-up.js';
+import { createParticipantDirectory } from '../fanout/participants.js';
+import { createWriteWatermarks } from '../projections/read-your-writes.js';
+import type { GatewayConfig } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { createRevokedTokens } from './auth/revoked-tokens.js';
+import { createTokenVerifier } from './auth/verify-token.js';
+import { createChatOperations } from './chat-operations.js';
+import { watchDeliveryConnection } from './delivery-recovery.js';
+import { createDeliverySubscriptions } from './delivery-subscriptions.js';
+import { readFeedHorizon } from './feed-horizon.js';
+import { createMessageRateLimiter } from './rate-limit.js';
+import { createRestApp } from './rest/rest-app.js';
+import { createSocketRegistry } from './ws/socket-registry.js';
+import { createSocketServer } from './ws/socket-server.js';
+import { createTypingThrottle } from './ws/typing-throttle.js';
+
+/** The gateway's settings: its slice of the role's configuration. */
+export type GatewaySettings = Pick<
+  GatewayConfig,
+  | 'NATS_SUBJECT_PREFIX'
+  | 'JWT_SECRET'
+  | 'JWT_LEEWAY_SECONDS'
+  | 'ALLOWED_ORIGINS'
+  | 'RATE_LIMIT_MESSAGES_PER_MINUTE'
+  | 'MAX_SOCKETS_PER_USER'
+  | 'WS_MAX_FRAME_BYTES'
+  | 'WS_PING_INTERVAL_MS'
+  | 'WS_AUTH_TIMEOUT_MS'
+  | 'WS_SEND_QUEUE_BYTES'
+  | 'WS_CATCH_UP_LIMIT'
+  | 'HTTP_BODY_LIMIT_BYTES'
+  | 'READ_YOUR_WRITES_TIMEOUT_MS'
+  | 'REDIS_KEY_PREFIX'
+>;
+
+export type GatewayDeps = {
+  readonly pool: DatabasePool;
+  readonly redis: Redis;
+  readonly nc: NatsConnection;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+  readonly newId: () => string;
+  readonly settings: GatewaySettings;
+};
+
+export type Gateway = {
+  readonly server: Server;
+  readonly port: number;
+  /** Open WebSockets and users with a delivery subscription, for health and tests. */
+  stats(): { sockets: number; subscribedUsers: number };
+  /**
+   * Stops accepting requests and upgrades, closes every socket with 1001, drops the delivery subscriptions
+   * and waits for in-flight requests. The pool, Redis and NATS belong to the caller.
+   */
+  close(): Promise<void>;
+};
+
+/** Participants never change; the bound only keeps memory flat. */
+const PARTICIPANT_CACHE_SIZE = 10_000;
+
+/** Typing signals repeat at most this often per user and conversation (a change of state always passes). */
+const TYPING_INTERVAL_MS = 1_000;
+
+/** Builds the gateway (REST and WebSocket on one HTTP server) and listens on `port` (0: any free port). */
+export async function startGateway(deps: GatewayDeps, options: { readonly port: number; readonly host?: string }): Promise<Gateway> {
+  const { pool, redis, nc, logger, clock, settings } = deps;
+  const startedAt = clock();
+
+  const verifyToken = createTokenVerifier({
+    secret: settings.JWT_SECRET,
+    leewaySeconds: settings.JWT_LEEWAY_SECONDS,
+    revokedTokens: createRevokedTokens(redis),
+    clock,
+  });
+  const operations = createChatOperations({
+    pool,
+    clock,
+    newId: deps.newId,
+    logger,
+    watermarks: createWriteWatermarks(redis, { keyPrefix: settings.REDIS_KEY_PREFIX }),
+    rateLimiter: createMessageRateLimiter({
+      redis,
+      keyPrefix: settings.REDIS_KEY_PREFIX,
+      limit: settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
+      clock,
+    }),
+    readYourWritesTimeoutMs: settings.READ_YOUR_WRITES_TIMEOUT_MS,
+    participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
+  });
+
+  // The registry and the subscriptions refer to each other: frames go from a subscription to the sockets.
+  const subscriptions = createDeliverySubscriptions({
+    nc,
+    subjectPrefix: settings.NATS_SUBJECT_PREFIX,
+    logger,
+    onFrame: (userId, frame, text) => registry.deliver(userId, frame, text),
+  });
+  const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
+
+  const sockets = createSocketServer({
+    logger,
+    allowedOrigins: settings.ALLOWED_ORIGINS,
+    maxFrameBytes: settings.WS_MAX_FRAME_BYTES,
+    pingIntervalMs: settings.WS_PING_INTERVAL_MS,
+    maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER,
+    session: {
+      operations,
+      verifyToken,
+      registry,
+      catchUp: (userId, after) => readCatchUp(pool, userId, after, { limit: settings.WS_CATCH_UP_LIMIT }),
+      feedHorizon: () => readFeedHorizon(pool),
+      decodeCursor,
+      publish: (userId, frame) => subscriptions.publish(userId, frame),
+      typingThrottle: createTypingThrottle({ intervalMs: TYPING_INTERVAL_MS, clock }),
+      clock,
+      logger,
+      authTimeoutMs: settings.WS_AUTH_TIMEOUT_MS,
+      sendQueueBytes: settings.WS_SEND_QUEUE_BYTES,
+    },
+  });
+
+  const app = createRestApp({
+    operations,
+    verifyToken,
+    logger,
+    bodyLimitBytes: settings.HTTP_BODY_LIMIT_BYTES,
+    allowedOrigins: settings.ALLOWED_ORIGINS,
+    startedAt,
+  });
+  const listener = getRequestListener(app.fetch, {
+    errorHandler: (error) => {
+      logger.error({ err: error }, 'request failed outside the app');
+    },
+  });
+  const server = createServer((request, response) => void listener(request, response));
+  server.on('upgrade', (request, socket, head) => sockets.handleUpgrade(request, socket, head));
+  server.on('clientError', (error, socket) => {
+    logger.debug({ err: error }, 'malformed HTTP request');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  // Core NATS drops frames while our subscriptions are gone; open sockets replay them from the log.
+  const recovery = watchDeliveryConnection({ nc, registry, logger });
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    port,
+    stats: () => ({ sockets: sockets.size, subscribedUsers: subscriptions.size }),
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        recovery.close();
+        server.closeIdleConnections();
+        await sockets.close();
+        subscriptions.close();
+        // Requests still running get a moment to finish; then their connections are cut.
+        const timer = setTimeout(() => server.closeAllConnections(), 5_000);
+        await stopped;
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}

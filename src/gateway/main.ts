@@ -1,0 +1,31 @@
+import { monotonicFactory } from 'ulid';
+import { configSchemas, loadConfig } from '../shared/config.js';
+import { createDatabasePool } from '../shared/database.js';
+import { createLogger } from '../shared/logger.js';
+import { connectNats } from '../shared/nats.js';
+import { createRedis } from '../shared/redis.js';
+import { installShutdown } from '../shared/shutdown.js';
+import { startGateway } from './gateway.js';
+
+const config = loadConfig(configSchemas.gateway);
+const logger = createLogger({ role: 'gateway', level: config.LOG_LEVEL });
+
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
+const redis = createRedis(config.REDIS_URL);
+const nc = await connectNats({ url: config.NATS_URL, name: 'gateway' });
+const gateway = await startGateway(
+  { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicFactory(), settings: config },
+  { port: config.PORT },
+);
+logger.info({ port: gateway.port }, 'gateway listening');
+
+installShutdown({
+  logger,
+  phases: [
+    // Outermost first: stop taking requests and close sockets, then the connections they used.
+    { name: 'gateway', close: () => gateway.close() },
+    { name: 'nats', close: () => nc.drain() },
+    { name: 'redis', close: async () => void (await redis.quit()) },
+    { name: 'database', close: () => pool.end() },
+  ],
+});

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, type MessagePage } from '../../projections/conversation/queries.js';
+import { GatewayError } from '../errors.js';
+
+/** zod schemas of REST inputs; a failure is a GatewayError `invalid_input` naming the field. */
+
+const userId = z.number({ error: 'must be an integer user id' }).int('must be an integer user id').positive('must be positive').max(Number.MAX_SAFE_INTEGER);
+
+export const conversationId = z.string().min(1).max(64);
+
+/** Kept short: it is stored with the message and indexed with the sender. */
+export const clientMsgId = z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters');
+
+export const startConversationBody = z.object({ user_id: userId });
+
+export const sendMessageBody = z.object({
+  conversation_id: conversationId,
+  message: z.string({ error: 'must be a string' }),
+  // null is the same as absent, as a client serialising an unset field may send it.
+  client_msg_id: clientMsgId.nullish(),
+});
+
+const digits = (field: string) => z.string().regex(/^[0-9]{1,9}$/, `${field} must be a non-negative integer`).transform(Number);
+
+const pageQuery = z.object({
+  limit: digits('limit')
+    .pipe(z.number().int().min(1, `limit must be between 1 and ${MAX_PAGE_SIZE}`).max(MAX_PAGE_SIZE, `limit must be between 1 and ${MAX_PAGE_SIZE}`))
+    .optional(),
+  offset: digits('offset').optional(),
+  before: z.string().min(1, 'before must be a message id').max(64).optional(),
+});
+
+export function parsePageQuery(query: Record<string, string>): MessagePage {
+  const { limit = DEFAULT_PAGE_SIZE, offset, before } = parseInput(pageQuery, query);
+  if (before !== undefined) {
+    if (offset !== undefined) throw new GatewayError('invalid_input', 'give either offset or before, not both');
+    return { limit, before };
+  }
+  return { limit, offset: offset ?? 0 };
+}
+
+/** @throws GatewayError `invalid_input` whose message names the first bad field. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  throw new GatewayError('invalid_input', describeIssues(parsed.error));
+}
+
+export function describeIssues(error: z.ZodError): string {
+  const [issue] = error.issues;
+  if (!issue) return 'invalid input';
+  const path = issue.path.map(String).join('.');
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path} is required`;
+  return path ? `${path}: ${issue.message}` : issue.message;
+}

@@ -1,0 +1,71 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from '../../shared/logger.js';
+import type { VerifyToken } from '../auth/verify-token.js';
+import type { ChatOperations } from '../chat-operations.js';
+import { describeError, errorEnvelope, GatewayError } from '../errors.js';
+import { authenticate } from './authenticate.js';
+import { chatRoutes } from './chat-routes.js';
+
+export const API_PREFIX = '/api/v1/chat';
+
+/** The REST side of the gateway: `GET /health` without auth, everything else under `/api/v1/chat` with it. */
+export function createRestApp(deps: {
+  readonly operations: ChatOperations;
+  readonly verifyToken: VerifyToken;
+  readonly logger: Logger;
+  readonly bodyLimitBytes: number;
+  readonly allowedOrigins: readonly string[];
+  readonly startedAt: Date;
+}): Hono {
+  const { logger } = deps;
+  const app = new Hono();
+
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    // The path only: a query string may carry a token (a misdirected `?token=`), and tokens are never logged.
+    logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+  });
+
+  app.use(
+    cors({
+      origin: deps.allowedOrigins.length > 0 ? [...deps.allowedOrigins] : '*',
+      allowMethods: ['GET', 'POST', 'PUT', 'OPTIONS'],
+      allowHeaders: ['Authorization', 'Content-Type', 'X-User-ID'],
+      exposeHeaders: ['Retry-After'],
+      maxAge: 600,
+    }),
+  );
+
+  app.use(
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: () => {
+        throw new GatewayError('payload_too_large', `request body is larger than ${deps.bodyLimitBytes} bytes`);
+      },
+    }),
+  );
+
+  app.get('/health', (c) =>
+    c.json({ status: 'ok', service: 'chat-gateway', uptime_s: Math.round((Date.now() - deps.startedAt.getTime()) / 1000) }),
+  );
+
+  const api = new Hono<{ Variables: { userId: number } }>();
+  api.use(authenticate(deps.verifyToken));
+  api.route('/', chatRoutes(deps.operations));
+  app.route(API_PREFIX, api);
+
+  app.notFound((c) => c.json(errorEnvelope({ message: `no route ${c.req.method} ${c.req.path}`, restCode: 'not_found' }), 404));
+
+  app.onError((error, c) => {
+    const answer = describeError(error);
+    if (answer.internal) logger.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
+    if (answer.retryAfterSeconds !== undefined) c.header('Retry-After', String(answer.retryAfterSeconds));
+    return c.json(errorEnvelope(answer), answer.status as ContentfulStatusCode);
+  });
+
+  return app;
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { describeError } from '../errors.js';
+import { parseClientFrame } from './client-frames.js';
+
+const codeOf = (text: string) => {
+  const parsed = parseClientFrame(text);
+  return parsed.ok ? 'ok' : describeError(parsed.error).wsCode;
+};
+
+describe('parseClientFrame', () => {
+  it('accepts every client frame type of the contract', () => {
+    for (const frame of [
+      { type: 'auth', token: 'x.y.z' },
+      { type: 'send_message', conversation_id: 'c', content: 'hi' },
+      { type: 'send_message', conversation_id: 'c', content: 'hi', client_msg_id: 'k', request_id: 7 },
+      { type: 'send_message', conversation_id: 'c', content: 'hi', client_msg_id: null },
+      { type: 'join_conversation', conversation_id: 'c' },
+      { type: 'typing', conversation_id: 'c', is_typing: false },
+      { type: 'read', conversation_id: 'c' },
+      { type: 'resume', since: 'MTox' },
+      { type: 'ping', request_id: 'r' },
+    ]) {
+      expect(parseClientFrame(JSON.stringify(frame))).toEqual({ ok: true, frame });
+    }
+  });
+
+  it('tells bad JSON, a non-object, a missing or unknown type and wrong fields apart', () => {
+    expect(codeOf('{')).toBe('invalid_json');
+    expect(codeOf('"text"')).toBe('invalid_frame');
+    expect(codeOf('null')).toBe('invalid_frame');
+    expect(codeOf('{"content":"x"}')).toBe('invalid_frame');
+    expect(codeOf('{"type":"subscribe"}')).toBe('unknown_type');
+    expect(codeOf('{"type":"toString"}')).toBe('unknown_type');
+    expect(codeOf('{"type":"typing","conversation_id":"c","is_typing":1}')).toBe('invalid_frame');
+    expect(codeOf('{"type":"send_message","conversation_id":"c"}')).toBe('invalid_frame');
+    expect(codeOf('{"type":"send_message","conversation_id":"c","content":"x","client_msg_id":""}')).toBe('invalid_frame');
+  });
+
+  it('keeps the request_id of a frame it refuses, when it has a usable one', () => {
+    expect(parseClientFrame('{"type":"nope","request_id":"r1"}')).toMatchObject({ ok: false, requestId: 'r1' });
+    expect(parseClientFrame('{"type":"typing","request_id":5}')).toMatchObject({ ok: false, requestId: 5 });
+    expect(parseClientFrame('{"type":"nope","request_id":{"a":1}}')).toMatchObject({ ok: false, requestId: undefined });
+  });
+});

@@ -1,0 +1,121 @@
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { Logger } from '../../shared/logger.js';
+import { bearerToken } from '../auth/bearer-token.js';
+import type { AuthenticatedUser } from '../auth/verify-token.js';
+import { describeError, errorEnvelope, type ErrorCode } from '../errors.js';
+import { CLOSE } from './server-frames.js';
+import { startSocketSession, type SessionDeps, type SocketSession } from './socket-session.js';
+
+export const SOCKET_PATH = '/api/v1/chat/ws';
+
+export type SocketServer = {
+  /** The node server's `upgrade` listener. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Open sockets, authenticated or not. */
+  readonly size: number;
+  /** Closes every socket with 1001 and stops the heartbeat. */
+  close(): Promise<void>;
+};
+
+/**
+ * The WebSocket endpoint, on the HTTP server's port. The upgrade is refused with a plain HTTP answer (and
+ * no socket) for a wrong path (404), an Origin outside ALLOWED_ORIGINS (403), a bad token in the header or
+ * in `?token=` (401) and a user at the socket cap (429). Without a token the socket opens and must
+ * authenticate with its first frame.
+ *
+ * The request URL is never logged: `?token=` carries a credential.
+ */
+export function createSocketServer(deps: {
+  readonly session: SessionDeps;
+  readonly logger: Logger;
+  readonly allowedOrigins: readonly string[];
+  readonly maxFrameBytes: number;
+  readonly pingIntervalMs: number;
+  readonly maxSocketsPerUser: number;
+}): SocketServer {
+  const { logger } = deps;
+  // maxPayload: ws closes a socket that sends a bigger frame with 1009, before buffering it whole.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxFrameBytes, clientTracking: false });
+  const sessions = new Set<SocketSession>();
+  let closing = false;
+
+  const heartbeat = setInterval(() => {
+    for (const session of sessions) session.heartbeat();
+  }, deps.pingIntervalMs);
+  heartbeat.unref();
+
+  function refuse(socket: Duplex, status: number, code: ErrorCode, message: string): void {
+    const body = JSON.stringify(errorEnvelope({ message, restCode: code }));
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        'Connection: close\r\nContent-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
+  async function upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://gateway.invalid');
+    if (closing) return refuse(socket, 503, 'internal', 'server is shutting down');
+    if (url.pathname !== SOCKET_PATH && url.pathname !== `${SOCKET_PATH}/`) {
+      return refuse(socket, 404, 'not_found', 'no WebSocket endpoint here');
+    }
+    const origin = request.headers.origin;
+    // Browsers always send Origin; a client without one is not a browser page and not what this guards.
+    if (deps.allowedOrigins.length > 0 && origin !== undefined && !deps.allowedOrigins.includes(origin)) {
+      logger.info({ origin }, 'WebSocket upgrade from a refused origin');
+      return refuse(socket, 403, 'unauthorized', 'origin not allowed');
+    }
+    let user: AuthenticatedUser | null = null;
+    try {
+      const token = bearerToken(request.headers.authorization) ?? url.searchParams.get('token') ?? undefined;
+      const claimed = request.headers['x-user-id'];
+      if (token !== undefined) {
+        user = await deps.session.verifyToken(token, { claimedUserId: Array.isArray(claimed) ? claimed[0] : claimed });
+      }
+    } catch (error) {
+      const answer = describeError(error);
+      if (answer.internal) logger.error({ err: error }, 'WebSocket authentication failed');
+      return refuse(socket, answer.status, answer.restCode, answer.message);
+    }
+    if (user && deps.session.registry.countOf(user.userId) >= deps.maxSocketsPerUser) {
+      return refuse(socket, 429, 'rate_limited', `at most ${deps.maxSocketsPerUser} sockets per user`);
+    }
+    if (closing || socket.destroyed) return void socket.destroy();
+    const since = url.searchParams.get('since');
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      if (closing) return ws.close(CLOSE.goingAway, 'server is shutting down');
+      const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since });
+      sessions.add(session);
+      ws.once('close', () => sessions.delete(session));
+    });
+  }
+
+  return {
+    handleUpgrade(request, socket, head) {
+      socket.on('error', (error) => logger.debug({ err: error }, 'upgrade socket error'));
+      upgrade(request, socket, head).catch((error: unknown) => {
+        logger.error({ err: error }, 'WebSocket upgrade failed');
+        socket.destroy();
+      });
+    },
+    get size() {
+      return sessions.size;
+    },
+    async close() {
+      closing = true;
+      clearInterval(heartbeat);
+      const closed = [...sessions].map(
+        (session) =>
+          new Promise<void>((resolve) => {
+            session.onceClosed(resolve);
+            session.close(CLOSE.goingAway, 'server is shutting down');
+          }),
+      );
+      await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+      for (const session of sessions) session.terminate();
+      wss.close();
+    },
+  };
+}

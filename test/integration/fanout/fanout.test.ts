@@ -1,0 +1,382 @@
+import { Writable } from 'node:stream';
+import type { NatsConnection, Subscription } from 'nats';
+import { pino } from 'pino';
+import type { DatabasePool } from 'slonik';
+import { monotonicFactory } from 'ulid';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  markConversationRead,
+  sendMessage,
+  startConversation,
+  type CommandDeps,
+} from '../../../src/commands/conversation/conversation-commands.js';
+import { readStream } from '../../../src/event-store/read-stream.js';
+import { FEED_START, formatFeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
+import { eventFrame, eventFrameSchema, type EventFrame } from '../../../src/fanout/event-frames.js';
+import { startFanout } from '../../../src/fanout/fanout.js';
+import { toEventMessage } from '../../../src/relay/event-message.js';
+import { ensureEventStream } from '../../../src/relay/event-stream.js';
+import { createLeaderLease } from '../../../src/relay/leader-lease.js';
+import { createDatabasePool } from '../../../src/shared/database.js';
+import { connectNats, deliverySubject, eventSubject } from '../../../src/shared/nats.js';
+import { sleep } from '../../../src/shared/sleep.js';
+import { readFeedEventually } from '../../support/event-log.js';
+import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { connectTestNats } from '../../support/jetstream.js';
+import { spawnRole } from '../../support/processes.js';
+
+type RoleProcess = Awaited<ReturnType<typeof spawnRole>>;
+
+let nc: NatsConnection;
+const running: RoleProcess[] = [];
+const subscriptions: Subscription[] = [];
+
+beforeAll(async () => {
+  nc = await connectTestNats(natsUrl());
+});
+afterEach(async () => {
+  for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
+  await Promise.all(running.splice(0).map((role) => role.stop()));
+});
+afterAll(async () => {
+  await nc.close();
+});
+
+type Setting = {
+  pool: DatabasePool;
+  deps: CommandDeps;
+  databaseUrl: string;
+  prefix: string;
+  stream: string;
+  env: Record<string, string>;
+};
+
+/** Each test gets its own database, stream and subjects. */
+async function setting(): Promise<Setting> {
+  const databaseUrl = await createTestDatabase();
+  const prefix = testPrefix();
+  const stream = testStreamName(prefix);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    NATS_URL: natsUrl(),
+    NATS_STREAM: stream,
+    NATS_SUBJECT_PREFIX: prefix,
+    RELAY_BATCH_SIZE: '100',
+    FANOUT_ACK_WAIT_MS: '1000',
+    FANOUT_LEASE_RETRY_MS: '200',
+    LOG_LEVEL: 'info',
+  };
+  const pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 10 });
+  return { pool, deps: { pool, clock: () => new Date(), newId: monotonicFactory() }, databaseUrl, prefix, stream, env };
+}
+
+async function startRole(name: string, entry: string, env: Record<string, string>): Promise<RoleProcess> {
+  const role = await spawnRole({ name, entry, env });
+  running.push(role);
+  return role;
+}
+
+async function startFanoutProcess(env: Record<string, string>, name = 'fanout'): Promise<RoleProcess> {
+  const fanout = await startRole(name, 'src/fanout/main.ts', env);
+  // The durable starts at the stream's end when first created: no event may be appended before it exists.
+  await fanout.waitForOutput(/fanning out/, 30_000);
+  return fanout;
+}
+
+/** Every frame published on each user's delivery subject, parsed at the boundary as a gateway would. */
+function listen(prefix: string, userIds: readonly number[]): Map<number, EventFrame[]> {
+  const received = new Map<number, EventFrame[]>();
+  for (const userId of userIds) {
+    const frames: EventFrame[] = [];
+    received.set(userId, frames);
+    subscriptions.push(
+      nc.subscribe(deliverySubject(prefix, userId), {
+        callback: (error, message) => {
+          if (error) throw error;
+          frames.push(eventFrameSchema.parse(message.json()));
+        },
+      }),
+    );
+  }
+  return received;
+}
+
+function frameOf(event: RecordedEvent): EventFrame {
+  return eventFrame({
+    stream_id: event.streamId,
+    version: event.version,
+    type: event.type,
+    data: event.data,
+    position: formatFeedPosition(event),
+  });
+}
+
+/** The frames a user must get: those of the events of the user's conversations, in feed order. */
+function expectedFrames(log: readonly RecordedEvent[], conversations: ReadonlyMap<string, readonly number[]>, userId: number) {
+  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(frameOf);
+}
+
+/**
+ * What a gateway writes to one socket: per conversation, a frame whose seq is not above the last one sent
+ * is dropped (a repeat after a fan-out restart).
+ */
+function asGatewaySends(frames: readonly EventFrame[]): EventFrame[] {
+  const lastSent = new Map<string, number>();
+  return frames.filter((frame) => {
+    if (frame.seq <= (lastSent.get(frame.conversation_id) ?? 0)) return false;
+    lastSent.set(frame.conversation_id, frame.seq);
+    return true;
+  });
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('the fan-out role', () => {
+  it('delivers every event to both participants, in seq order, as API frames, and nothing to anyone else', async () => {
+    const { pool, deps, prefix, env } = await setting();
+    try {
+      const [alice, bob, carol, dave, eve] = [1, 2, 3, 4, 5];
+      const received = listen(prefix, [alice, bob, carol, dave, eve]);
+      await startRole('relay', 'src/relay/main.ts', env);
+      const fanout = await startFanoutProcess(env);
+
+      const aliceBob = (await startConversation(deps, { initiatorId: bob, otherUserId: alice })).conversationId;
+      const carolDave = (await startConversation(deps, { initiatorId: carol, otherUserId: dave })).conversationId;
+      for (let i = 0; i < 20; i++) {
+        await sendMessage(deps, { conversationId: aliceBob, senderId: i % 3 === 0 ? bob : alice, content: `ab ${i}`, clientMsgId: `ab-${i}` });
+        await sendMessage(deps, { conversationId: carolDave, senderId: carol, content: `cd ${i}` });
+        if (i % 5 === 4) {
+          await markConversationRead(deps, { conversationId: aliceBob, readerId: bob });
+          await markConversationRead(deps, { conversationId: carolDave, readerId: dave });
+        }
+      }
+      // 2 starts, 40 messages, 4 reads by bob (alice wrote since each), 4 by dave.
+      const log = await readFeedEventually(pool, FEED_START, 50);
+      expect(log).toHaveLength(50);
+      const conversations = new Map([
+        [aliceBob, [alice, bob]],
+        [carolDave, [carol, dave]],
+      ]);
+      const expected = new Map([alice, bob, carol, dave].map((user) => [user, expectedFrames(log, conversations, user)]));
+      await waitFor('every frame', () => [...expected].every(([user, frames]) => received.get(user)!.length >= frames.length));
+      await sleep(500); // anything extra (a repeat, a stray frame) would show up by now
+
+      // Exactly the frames of their conversations, once each, in feed order (which is seq order per conversation).
+      for (const [user, frames] of expected) expect(received.get(user)).toEqual(frames);
+      expect(received.get(eve)).toEqual([]);
+      expect(expected.get(alice)).toEqual(expected.get(bob));
+      // The start, 20 messages, 4 reads: seq 1..25.
+      expect(expected.get(alice)!.map((frame) => frame.seq)).toEqual(Array.from({ length: 25 }, (_, index) => index + 1));
+
+      // The shapes of API.md, checked on real frames beyond what the schema already enforced.
+      const aliceFrames = received.get(alice)!;
+      expect(aliceFrames[0]).toMatchObject({
+        type: 'conversation_created',
+        conversation_id: aliceBob,
+        seq: 1,
+        data: { id: aliceBob, user1_id: alice, user2_id: bob, last_message_content: null, unread_count: 0 },
+      });
+      expect(aliceFrames[1]).toMatchObject({
+        type: 'new_message',
+        seq: 2,
+        data: { sender_id: bob, message: 'ab 0', read_at: null, client_msg_id: 'ab-0' },
+      });
+      expect(aliceFrames.find((frame) => frame.type === 'messages_read')).toMatchObject({ data: { reader_id: bob } });
+      for (const frame of aliceFrames) expect(frame.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+      // SIGTERM: it finishes the batch in flight and stops in phases, with exit code 0.
+      await fanout.stop();
+      expect(await fanout.exited).toBe(0);
+      expect(fanout.output()).toMatch(/"msg":"stopped"/);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('after a SIGKILL mid-stream and a restart, gives both participants every seq in order, none missing', async () => {
+    const { pool, deps, prefix, env } = await setting();
+    try {
+      const users = [11, 12, 13, 14];
+      const received = listen(prefix, users);
+      await startRole('relay', 'src/relay/main.ts', env);
+      // The production ack wait: the restarted fan-out pulls new events well before JetStream redelivers
+      // those the killed one held, so it sees newer versions of a conversation before older ones.
+      const slowRedelivery = { ...env, FANOUT_ACK_WAIT_MS: '5000' };
+      const first = await startFanoutProcess(slowRedelivery, 'fanout-1');
+
+      // Every pair of the four users talks: six conversations, four concurrent writers.
+      const conversations = new Map<string, number[]>();
+      for (const [i, a] of users.entries()) {
+        for (const b of users.slice(i + 1)) {
+          conversations.set((await startConversation(deps, { initiatorId: a, otherUserId: b })).conversationId, [a, b]);
+        }
+      }
+      const ids = [...conversations.keys()];
+      const total = 600;
+      let next = 0;
+      const writing = Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < total) {
+            const i = next++;
+            const conversationId = ids[i % ids.length]!;
+            const [a, b] = conversations.get(conversationId)!;
+            const sender = i % 2 === 0 ? a! : b!;
+            await sendMessage(deps, { conversationId, senderId: sender, content: `m${i}` });
+            if (i % 25 === 0) await markConversationRead(deps, { conversationId, readerId: sender === a ? b! : a! });
+          }
+        }),
+      );
+
+      const count = () => [...received.values()].reduce((sum, frames) => sum + frames.length, 0);
+      await waitFor('the first frames', () => count() >= 200);
+      first.kill('SIGKILL');
+      await first.exited;
+      const atKill = count();
+      await sleep(300); // events keep coming while no fan-out runs
+      await startFanoutProcess(slowRedelivery, 'fanout-2');
+      await writing;
+
+      const log = await readFeedEventually(pool, FEED_START, 6 + total, 30_000);
+      const expected = new Map(users.map((user) => [user, expectedFrames(log, conversations, user)]));
+      const expectedTotal = [...expected.values()].reduce((sum, frames) => sum + frames.length, 0);
+      expect(atKill).toBeLessThan(expectedTotal);
+      await waitFor(
+        'every seq after the restart',
+        () => users.every((user) => asGatewaySends(received.get(user)!).length >= expected.get(user)!.length),
+        40_000,
+      );
+      await sleep(500);
+
+      for (const user of users) {
+        const frames = received.get(user)!;
+        const sent = asGatewaySends(frames);
+        // Per conversation: 1, 2, 3, ... in order, every seq, as the log has them.
+        for (const conversationId of ids) {
+          if (!conversations.get(conversationId)!.includes(user)) continue;
+          const seqs = sent.filter((frame) => frame.conversation_id === conversationId).map((frame) => frame.seq);
+          const last = log.filter((event) => event.streamId === conversationId).length;
+          expect(seqs).toEqual(Array.from({ length: last }, (_, index) => index + 1));
+        }
+        // And the frames themselves are the log's, whatever was repeated around the restart.
+        const byKey = (list: readonly EventFrame[]) =>
+          [...list].sort((x, y) => x.conversation_id.localeCompare(y.conversation_id) || x.seq - y.seq);
+        expect(byKey(sent)).toEqual(byKey(expected.get(user)!));
+        // Nothing but repeats: every extra frame equals one already received.
+        const seen = new Set(sent.map((frame) => JSON.stringify(frame)));
+        for (const frame of frames) expect(seen.has(JSON.stringify(frame))).toBe(true);
+        // Never a conversation the user is not in.
+        for (const frame of frames) expect(conversations.get(frame.conversation_id)).toContain(user);
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('runs one active fan-out among two; the standby takes over when the active one is killed', async () => {
+    const { pool, deps, prefix, env } = await setting();
+    try {
+      const [alice, bob] = [31, 32];
+      const received = listen(prefix, [alice, bob]);
+      await startRole('relay', 'src/relay/main.ts', env);
+      const active = await startFanoutProcess(env, 'fanout-a');
+      const standby = await startRole('fanout-b', 'src/fanout/main.ts', env);
+      await standby.waitForOutput(/waiting for the fan-out lease/);
+
+      const conversationId = (await startConversation(deps, { initiatorId: alice, otherUserId: bob })).conversationId;
+      for (let i = 0; i < 20; i++) await sendMessage(deps, { conversationId, senderId: i % 2 ? alice : bob, content: `m${i}` });
+      await waitFor('the first frames', () => received.get(bob)!.length >= 21);
+      await sleep(300);
+      // Two active instances would both publish, or split one conversation between them.
+      expect(standby.output()).not.toMatch(/fanning out/);
+      expect(received.get(bob)!.map((frame) => frame.seq)).toEqual(Array.from({ length: 21 }, (_, index) => index + 1));
+
+      active.kill('SIGKILL');
+      await active.exited;
+      for (let i = 20; i < 40; i++) await sendMessage(deps, { conversationId, senderId: i % 2 ? alice : bob, content: `m${i}` });
+      await standby.waitForOutput(/fanning out/);
+      await waitFor('the frames after the takeover', () => asGatewaySends(received.get(bob)!).length >= 41);
+      await sleep(300);
+      for (const user of [alice, bob]) {
+        expect(asGatewaySends(received.get(user)!).map((frame) => frame.seq)).toEqual(
+          Array.from({ length: 41 }, (_, index) => index + 1),
+        );
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('fills a gap from the Postgres log, skips redelivered and late versions, and passes over what is no conversation', async () => {
+    const { pool, deps, databaseUrl, prefix, stream } = await setting();
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          lines.push(chunk.toString());
+          callback();
+        },
+      }),
+    );
+    const fanoutNats = await connectNats({ url: natsUrl(), name: 'fanout-in-test' });
+    const jsm = await fanoutNats.jetstreamManager();
+    await ensureEventStream(jsm, { name: stream, subjectPrefix: prefix, retentionDays: 1, replicas: 1 });
+    const lease = await createLeaderLease({ databaseUrl, name: `fanout:${stream}`, retryMs: 200 });
+    const fanout = startFanout({
+      pool,
+      nc: fanoutNats,
+      js: fanoutNats.jetstream(),
+      jsm,
+      lease,
+      logger,
+      streamName: stream,
+      subjectPrefix: prefix,
+      durableName: 'fanout',
+      ackWaitMs: 1_000,
+      cacheSize: 100,
+    });
+    try {
+      const [alice, bob] = [21, 22];
+      const received = listen(prefix, [alice, bob]);
+      const conversationId = (await startConversation(deps, { initiatorId: alice, otherUserId: bob })).conversationId;
+      for (let i = 1; i <= 5; i++) await sendMessage(deps, { conversationId, senderId: i % 2 ? alice : bob, content: `m${i}` });
+      const events = await readStream(pool, conversationId);
+      expect(events.map((event) => event.version)).toEqual([1, 2, 3, 4, 5, 6]);
+      await waitFor('the consumer', () => lines.some((line) => line.includes('fanning out')), 30_000);
+
+      // Stands in for the relay, with JetStream losing and reordering: 1, 2, 4 (3 missing), 3 late,
+      // 2 again (a redelivery), then 5, 6.
+      const js = nc.jetstream();
+      const publish = async (event: RecordedEvent, msgID = event.eventId) => {
+        const message = toEventMessage(event);
+        await js.publish(eventSubject(prefix, event.streamId), message.body, { msgID, headers: message.headers });
+      };
+      const [v1, v2, v3, v4, v5, v6] = events as [RecordedEvent, ...RecordedEvent[]];
+      for (const event of [v1, v2, v4]) await publish(event!);
+      // Neither a conversation nor a known event type: terminated and logged, nothing is published.
+      await publish({ ...v1, streamId: 'not-a-conversation', type: 'TestEvent', data: {}, eventId: 'stray' });
+      await publish(v3!, `${v3!.eventId}-late`);
+      await publish(v2!, `${v2!.eventId}-again`);
+      for (const event of [v5, v6]) await publish(event!);
+
+      const expected = events.map(frameOf);
+      await waitFor('every frame', () => received.get(alice)!.length >= 6 && received.get(bob)!.length >= 6);
+      await sleep(500);
+      expect(received.get(alice)).toEqual(expected);
+      expect(received.get(bob)).toEqual(expected);
+      expect(lines.some((line) => line.includes('gap filled from the log'))).toBe(true);
+      expect(lines.some((line) => line.includes('event of no conversation'))).toBe(true);
+    } finally {
+      await fanout.stop();
+      await lease.close();
+      await fanoutNats.drain();
+      await pool.end();
+    }
+  });
+});

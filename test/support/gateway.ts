@@ -1,0 +1,254 @@
+import { Writable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
+import type { NatsConnection } from 'nats';
+import { pino } from 'pino';
+import type { DatabasePool } from 'slonik';
+import { monotonicFactory } from 'ulid';
+import { WebSocket, type ClientOptions } from 'ws';
+import { startGateway, type Gateway, type GatewaySettings } from '../../src/gateway/gateway.js';
+import { configSchemas, loadConfig } from '../../src/shared/config.js';
+import { createDatabasePool } from '../../src/shared/database.js';
+import { connectNats } from '../../src/shared/nats.js';
+import { createRedis } from '../../src/shared/redis.js';
+import { natsUrl, redisUrl } from './infra.js';
+
+export const TEST_JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
+
+/** The environment of a gateway for one test file: its database, subject prefix and Redis key prefix. */
+export function gatewayEnv(options: { readonly databaseUrl: string; readonly prefix: string }): Record<string, string> {
+  return {
+    DATABASE_URL: options.databaseUrl,
+    NATS_URL: natsUrl(),
+    REDIS_URL: redisUrl(),
+    NATS_SUBJECT_PREFIX: options.prefix,
+    REDIS_KEY_PREFIX: `${options.prefix}:`,
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: 'info',
+    // Roles' operator ports: any free one, as test files run side by side.
+    OPS_PORT: '0',
+  };
+}
+
+export type TestGateway = {
+  readonly gateway: Gateway;
+  readonly url: string;
+  readonly wsUrl: string;
+  readonly pool: DatabasePool;
+  readonly redis: Redis;
+  readonly nc: NatsConnection;
+  readonly settings: GatewaySettings;
+  /** Every log line the gateway wrote (level debug and up). */
+  logs(): string;
+  close(): Promise<void>;
+};
+
+/**
+ * Runs a gateway in this process on a free port, with its own pool, Redis and NATS connections, configured
+ * like the role (`loadConfig(configSchemas.gateway)`) from `gatewayEnv` plus `env`.
+ */
+export async function startTestGateway(options: {
+  readonly databaseUrl: string;
+  readonly prefix: string;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly clock?: () => Date;
+}): Promise<TestGateway> {
+  const settings = loadConfig(configSchemas.gateway, { ...gatewayEnv(options), ...options.env });
+  let logs = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs += chunk.toString('utf8');
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug', base: { role: 'gateway' } }, sink);
+  const pool = await createDatabasePool({ url: options.databaseUrl, maximumPoolSize: 6 });
+  const redis = createRedis(redisUrl());
+  const nc = await connectNats({ url: natsUrl(), name: 'test-gateway' });
+  const gateway = await startGateway(
+    { pool, redis, nc, logger, clock: options.clock ?? (() => new Date()), newId: monotonicFactory(), settings },
+    { port: 0, host: '127.0.0.1' },
+  );
+  const url = `http://127.0.0.1:${gateway.port}`;
+  return {
+    gateway,
+    url,
+    wsUrl: `ws://127.0.0.1:${gateway.port}/api/v1/chat/ws`,
+    pool,
+    redis,
+    nc,
+    settings,
+    logs: () => logs,
+    async close() {
+      await gateway.close();
+      await nc.close();
+      redis.disconnect();
+      await pool.end();
+    },
+  };
+}
+
+/** A Matcha-style access token: HS256, `sub` the user id as a string of digits. */
+export async function mintToken(
+  userId: number | string,
+  options: {
+    readonly secret?: string;
+    /** Seconds from now; negative for an expired token. */
+    readonly expiresIn?: number;
+    /** Seconds from now. */
+    readonly notBefore?: number;
+    readonly claims?: Record<string, unknown>;
+  } = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ ...options.claims, jti: crypto.randomUUID() })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(String(userId))
+    .setIssuedAt(now)
+    .setExpirationTime(now + (options.expiresIn ?? 3_600));
+  if (options.notBefore !== undefined) jwt.setNotBefore(now + options.notBefore);
+  return jwt.sign(new TextEncoder().encode(options.secret ?? TEST_JWT_SECRET));
+}
+
+/** An unsigned token (`alg: none`) claiming to be `userId`. */
+export function unsignedToken(userId: number): string {
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${encode({ alg: 'none', typ: 'JWT' })}.${encode({ sub: String(userId), iat: now, exp: now + 3_600 })}.`;
+}
+
+export type ApiResponse = { status: number; body: Record<string, unknown>; headers: Headers };
+
+/** One REST call; `body` is sent as JSON unless it is a string (sent as is). */
+export async function api(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string> } = {},
+): Promise<ApiResponse> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+  const text = await response.text();
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: response.status, body: parsed, headers: response.headers };
+}
+
+export type Frame = Record<string, unknown> & { type: string };
+
+/** A WebSocket client for tests: keeps every frame received and waits for the ones a test expects. */
+export type TestSocket = {
+  readonly ws: WebSocket;
+  readonly frames: Frame[];
+  send(frame: unknown): void;
+  /** Resolves with the first frame (among all received, also earlier ones) that matches. */
+  waitFor(match: (frame: Frame) => boolean, timeoutMs?: number): Promise<Frame>;
+  /** Resolves once `count` frames match. */
+  waitForCount(match: (frame: Frame) => boolean, count: number, timeoutMs?: number): Promise<Frame[]>;
+  /** Sends a frame with a fresh request_id and resolves with the `ack` or `error` carrying it. */
+  request(frame: Record<string, unknown>, timeoutMs?: number): Promise<Frame>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  close(): Promise<void>;
+};
+
+let requests = 0;
+
+/**
+ * Opens a socket. Resolves once it is open; for an upgrade the server refuses, rejects with an error whose
+ * message holds the HTTP status (`Unexpected server response: 401`).
+ */
+export async function openSocket(url: string, options: ClientOptions & { readonly token?: string } = {}): Promise<TestSocket> {
+  const { token, ...clientOptions } = options;
+  const headers = { ...clientOptions.headers, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) };
+  const ws = new WebSocket(url, { ...clientOptions, headers });
+  const frames: Frame[] = [];
+  const listeners = new Set<() => void>();
+  ws.on('message', (data: Buffer) => {
+    frames.push(JSON.parse(data.toString('utf8')) as Frame);
+    for (const listener of listeners) listener();
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => {
+      resolve({ code, reason: reason.toString('utf8') });
+      for (const listener of listeners) listener();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.on('error', () => undefined);
+
+  const waitForCount = (match: (frame: Frame) => boolean, count: number, timeoutMs = 10_000): Promise<Frame[]> =>
+    new Promise<Frame[]>((resolve, reject) => {
+      const check = (): void => {
+        const found = frames.filter(match);
+        if (found.length >= count) {
+          finish();
+          resolve(found.slice(0, count));
+        } else if (ws.readyState === ws.CLOSED) {
+          finish();
+          reject(new Error(`socket closed with ${found.length}/${count} matching frames; received:\n${dump(frames)}`));
+        }
+      };
+      const finish = (): void => {
+        clearTimeout(timer);
+        listeners.delete(check);
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`timed out with ${frames.filter(match).length}/${count} matching frames; received:\n${dump(frames)}`));
+      }, timeoutMs);
+      listeners.add(check);
+      check();
+    });
+
+  const socket: TestSocket = {
+    ws,
+    frames,
+    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+    waitForCount,
+    waitFor: async (match, timeoutMs) => {
+      const [frame] = await waitForCount(match, 1, timeoutMs);
+      return frame!;
+    },
+    request: async (frame, timeoutMs) => {
+      const requestId = `r${++requests}`;
+      socket.send({ ...frame, request_id: requestId });
+      return socket.waitFor((received) => received['request_id'] === requestId && (received.type === 'ack' || received.type === 'error'), timeoutMs);
+    },
+    closed,
+    async close() {
+      if (ws.readyState !== ws.CLOSED) ws.close();
+      await closed;
+    },
+  };
+  return socket;
+}
+
+function dump(frames: readonly Frame[]): string {
+  return frames.map((frame) => JSON.stringify(frame)).join('\n').slice(-4_000);
+}
+
+/** The HTTP status of a refused upgrade, or 101 when the socket opened (it is closed again). */
+export async function upgradeStatus(url: string, options: ClientOptions & { readonly token?: string } = {}): Promise<number> {
+  try {
+    const socket = await openSocket(url, options);
+    await socket.close();
+    return 101;
+  } catch (error) {
+    const match = /Unexpected server response: (\d+)/.exec(String(error));
+    if (match?.[1]) return Number(match[1]);
+    throw error;
+  }
+}
