@@ -15,7 +15,7 @@ import { createDatabasePool } from '../../src/shared/database.js';
 import { sleep } from '../../src/shared/sleep.js';
 import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsCluster, type NatsCluster } from '../../src/stack/nats-server.js';
-import { drainFeed } from '../support/event-log.js';
+import { readWholeLog } from '../support/event-log.js';
 import { createTestDatabase, testPrefix, testStreamName } from '../support/infra.js';
 import { connectTestNats, readAllStored } from '../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../support/processes.js';
@@ -86,20 +86,26 @@ describe('a three-node JetStream cluster', () => {
       }
     })();
 
-    await sleep(2_000);
-    const jsm = await nc.jetstreamManager();
-    const leader = (await jsm.streams.info(env['NATS_STREAM']!)).cluster?.leader;
-    const victim = cluster.nodes[Number(leader?.slice(1)) - 1];
-    expect(victim, `stream leader ${leader}`).toBeDefined();
-    victim!.kill('SIGKILL');
-    await victim!.exited();
-    await sleep(4_000);
-    await victim!.restart();
-    await sleep(2_000);
-    stop = true;
-    await writer;
+    try {
+      const jsm = await nc.jetstreamManager();
+      // The relay creates the stream when it starts.
+      await waitUntil('the relay to create the stream', () => jsm.streams.info(env['NATS_STREAM']!).then(() => true, () => false));
+      await sleep(2_000);
+      const leader = (await jsm.streams.info(env['NATS_STREAM']!)).cluster?.leader;
+      const victim = cluster.nodes[Number(leader?.slice(1)) - 1];
+      expect(victim, `stream leader ${leader}`).toBeDefined();
+      victim!.kill('SIGKILL');
+      await victim!.exited();
+      await sleep(4_000);
+      await victim!.restart();
+      await sleep(2_000);
+    } finally {
+      // Also when a step above fails: no write may outlive the pool.
+      stop = true;
+      await writer;
+    }
 
-    const log = await drainFeed(pool);
+    const log = await readWholeLog(pool);
     expect(log.length).toBe(conversations.length + acknowledged);
     await waitForLiveProjection(pool, 60_000);
     expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(log));

@@ -2,8 +2,15 @@ import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slon
 import { z } from 'zod';
 import { appendToStream, ConcurrencyError } from '../../src/event-store/append-to-stream.js';
 import { readFeed } from '../../src/event-store/read-feed.js';
+import { selectEventColumns } from '../../src/event-store/read-stream.js';
 import { sleep } from '../../src/shared/sleep.js';
-import { FEED_START, type FeedPosition, type RecordedEvent } from '../../src/event-store/recorded-event.js';
+import {
+  eventRow,
+  FEED_START,
+  toRecordedEvent,
+  type FeedPosition,
+  type RecordedEvent,
+} from '../../src/event-store/recorded-event.js';
 
 class Rollback extends Error {}
 
@@ -71,6 +78,17 @@ export async function appendNext(
       if (!(error instanceof ConcurrencyError)) throw error;
     }
   }
+}
+
+/**
+ * Every committed event, in feed order, without the feed's horizon: what a test that has awaited all its
+ * writes compares projections with. (The horizon is cluster-wide: another test file's open transaction
+ * would hold `readFeed` back.)
+ */
+export async function readWholeLog(pool: DatabasePool): Promise<RecordedEvent[]> {
+  const rows = await pool.any(sql.type(eventRow)`
+    SELECT ${selectEventColumns} FROM events AS e ORDER BY e.transaction_id, e.global_position`);
+  return rows.map(toRecordedEvent);
 }
 
 /** Reads the feed from `after` to its current end, as a consumer that checkpoints would. */

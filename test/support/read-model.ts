@@ -4,7 +4,7 @@ import type { ConversationEvent } from '../../src/commands/conversation/events.j
 import { conversationEvent } from '../../src/commands/conversation/events.js';
 import { LIVE_TABLES, type ReadTables } from '../../src/projections/conversation/apply-conversation-events.js';
 import type { RecordedEvent } from '../../src/event-store/recorded-event.js';
-import { drainFeed } from './event-log.js';
+import { readWholeLog } from './event-log.js';
 import { waitUntil } from './wait-until.js';
 import {
   CONVERSATIONS_PROJECTION,
@@ -35,7 +35,7 @@ export async function projectedEventCount(pool: DatabasePool, tables: ReadTables
 
 /** Waits until the live tables hold every event of the log. */
 export async function waitForLiveProjection(pool: DatabasePool, timeoutMs = 120_000): Promise<void> {
-  const events = (await drainFeed(pool)).length;
+  const events = (await readWholeLog(pool)).length;
   await waitUntil('the live projector to catch up with the log', async () => (await projectedEventCount(pool)) === events, {
     timeoutMs,
   });

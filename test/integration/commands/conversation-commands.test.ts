@@ -141,10 +141,10 @@ describe('markConversationRead', () => {
     await sendMessage(deps, { conversationId, senderId: a, content: 'one' });
     await sendMessage(deps, { conversationId, senderId: a, content: 'two' });
 
-    expect(await markConversationRead(deps, { conversationId, readerId: a })).toEqual({ upToVersion: null, readAt: null });
+    expect(await markConversationRead(deps, { conversationId, readerId: a })).toEqual({ upToVersion: null, readAt: null, version: null });
     const receipt = await markConversationRead(deps, { conversationId, readerId: b });
     expect(receipt.upToVersion).toBe(3);
-    expect(await markConversationRead(deps, { conversationId, readerId: b })).toEqual({ upToVersion: null, readAt: null });
+    expect(await markConversationRead(deps, { conversationId, readerId: b })).toEqual({ upToVersion: null, readAt: null, version: null });
     expect(await domainErrorCode(markConversationRead(deps, { conversationId, readerId: ++nextUser }))).toBe('not_found');
     expect(await eventTypes(conversationId)).toEqual(['ConversationStarted', 'MessageSent', 'MessageSent', 'MessagesRead']);
   });

@@ -12,7 +12,7 @@ import type { RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { getConversation, listConversations, listMessages } from '../../../src/projections/conversation/queries.js';
 import { projectEvents } from '../../../src/projections/projector.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
-import { drainFeed } from '../../support/event-log.js';
+import { readWholeLog } from '../../support/event-log.js';
 import { createTestDatabase } from '../../support/infra.js';
 import type { ReadTables } from '../../../src/projections/conversation/apply-conversation-events.js';
 import { createReadTables, foldReadModel, readModel } from '../../support/read-model.js';
@@ -43,7 +43,7 @@ beforeAll(async () => {
   await send(withCarol, carol, 'are you there?');
   await markConversationRead(deps, { conversationId: withBob, readerId: alice });
   await send(withBob, bob, 'last word');
-  log = await drainFeed(pool);
+  log = await readWholeLog(pool);
 });
 afterAll(async () => {
   await pool.end();

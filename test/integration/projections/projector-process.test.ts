@@ -14,7 +14,7 @@ import { createWriteWatermarks, waitForProjection } from '../../../src/projectio
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { createRedis } from '../../../src/shared/redis.js';
 import { seedConversationLog } from '../../support/conversation-log.js';
-import { drainFeed } from '../../support/event-log.js';
+import { readWholeLog } from '../../support/event-log.js';
 import { createTestDatabase, natsUrl, redisUrl, testPrefix, testStreamName } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { foldReadModel, projectedEventCount, readModel, waitForLiveProjection } from '../../support/read-model.js';
@@ -53,7 +53,7 @@ function startProjector(): Promise<RoleProcess> {
 describe('the projector process', () => {
   it('killed with SIGKILL in the middle of its batches, again and again, ends with the tables a fold of the log gives', async () => {
     await seedConversationLog(pool, { conversations: 100, eventsPerConversation: 100, firstUserId: 100_000 });
-    const total = (await drainFeed(pool)).length;
+    const total = (await readWholeLog(pool)).length;
     for (const fraction of [0.2, 0.45, 0.7]) {
       const projector = await startProjector();
       await waitUntil(`${fraction * 100}% of the events projected`, async () => (await projectedEventCount(pool)) >= total * fraction);
@@ -63,7 +63,7 @@ describe('the projector process', () => {
     expect(await projectedEventCount(pool)).toBeLessThan(total);
     await startProjector();
     await waitForLiveProjection(pool);
-    expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await drainFeed(pool)));
+    expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await readWholeLog(pool)));
   }, 180_000);
 
   it('lets a user read their own message right after sending it (read-your-writes), 300 times in a row', async () => {

@@ -14,7 +14,7 @@ import {
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { seedConversationLog } from '../../support/conversation-log.js';
-import { drainFeed } from '../../support/event-log.js';
+import { readWholeLog } from '../../support/event-log.js';
 import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
 import { connectTestNats, storedCount } from '../../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
@@ -131,7 +131,7 @@ describe('the replay CLI', () => {
       await sendMessage(deps, { conversationId: busy.id, senderId: busy.users[i % 2]!, content: `after the switch ${i}` });
     }
     await waitForLiveProjection(pool);
-    expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await drainFeed(pool)));
+    expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await readWholeLog(pool)));
     expect(await readModel(pool, generationTables(2))).toEqual(await readModel(pool, LIVE_TABLES));
     const gone = await pool.anyFirst(sql.type(z.object({ name: z.string() }))`
       SELECT tablename AS name FROM pg_tables WHERE tablename IN ('discussion_g1', 'messages_g1')`);
