@@ -58,7 +58,7 @@ export function watchDeliveryConnection(deps: {
     });
     logger.info(
       { sockets: sockets.length, replayed, resyncRequired: resyncs, durationMs: Math.round(performance.now() - started) },
-      'NATS reconnected: sockets replayed from the log what the outage dropped',
+      'NATS reconnected: open sockets caught up from the log',
     );
   }
 
