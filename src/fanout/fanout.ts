@@ -15,6 +15,7 @@ import { formatFeedPosition, type RecordedEvent } from '../event-store/recorded-
 import { eventMessage } from '../relay/event-message.js';
 import type { LeaderLease } from '../relay/leader-lease.js';
 import type { Logger } from '../shared/logger.js';
+import type { FanoutMetrics } from './fanout-metrics.js';
 import { allEventsSubject, deliverySubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
@@ -40,6 +41,7 @@ export type FanoutDeps = {
   readonly cacheSize: number;
   /** Events published before one flush and their acks. */
   readonly maxBatch?: number;
+  readonly metrics: FanoutMetrics;
 };
 
 export type Fanout = {
@@ -169,6 +171,7 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
   /** The first version of each conversation published in this batch: where a failed flush goes back to. */
   const firstPublished = new Map<string, number>();
   for (const message of batch) {
+    if (message.info.redelivered) deps.metrics.redelivered();
     const outcome = await handleEvent(deps, state, message, firstPublished);
     switch (outcome) {
       case 'published':
@@ -199,6 +202,7 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
     return;
   }
   for (const message of toAck) message.ack();
+  deps.metrics.published(toAck.length);
 }
 
 async function handleEvent(

@@ -3,7 +3,11 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
+import { createMetricsRegistry } from '../shared/metrics.js';
+import { startOpsServer } from '../shared/ops-server.js';
+import { natsReady, postgresReady } from '../shared/readiness.js';
 import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
+import { createFanoutMetrics } from './fanout-metrics.js';
 import { startFanout } from './fanout.js';
 
 const config = loadConfig(configSchemas.fanout);
@@ -17,8 +21,10 @@ const lease = await createLeaderLease({
   name: `fanout:${config.NATS_STREAM}:${config.FANOUT_DURABLE}`,
   retryMs: config.FANOUT_LEASE_RETRY_MS,
 });
+const registry = createMetricsRegistry('fanout');
 const fanout = startFanout({
   pool,
+  metrics: createFanoutMetrics(registry),
   nc,
   js: nc.jetstream(),
   jsm: await nc.jetstreamManager(),
@@ -31,10 +37,18 @@ const fanout = startFanout({
   cacheSize: config.FANOUT_CACHE_SIZE,
 });
 
+const ops = await startOpsServer({
+  port: config.OPS_PORT,
+  registry,
+  readiness: [postgresReady(pool), natsReady(nc)],
+  logger,
+});
+
 const shutdown = installShutdown({
   logger,
   phases: [
     { name: 'fanout', close: () => fanout.stop() },
+    { name: 'ops server', close: () => ops.close() },
     { name: 'lease', close: () => lease.close() },
     { name: 'nats', close: () => nc.drain() },
     { name: 'database', close: () => pool.end() },

@@ -30,6 +30,8 @@ export type ChatOperationsDeps = CommandDeps & {
   /** From the write side: a conversation just created has participants before the projection shows it. */
   readonly participants: ParticipantDirectory;
   readonly logger: Logger;
+  /** Called once per message appended (not for an idempotent retry). */
+  readonly onMessageAccepted?: () => void;
 };
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
@@ -157,7 +159,10 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
         content: input.content,
         clientMsgId: input.clientMsgId ?? null,
       });
-      if (sent.created) await recordWrite(userId, sent.conversationId, sent.version);
+      if (sent.created) {
+        deps.onMessageAccepted?.();
+        await recordWrite(userId, sent.conversationId, sent.version);
+      }
       return {
         message: {
           id: sent.id,

@@ -21,6 +21,7 @@ import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
 
 /** The gateway's settings: its slice of the role's configuration. */
 export type GatewaySettings = Pick<
@@ -49,6 +50,7 @@ export type GatewayDeps = {
   readonly clock: () => Date;
   readonly newId: () => string;
   readonly settings: GatewaySettings;
+  readonly metrics: GatewayMetrics;
 };
 
 export type Gateway = {
@@ -74,24 +76,28 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   const { pool, redis, nc, logger, clock, settings } = deps;
   const startedAt = clock();
 
-  const verifyToken = createTokenVerifier({
+  const { metrics } = deps;
+  const verifyToken = metrics.countAuthFailures(createTokenVerifier({
     secret: settings.JWT_SECRET,
     leewaySeconds: settings.JWT_LEEWAY_SECONDS,
     revokedTokens: createRevokedTokens(redis),
     clock,
-  });
+  }));
   const operations = createChatOperations({
     pool,
     clock,
     newId: deps.newId,
     logger,
     watermarks: createWriteWatermarks(redis, { keyPrefix: settings.REDIS_KEY_PREFIX }),
-    rateLimiter: createMessageRateLimiter({
-      redis,
-      keyPrefix: settings.REDIS_KEY_PREFIX,
-      limit: settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-      clock,
-    }),
+    rateLimiter: metrics.countRateLimited(
+      createMessageRateLimiter({
+        redis,
+        keyPrefix: settings.REDIS_KEY_PREFIX,
+        limit: settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
+        clock,
+      }),
+    ),
+    onMessageAccepted: () => metrics.messageAccepted(),
     readYourWritesTimeoutMs: settings.READ_YOUR_WRITES_TIMEOUT_MS,
     participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
   });
@@ -101,7 +107,10 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     nc,
     subjectPrefix: settings.NATS_SUBJECT_PREFIX,
     logger,
-    onFrame: (userId, frame, text) => registry.deliver(userId, frame, text),
+    onFrame: (userId, frame, text) => {
+      if (frame.type === 'new_message') metrics.delivered(frame.data.timestamp);
+      registry.deliver(userId, frame, text);
+    },
   });
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
 
@@ -126,6 +135,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       sendQueueBytes: settings.WS_SEND_QUEUE_BYTES,
     },
   });
+  metrics.watchSockets(() => sockets.size);
 
   const app = createRestApp({
     operations,

@@ -59,6 +59,7 @@ const projectorSchema = baseSchema.extend({
 });
 
 const fanoutSchema = baseSchema.extend({
+  OPS_PORT: opsPort(9103),
   FANOUT_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('fanout').describe('JetStream durable name'),
   FANOUT_ACK_WAIT_MS: positiveInt.min(500).default(5_000).describe('redelivery delay of an event not acked (a crash)'),
   FANOUT_CACHE_SIZE: positiveInt.default(100_000).describe('conversations whose guard and participants stay in memory'),
@@ -76,6 +77,7 @@ const commaList = z
 const gatewaySchema = baseSchema
   .extend({
     PORT: z.coerce.number().int().min(0).max(65_535).default(8004),
+    OPS_PORT: opsPort(9100),
     JWT_SECRET: z.string().min(1).optional().describe('HS256 secret shared with Matcha\'s auth service'),
     JWT_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew allowed on exp/nbf'),
     ALLOWED_ORIGINS: commaList.describe('comma-separated Origins allowed to open the WebSocket; empty: any'),

@@ -6,6 +6,8 @@ import { pino } from 'pino';
 import type { DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { WebSocket, type ClientOptions } from 'ws';
+import { Registry } from 'prom-client';
+import { createGatewayMetrics } from '../../src/gateway/gateway-metrics.js';
 import { startGateway, type Gateway, type GatewaySettings } from '../../src/gateway/gateway.js';
 import { configSchemas, loadConfig } from '../../src/shared/config.js';
 import { createDatabasePool } from '../../src/shared/database.js';
@@ -66,7 +68,16 @@ export async function startTestGateway(options: {
   const redis = createRedis(redisUrl());
   const nc = await connectNats({ url: natsUrl(), name: 'test-gateway' });
   const gateway = await startGateway(
-    { pool, redis, nc, logger, clock: options.clock ?? (() => new Date()), newId: monotonicFactory(), settings },
+    {
+      pool,
+      redis,
+      nc,
+      logger,
+      clock: options.clock ?? (() => new Date()),
+      newId: monotonicFactory(),
+      settings,
+      metrics: createGatewayMetrics(new Registry()),
+    },
     { port: 0, host: '127.0.0.1' },
   );
   const url = `http://127.0.0.1:${gateway.port}`;

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { NatsConnection, Subscription } from 'nats';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import type { DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import {
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { FEED_START, formatFeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { eventFrame, eventFrameSchema, type EventFrame } from '../../../src/fanout/event-frames.js';
+import { createFanoutMetrics } from '../../../src/fanout/fanout-metrics.js';
 import { startFanout } from '../../../src/fanout/fanout.js';
 import { toEventMessage } from '../../../src/relay/event-message.js';
 import { ensureEventStream } from '../../../src/relay/event-stream.js';
@@ -340,6 +342,7 @@ describe('the fan-out role', () => {
       durableName: 'fanout',
       ackWaitMs: 1_000,
       cacheSize: 100,
+      metrics: createFanoutMetrics(new Registry()),
     });
     try {
       const [alice, bob] = [21, 22];

@@ -7,32 +7,38 @@ import {
   type CommandDeps,
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { getFreePorts } from '../../../src/stack/free-port.js';
+import { api, gatewayEnv, mintToken, openSocket } from '../../support/gateway.js';
+import { createTestDatabase, testPrefix, testStreamName } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { waitForLiveProjection } from '../../support/read-model.js';
 
 let pool: DatabasePool;
+let gatewayPort: number;
 const roles = new Map<string, { process: RoleProcess; port: number }>();
 
 beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const prefix = testPrefix();
   const env = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
+    ...gatewayEnv({ databaseUrl, prefix }),
     NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
+    RATE_LIMIT_MESSAGES_PER_MINUTE: '2',
     LOG_LEVEL: 'info',
   };
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 4 });
+  gatewayPort = (await getFreePorts(1))[0]!;
   for (const [name, entry] of [
     ['relay', 'src/relay/main.ts'],
     ['projector', 'src/projections/main.ts'],
+    ['fanout', 'src/fanout/main.ts'],
+    ['gateway', 'src/gateway/main.ts'],
   ] as const) {
-    const process = await spawnRole({ name, entry, env });
+    const process = await spawnRole({ name, entry, env: { ...env, PORT: String(gatewayPort) } });
     const line = await process.waitForOutput(/ops server on port (\d+)/);
     roles.set(name, { process, port: Number(/(\d+)/.exec(line)?.[1]) });
   }
+  await roles.get('fanout')?.process.waitForOutput(/fanning out/);
   const deps: CommandDeps = { pool, clock: () => new Date(), newId: monotonicFactory() };
   const { conversationId } = await startConversation(deps, { initiatorId: 1, otherUserId: 2 });
   for (let i = 0; i < 5; i++) await sendMessage(deps, { conversationId, senderId: 1, content: `hello ${i}` });
@@ -54,8 +60,8 @@ function sample(text: string, name: string): number {
   return Number(line?.split(' ').at(-1));
 }
 
-describe('the operators endpoints of the relay and the projector', () => {
-  it.each(['relay', 'projector'])('%s answers /health and /ready with its dependencies', async (role) => {
+describe('the operators endpoints of every role', () => {
+  it.each(['relay', 'projector', 'fanout'])('%s answers /health and /ready with its dependencies', async (role) => {
     const health = await get(role, '/health');
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });
@@ -76,5 +82,31 @@ describe('the operators endpoints of the relay and the projector', () => {
     expect(sample(projector, 'chat_projector_events_total')).toBe(6);
     expect(sample(projector, 'chat_projector_lag_seconds_count')).toBe(6);
     expect(sample(projector, 'chat_projection_failures_total')).toBe(0);
+  });
+
+  it('counts the gateway\'s sockets, accepted messages, deliveries, auth failures and rate-limit hits', async () => {
+    const ready = await get('gateway', '/ready');
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', nats: 'ok', redis: 'ok' } });
+    const url = `http://127.0.0.1:${gatewayPort}`;
+    const [alice, bob] = [await mintToken(11), await mintToken(12)];
+    const socket = await openSocket(`ws://127.0.0.1:${gatewayPort}/api/v1/chat/ws?token=${bob}`);
+    await socket.waitFor((frame) => frame.type === 'connected');
+    const created = await api(url, 'POST', '/api/v1/chat/conversations', { token: alice, body: { user_id: 12 } });
+    const conversationId = (created.body['data'] as { id: string }).id;
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push((await api(url, 'POST', '/api/v1/chat/messages', { token: alice, body: { conversation_id: conversationId, message: `m${i}` } })).status);
+    }
+    expect(statuses).toEqual([201, 201, 429]);
+    expect((await api(url, 'GET', '/api/v1/chat/conversations', { token: await mintToken(11, { secret: 'forged' }) })).status).toBe(401);
+    await socket.waitForCount((frame) => frame.type === 'new_message', 2);
+
+    const metrics = await (await get('gateway', '/metrics')).text();
+    expect(sample(metrics, 'chat_gateway_sockets')).toBe(1);
+    expect(sample(metrics, 'chat_messages_accepted_total')).toBe(2);
+    expect(sample(metrics, 'chat_rate_limited_total')).toBe(1);
+    expect(metrics).toMatch(/chat_auth_failures_total\{reason="bad_signature",role="gateway"\} 1/);
+    expect(sample(metrics, 'chat_send_to_delivery_seconds_count')).toBe(2);
+    await socket.close();
   });
 });

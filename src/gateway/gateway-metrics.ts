@@ -1,0 +1,88 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LATENCY_BUCKETS_SECONDS } from '../shared/metrics.js';
+import type { VerifyToken } from './auth/verify-token.js';
+import { GatewayError } from './errors.js';
+import type { RateLimiter } from './rate-limit.js';
+
+export type GatewayMetrics = {
+  /** Reads the open sockets when Prometheus scrapes. */
+  watchSockets(count: () => number): void;
+  /** A frame reached this gateway from the fan-out; `sentAt` is the message's send time (ISO). */
+  delivered(sentAt: string): void;
+  messageAccepted(): void;
+  /** Wraps a verifier so every refused token is counted by reason. */
+  countAuthFailures(verify: VerifyToken): VerifyToken;
+  /** Wraps a rate limiter so every refusal is counted. */
+  countRateLimited(limiter: RateLimiter): RateLimiter;
+};
+
+/** Bounded label values for auth failures, from the verifier's messages (verify-token.ts). */
+const AUTH_REASONS: readonly [RegExp, string][] = [
+  [/expired/, 'expired'],
+  [/signature/, 'bad_signature'],
+  [/algorithm/, 'algorithm'],
+  [/revoked/, 'revoked'],
+  [/X-User-ID/, 'user_id_mismatch'],
+  [/not valid yet/, 'not_yet_valid'],
+];
+
+export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+  let sockets = () => 0;
+  new Gauge({
+    name: 'chat_gateway_sockets',
+    help: 'open WebSockets on this gateway',
+    registers: [registry],
+    collect() {
+      this.set(sockets());
+    },
+  });
+  const accepted = new Counter({ name: 'chat_messages_accepted_total', help: 'messages appended to the log (REST and WS)', registers: [registry] });
+  const latency = new Histogram({
+    name: 'chat_send_to_delivery_seconds',
+    help: 'from a message being sent (its timestamp) to its frame reaching a gateway holding a recipient socket',
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: 'chat_auth_failures_total',
+    help: 'refused tokens, by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const rateLimited = new Counter({ name: 'chat_rate_limited_total', help: 'sends refused by the rate limit', registers: [registry] });
+
+  return {
+    watchSockets(count) {
+      sockets = count;
+    },
+    delivered(sentAt) {
+      const at = Date.parse(sentAt);
+      if (Number.isFinite(at)) latency.observe(Math.max(0, Date.now() - at) / 1_000);
+    },
+    messageAccepted: () => accepted.inc(),
+    countAuthFailures(verify) {
+      return async (token, options) => {
+        try {
+          return await verify(token, options);
+        } catch (error) {
+          if (error instanceof GatewayError && error.code === 'unauthorized') {
+            authFailures.inc({ reason: AUTH_REASONS.find(([pattern]) => pattern.test(error.message))?.[1] ?? 'invalid' });
+          }
+          throw error;
+        }
+      };
+    },
+    countRateLimited(limiter) {
+      return {
+        async consume(userId) {
+          try {
+            await limiter.consume(userId);
+          } catch (error) {
+            if (error instanceof GatewayError && error.code === 'rate_limited') rateLimited.inc();
+            throw error;
+          }
+        },
+      };
+    },
+  };
+}
