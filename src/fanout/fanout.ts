@@ -1,7 +1,5 @@
 import {
-  AckPolicy,
   DeliverPolicy,
-  nanos,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -14,11 +12,11 @@ import { readStream } from '../event-store/read-stream.js';
 import { formatFeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
 import { eventMessage } from '../relay/event-message.js';
 import type { LeaderLease } from '../relay/leader-lease.js';
+import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
-import type { FanoutMetrics } from './fanout-metrics.js';
-import { allEventsSubject, deliverySubject } from '../shared/nats.js';
-import { sleep } from '../shared/sleep.js';
+import { deliverySubject } from '../shared/nats.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
+import type { FanoutMetrics } from './fanout-metrics.js';
 import { BoundedMap } from './bounded-map.js';
 import { eventFrame, UnframeableEventError, type EventFrame, type FrameableEvent } from './event-frames.js';
 import { createParticipantDirectory, type ParticipantDirectory, type Participants } from './participants.js';
@@ -107,9 +105,9 @@ export function startFanout(deps: FanoutDeps): Fanout {
     stop.addEventListener('abort', () => wake?.(), { once: true });
     logger.info('waiting for the fan-out lease');
     if (!(await deps.lease.acquire(stop))) return;
-    await waitForStream(deps, stop);
+    await waitForEventStream(consumerSpec(deps), stop);
     if (stop.aborted) return;
-    await ensureConsumer(deps);
+    await ensureDurableConsumer(consumerSpec(deps));
     const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
     // The callback only queues: one loop below handles events in order and batches the flushes.
     messages = await consumer.consume({
@@ -211,7 +209,7 @@ async function handleEvent(
   message: JsMsg,
   firstPublished: Map<string, number>,
 ): Promise<Outcome> {
-  const parsed = eventMessage.safeParse(safeJson(message));
+  const parsed = eventMessage.safeParse(messageJson(message));
   if (!parsed.success) {
     deps.logger.error({ subject: message.subject, seq: message.seq }, 'malformed event message: terminated');
     return 'terminate';
@@ -291,43 +289,7 @@ function frameableOf(event: RecordedEvent): FrameableEvent {
   };
 }
 
-function safeJson(message: JsMsg): unknown {
-  try {
-    return message.json();
-  } catch {
-    return undefined;
-  }
-}
-
-/** The relay creates the stream; a fan-out started first waits for it. */
-async function waitForStream(deps: FanoutDeps, signal: AbortSignal): Promise<void> {
-  for (let logged = false; !signal.aborted; logged = true) {
-    const exists = await deps.jsm.streams.info(deps.streamName).then(
-      () => true,
-      () => false,
-    );
-    if (exists) return;
-    if (!logged) deps.logger.info({ stream: deps.streamName }, 'waiting for the events stream');
-    await sleep(1_000, signal);
-  }
-}
-
-async function ensureConsumer(deps: FanoutDeps): Promise<void> {
-  const ackWait = nanos(deps.ackWaitMs);
-  const existing = await deps.jsm.consumers.info(deps.streamName, deps.durableName).catch(() => null);
-  if (existing) {
-    if (existing.config.ack_wait !== ackWait) {
-      await deps.jsm.consumers.update(deps.streamName, deps.durableName, { ack_wait: ackWait });
-    }
-    return;
-  }
-  await deps.jsm.consumers.add(deps.streamName, {
-    durable_name: deps.durableName,
-    ack_policy: AckPolicy.Explicit,
+function consumerSpec(deps: FanoutDeps): DurableConsumerSpec {
     // Frames are for who is online now; history reaches clients through catch-up, not a replay at sockets.
-    deliver_policy: DeliverPolicy.New,
-    filter_subject: allEventsSubject(deps.subjectPrefix),
-    ack_wait: ackWait,
-    max_ack_pending: 1_000,
-  });
+  return { ...deps, deliverPolicy: DeliverPolicy.New };
 }

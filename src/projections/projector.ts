@@ -1,10 +1,9 @@
-import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { sql, type DatabasePool } from 'slonik';
 import { readStream } from '../event-store/read-stream.js';
 import { eventMessage, type EventMessage } from '../relay/event-message.js';
+import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
-import { allEventsSubject } from '../shared/nats.js';
-import { sleep } from '../shared/sleep.js';
 import { applyConversationEvents, type ProjectableEvent, type ReadTables } from './conversation/apply-conversation-events.js';
 import type { ProjectorMetrics } from './projector-metrics.js';
 import { CONVERSATIONS_PROJECTION, lockGenerations } from './read-model-generations.js';
@@ -51,9 +50,9 @@ export function startProjector(deps: ProjectorDeps): Projector {
   let stopMessages: (() => Promise<void>) | undefined;
 
   const run = async (): Promise<void> => {
-    await waitForStream(deps, stopping.signal);
+    await waitForEventStream(consumerSpec(deps), stopping.signal);
     if (stopping.signal.aborted) return;
-    await ensureConsumer(deps);
+    await ensureDurableConsumer(consumerSpec(deps));
     const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
     const messages = await consumer.consume({ max_messages: Math.max(256, deps.batchSize) });
     stopMessages = () => messages.close().then(() => undefined);
@@ -101,7 +100,7 @@ async function handleBatch(deps: ProjectorDeps, messages: readonly JsMsg[]): Pro
   const deliveries: Delivery[] = [];
   for (const message of messages) {
     if (message.info.redelivered) deps.metrics.redelivered();
-    const parsed = eventMessage.safeParse(safeJson(message));
+    const parsed = eventMessage.safeParse(messageJson(message));
     if (parsed.success) {
       deliveries.push({ message, event: parsed.data });
     } else {
@@ -184,43 +183,6 @@ export async function projectEvents(
   });
 }
 
-function safeJson(message: JsMsg): unknown {
-  try {
-    return message.json();
-  } catch {
-    return undefined;
-  }
-}
-
-/** The relay creates the stream; a projector started first waits for it. */
-async function waitForStream(deps: ProjectorDeps, signal: AbortSignal): Promise<void> {
-  for (let logged = false; !signal.aborted; logged = true) {
-    const exists = await deps.jsm.streams.info(deps.streamName).then(
-      () => true,
-      () => false,
-    );
-    if (exists) return;
-    if (!logged) deps.logger.info({ stream: deps.streamName }, 'waiting for the events stream');
-    await sleep(1_000, signal);
-  }
-}
-
-/** Creates the durable consumer, or brings an existing one's ack wait to the configured value. */
-async function ensureConsumer(deps: ProjectorDeps): Promise<void> {
-  const ackWait = nanos(deps.ackWaitMs);
-  const existing = await deps.jsm.consumers.info(deps.streamName, deps.durableName).catch(() => null);
-  if (existing) {
-    if (existing.config.ack_wait !== ackWait) {
-      await deps.jsm.consumers.update(deps.streamName, deps.durableName, { ack_wait: ackWait });
-    }
-    return;
-  }
-  await deps.jsm.consumers.add(deps.streamName, {
-    durable_name: deps.durableName,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: allEventsSubject(deps.subjectPrefix),
-    ack_wait: ackWait,
-    max_ack_pending: 1_000,
-  });
+function consumerSpec(deps: ProjectorDeps): DurableConsumerSpec {
+  return { ...deps, deliverPolicy: DeliverPolicy.All };
 }
