@@ -84,12 +84,19 @@ async function keepConnected(client: Client): Promise<void> {
       await sleep(200);
       continue;
     }
-    socket.ws.on('message', (data: Buffer) => {
-      const frame = JSON.parse(data.toString('utf8')) as Frame;
-      if (typeof frame['seq'] !== 'number') return;
-      client.events.push(frame);
-      client.cursor = frame['cursor'] as string;
-    });
+    // From the socket's own record of frames: the catch-up can arrive in the same read as the upgrade, before
+    // a listener added after `openSocket` resolved would run.
+    let taken = 0;
+    const take = () => {
+      for (; taken < socket.frames.length; taken++) {
+        const frame = socket.frames[taken]!;
+        if (typeof frame['seq'] !== 'number') continue;
+        client.events.push(frame);
+        client.cursor = frame['cursor'] as string;
+      }
+    };
+    take();
+    socket.ws.on('message', take);
     client.socket = socket;
     await socket.closed;
     client.socket = null;
@@ -153,15 +160,6 @@ beforeAll(async () => {
     await gateway.process.waitForOutput(/gateway listening/);
   }
   for (let user = 1; user <= USERS; user++) tokens.set(user, await mintToken(user));
-  for (let user = 1; user <= USERS; user += 2) {
-    const created = await api(`http://127.0.0.1:${gatewayPorts[0]}`, 'POST', '/api/v1/chat/conversations', {
-      token: tokens.get(user)!,
-      body: { user_id: user + 1 },
-    });
-    const id = (created.body['data'] as { id: string }).id;
-    conversationOf.set(user, id);
-    conversationOf.set(user + 1, id);
-  }
 }, 180_000);
 
 afterAll(async () => {
@@ -185,6 +183,20 @@ describe('the pipeline under faults', () => {
       void keepConnected(client);
     }
     await waitUntil('every client connected', () => Promise.resolve([...clients.values()].every((client) => client.socket !== null)), {
+      timeoutMs: 20_000,
+    });
+    // Conversations are created once every client is connected, so each client's first event frame is its
+    // conversation_created, and from then on it always has a cursor to resume from.
+    for (let user = 1; user <= USERS; user += 2) {
+      const created = await api(`http://127.0.0.1:${gatewayPorts[0]}`, 'POST', '/api/v1/chat/conversations', {
+        token: tokens.get(user)!,
+        body: { user_id: user + 1 },
+      });
+      const id = (created.body['data'] as { id: string }).id;
+      conversationOf.set(user, id);
+      conversationOf.set(user + 1, id);
+    }
+    await waitUntil('every client to have a cursor', () => Promise.resolve([...clients.values()].every((client) => client.cursor !== null)), {
       timeoutMs: 20_000,
     });
     const loading = load();
@@ -247,6 +259,14 @@ describe('the pipeline under faults', () => {
     });
     console.log(`fault suite (${PHASE_SECONDS} s per phase)\n${report.map((row) => JSON.stringify(row)).join('\n')}`);
     console.log(`restarts: ${[...roles.values()].map((role) => `${role.name} ${role.restarts}`).join(', ')}`);
+    // What a lost message's recipient saw around it: enough to tell a gap from a stop.
+    const versionRow = z.object({ id: z.string(), version: z.number().int() });
+    for (const message of acknowledged.filter((m) => delivered(m) === 0)) {
+      const seq = await pool.maybeOne(sql.type(versionRow)`
+        SELECT data->>'message_id' AS id, version FROM events WHERE data->>'message_id' = ${message.id}`);
+      const seen = clients.get(message.recipient)!.events.map((frame) => `${String(frame['seq'])}:${frame.type}`);
+      console.log(`lost ${message.id} (seq ${seq?.version}) ${message.phase}, ${message.sender} -> ${message.recipient} on gateway ${clients.get(message.recipient)!.gateway}; recipient saw ${seen.join(' ')}`);
+    }
 
     for (const row of report) {
       expect(row, row.phase).toMatchObject({ lost: 0, duplicated: 0 });

@@ -15,7 +15,7 @@ export type SocketServer = {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Open sockets, authenticated or not. */
   readonly size: number;
-  /** Closes every socket with 1001 and stops the heartbeat. */
+  /** Closes every socket with 1001, stops the heartbeat, then waits (10 s at most) for the frame each socket is handling. */
   close(): Promise<void>;
 };
 
@@ -106,6 +106,9 @@ export function createSocketServer(deps: {
     async close() {
       closing = true;
       clearInterval(heartbeat);
+      // The frame each socket is handling runs to its end (frames still waiting are dropped, unanswered);
+      // the caller closes the pool and Redis only after that.
+      const handled = [...sessions].map((session) => session.settled());
       const closed = [...sessions].map(
         (session) =>
           new Promise<void>((resolve) => {
@@ -116,6 +119,7 @@ export function createSocketServer(deps: {
       await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
       for (const session of sessions) session.terminate();
       wss.close();
+      await Promise.race([Promise.all(handled), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
     },
   };
 }

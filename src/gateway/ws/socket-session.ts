@@ -39,6 +39,8 @@ export type SocketSession = RegisteredSocket & {
   /** Cuts the connection without a closing handshake. */
   terminate(): void;
   onceClosed(listener: () => void): void;
+  /** Resolves once every frame received so far has been handled (its command committed or failed). */
+  settled(): Promise<void>;
 };
 
 /** Frames a socket may have waiting to be handled before more are refused. */
@@ -403,6 +405,13 @@ export function startSocketSession(
       if (socket.readyState === socket.CLOSED) listener();
       else socket.once('close', listener);
     },
+    async settled() {
+      // Frames keep being chained onto the queue while earlier ones run: wait until it stops growing.
+      for (let current = queue; ; current = queue) {
+        await current.catch(() => undefined);
+        if (current === queue) return;
+      }
+    },
   };
 
   socket.on('pong', () => {
@@ -418,6 +427,9 @@ export function startSocketSession(
     const text = isBinary ? null : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
     queue = queue
       .then(() => {
+        // Once the server closed this socket (shutdown, slow reader, error), frames still waiting are not
+        // handled: no answer could reach the client, which retries them (by client_msg_id) on reconnect.
+        if (closed) return undefined;
         if (text === null) return answerError(undefined, new GatewayError('invalid_input', 'frames must be JSON text, not binary'));
         return onText(text);
       })
