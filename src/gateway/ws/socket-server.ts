@@ -15,7 +15,7 @@ export type SocketServer = {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Open sockets, authenticated or not. */
   readonly size: number;
-  /** Closes every socket with 1001, stops the heartbeat, then waits (10 s at most) for the frame each socket is handling. */
+  /** Closes every socket with 1001, stops the heartbeat, then waits (5 s at most: the shutdown phase has 10) for the frame each socket is handling. */
   close(): Promise<void>;
 };
 
@@ -119,7 +119,7 @@ export function createSocketServer(deps: {
       await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
       for (const session of sessions) session.terminate();
       wss.close();
-      await Promise.race([Promise.all(handled), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+      await Promise.race([Promise.all(handled), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
     },
   };
 }
