@@ -26,18 +26,12 @@ export type LoadReport = {
   readonly seconds: number;
   readonly setup: SetupReport & { readonly ms: number };
   readonly connect: ConnectReport & { readonly ms: number };
-  readonly send?: {
-    readonly sent: number;
-    readonly acked: number;
-    readonly rejected: Record<string, number>;
-    readonly unanswered: number;
-    readonly delivered: number;
-    readonly lost: number;
-    readonly duplicated: number;
-    readonly outOfOrder: number;
-    readonly echoed: number;
+  /** The workers' counts added up, with the latencies summarised. */
+  readonly send?: Pick<
+    SendReport,
+    'sent' | 'acked' | 'rejected' | 'unanswered' | 'delivered' | 'lost' | 'duplicated' | 'outOfOrder' | 'echoed' | 'maxSendLagMs'
+  > & {
     readonly achievedRate: number;
-    readonly maxSendLagMs: number;
     readonly latencyMs: LatencySummary;
     readonly ackLatencyMs: LatencySummary;
     readonly disconnects: Record<string, number>;
