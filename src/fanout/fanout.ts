@@ -11,15 +11,15 @@ import { conversationStarted } from '../commands/conversation/events.js';
 import { readStream } from '../event-store/read-stream.js';
 import { formatFeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
 import { eventMessage } from '../relay/event-message.js';
-import type { LeaderLease } from '../relay/leader-lease.js';
+import type { LeaderLease } from '../shared/leader-lease.js';
 import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
 import { deliverySubject } from '../shared/nats.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
 import type { FanoutMetrics } from './fanout-metrics.js';
-import { BoundedMap } from './bounded-map.js';
-import { eventFrame, UnframeableEventError, type EventFrame, type FrameableEvent } from './event-frames.js';
-import { createParticipantDirectory, type ParticipantDirectory, type Participants } from './participants.js';
+import { BoundedMap } from '../delivery/bounded-map.js';
+import { eventFrame, UnframeableEventError, type EventFrame, type FrameableEvent } from '../delivery/event-frames.js';
+import { createParticipantDirectory, type ParticipantDirectory, type Participants } from '../delivery/participants.js';
 
 export type FanoutDeps = {
   readonly pool: DatabasePool;

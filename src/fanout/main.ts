@@ -1,12 +1,10 @@
-import { createLeaderLease } from '../relay/leader-lease.js';
+import { createLeaderLease } from '../shared/leader-lease.js';
 import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
-import { startOpsServer } from '../shared/ops-server.js';
-import { natsReady, postgresReady } from '../shared/readiness.js';
-import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
+import { serveWorkerRole } from '../shared/worker-role.js';
 import { createFanoutMetrics } from './fanout-metrics.js';
 import { startFanout } from './fanout.js';
 
@@ -37,22 +35,13 @@ const fanout = startFanout({
   cacheSize: config.FANOUT_CACHE_SIZE,
 });
 
-const ops = await startOpsServer({
-  port: config.OPS_PORT,
+await serveWorkerRole({
+  name: 'fanout',
+  worker: fanout,
+  logger,
+  opsPort: config.OPS_PORT,
   registry,
-  readiness: [postgresReady(pool), natsReady(nc)],
-  logger,
+  pool,
+  nc,
+  resources: [{ name: 'lease', close: () => lease.close() }],
 });
-
-const shutdown = installShutdown({
-  logger,
-  phases: [
-    { name: 'fanout', close: () => fanout.stop() },
-    { name: 'ops server', close: () => ops.close() },
-    { name: 'lease', close: () => lease.close() },
-    { name: 'nats', close: () => nc.drain() },
-    { name: 'database', close: () => pool.end() },
-  ],
-});
-
-shutdownOnFailure(fanout.done, { logger, shutdown, what: 'fanout' });

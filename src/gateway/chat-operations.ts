@@ -6,7 +6,7 @@ import {
   type CommandDeps,
 } from '../commands/conversation/conversation-commands.js';
 import { assertValidMessageContent } from '../commands/conversation/message-content.js';
-import type { ParticipantDirectory } from '../fanout/participants.js';
+import type { ParticipantDirectory } from '../delivery/participants.js';
 import {
   getConversation,
   listConversations,

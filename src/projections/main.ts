@@ -3,9 +3,7 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
-import { startOpsServer } from '../shared/ops-server.js';
-import { natsReady, postgresReady } from '../shared/readiness.js';
-import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
+import { serveWorkerRole } from '../shared/worker-role.js';
 import { LIVE_TABLES } from './conversation/apply-conversation-events.js';
 import { createProjectorMetrics } from './projector-metrics.js';
 import { startProjector } from './projector.js';
@@ -31,21 +29,12 @@ const projector = startProjector({
   ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
 });
 
-const ops = await startOpsServer({
-  port: config.OPS_PORT,
+await serveWorkerRole({
+  name: 'projector',
+  worker: projector,
+  logger,
+  opsPort: config.OPS_PORT,
   registry,
-  readiness: [postgresReady(pool), natsReady(nc)],
-  logger,
+  pool,
+  nc,
 });
-
-const shutdown = installShutdown({
-  logger,
-  phases: [
-    { name: 'projector', close: () => projector.stop() },
-    { name: 'ops server', close: () => ops.close() },
-    { name: 'nats', close: () => nc.drain() },
-    { name: 'database', close: () => pool.end() },
-  ],
-});
-
-shutdownOnFailure(projector.done, { logger, shutdown, what: 'projector' });

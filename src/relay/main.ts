@@ -3,11 +3,9 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
-import { startOpsServer } from '../shared/ops-server.js';
-import { natsReady, postgresReady } from '../shared/readiness.js';
-import { installShutdown, shutdownOnFailure } from '../shared/shutdown.js';
+import { serveWorkerRole } from '../shared/worker-role.js';
 import { ensureEventStream } from './event-stream.js';
-import { createLeaderLease } from './leader-lease.js';
+import { createLeaderLease } from '../shared/leader-lease.js';
 import { createRelayMetrics } from './relay-metrics.js';
 import { startRelay } from './relay.js';
 
@@ -42,22 +40,13 @@ const relay = startRelay({
   pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
 });
 
-const ops = await startOpsServer({
-  port: config.OPS_PORT,
+await serveWorkerRole({
+  name: 'relay',
+  worker: relay,
+  logger,
+  opsPort: config.OPS_PORT,
   registry,
-  readiness: [postgresReady(pool), natsReady(nc)],
-  logger,
+  pool,
+  nc,
+  resources: [{ name: 'lease', close: () => lease.close() }],
 });
-
-const shutdown = installShutdown({
-  logger,
-  phases: [
-    { name: 'relay', close: () => relay.stop() },
-    { name: 'ops server', close: () => ops.close() },
-    { name: 'lease', close: () => lease.close() },
-    { name: 'nats', close: () => nc.drain() },
-    { name: 'database', close: () => pool.end() },
-  ],
-});
-
-shutdownOnFailure(relay.done, { logger, shutdown, what: 'relay' });

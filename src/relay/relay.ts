@@ -9,7 +9,7 @@ import type { RelayMetrics } from './relay-metrics.js';
 import { eventSubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
 import { feedPositionOf, toEventMessage } from './event-message.js';
-import type { LeaderLease } from './leader-lease.js';
+import type { LeaderLease } from '../shared/leader-lease.js';
 
 export type RelayDeps = {
   readonly pool: DatabasePool;

@@ -16,7 +16,7 @@ import { sleep } from '../../src/shared/sleep.js';
 import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsCluster, type NatsCluster } from '../../src/stack/nats-server.js';
 import { readWholeLog } from '../support/event-log.js';
-import { createTestDatabase, testPrefix, testStreamName } from '../support/infra.js';
+import { createTestDatabase, testPrefix, testRoleEnv } from '../support/infra.js';
 import { connectTestNats, readAllStored } from '../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../support/processes.js';
 import { foldReadModel, readModel, waitForLiveProjection } from '../support/read-model.js';
@@ -48,10 +48,8 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const prefix = testPrefix();
   env = {
-    DATABASE_URL: databaseUrl,
+    ...testRoleEnv({ databaseUrl, prefix }),
     NATS_URL: cluster.url,
-    NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
     NATS_STREAM_REPLICAS: '3',
     PROJECTOR_ACK_WAIT_MS: '1000',
     LOG_LEVEL: 'warn',

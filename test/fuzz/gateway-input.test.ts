@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { assertValidMessageContent } from '../../src/commands/conversation/message-content.js';
 import { api, mintToken, openSocket, startTestGateway, type TestGateway, type TestSocket } from '../support/gateway.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../support/infra.js';
+import { createTestDatabase, testPrefix, testRoleEnv } from '../support/infra.js';
 import { spawnRole, stopAllRoles } from '../support/processes.js';
 import { waitForLiveProjection } from '../support/read-model.js';
 
@@ -28,10 +28,7 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const prefix = testPrefix();
   const roleEnv = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     LOG_LEVEL: 'warn',
   };
   await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env: roleEnv });

@@ -13,20 +13,17 @@ import { configSchemas, loadConfig } from '../../src/shared/config.js';
 import { createDatabasePool } from '../../src/shared/database.js';
 import { connectNats } from '../../src/shared/nats.js';
 import { createRedis } from '../../src/shared/redis.js';
-import { natsUrl, redisUrl } from './infra.js';
+import { natsUrl, redisUrl, testRoleEnv } from './infra.js';
 
 export const TEST_JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
 
 /** The environment of a gateway for one test file: its database, subject prefix and Redis key prefix. */
 export function gatewayEnv(options: { readonly databaseUrl: string; readonly prefix: string }): Record<string, string> {
   return {
-    DATABASE_URL: options.databaseUrl,
-    NATS_URL: natsUrl(),
+    ...testRoleEnv(options),
     REDIS_URL: redisUrl(),
-    NATS_SUBJECT_PREFIX: options.prefix,
     REDIS_KEY_PREFIX: `${options.prefix}:`,
     JWT_SECRET: TEST_JWT_SECRET,
-    LOG_LEVEL: 'info',
     // Roles' operator ports: any free one, as test files run side by side.
     OPS_PORT: '0',
   };

@@ -43,6 +43,20 @@ export function testStreamName(prefix: string): string {
   return `${prefix.toUpperCase()}_EVENTS`;
 }
 
+/**
+ * The environment of a role process (relay, projector, fan-out, gateway) for one test file: its database,
+ * its stream and subject prefix on the test NATS server. Tests add or override what they need.
+ */
+export function testRoleEnv(options: { readonly databaseUrl: string; readonly prefix: string }): Record<string, string> {
+  return {
+    DATABASE_URL: options.databaseUrl,
+    NATS_URL: natsUrl(),
+    NATS_STREAM: testStreamName(options.prefix),
+    NATS_SUBJECT_PREFIX: options.prefix,
+    LOG_LEVEL: 'info',
+  };
+}
+
 export function natsUrl(): string {
   return inject('infra').natsUrl;
 }

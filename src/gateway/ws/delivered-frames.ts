@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { eventFrameSchema, type EventFrame } from '../../fanout/event-frames.js';
+import { eventFrameSchema, type EventFrame } from '../../delivery/event-frames.js';
 
 /**
  * What arrives on a user's delivery subject: event frames from the fan-out (with `seq` and `cursor`) and

@@ -13,18 +13,19 @@ import {
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { FEED_START, formatFeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
-import { eventFrame, eventFrameSchema, type EventFrame } from '../../../src/fanout/event-frames.js';
+import { eventFrame, eventFrameSchema, type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createFanoutMetrics } from '../../../src/fanout/fanout-metrics.js';
 import { startFanout } from '../../../src/fanout/fanout.js';
 import { toEventMessage } from '../../../src/relay/event-message.js';
 import { ensureEventStream } from '../../../src/relay/event-stream.js';
-import { createLeaderLease } from '../../../src/relay/leader-lease.js';
+import { createLeaderLease } from '../../../src/shared/leader-lease.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { connectNats, deliverySubject, eventSubject } from '../../../src/shared/nats.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { readFeedEventually } from '../../support/event-log.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, natsUrl, testPrefix, testRoleEnv, testStreamName } from '../../support/infra.js';
 import { connectTestNats } from '../../support/jetstream.js';
+import { waitUntil } from '../../support/wait-until.js';
 import { spawnRole } from '../../support/processes.js';
 
 type RoleProcess = Awaited<ReturnType<typeof spawnRole>>;
@@ -59,10 +60,7 @@ async function setting(): Promise<Setting> {
   const prefix = testPrefix();
   const stream = testStreamName(prefix);
   const env = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: stream,
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     RELAY_BATCH_SIZE: '100',
     FANOUT_ACK_WAIT_MS: '1000',
     FANOUT_LEASE_RETRY_MS: '200',
@@ -131,13 +129,9 @@ function asGatewaySends(frames: readonly EventFrame[]): EventFrame[] {
   });
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Polls a condition on what was received so far. */
+const waitFor = (what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> =>
+  waitUntil(what, () => Promise.resolve(condition()), { timeoutMs, intervalMs: 50 });
 
 describe('the fan-out role', () => {
   it('delivers every event to both participants, in seq order, as API frames, and nothing to anyone else', async () => {

@@ -6,7 +6,7 @@ import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConversation } from '../../../src/commands/conversation/conversation-commands.js';
 import { mintToken, openSocket, startTestGateway, type TestGateway } from '../../support/gateway.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, testPrefix, testRoleEnv } from '../../support/infra.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
 
 /**
@@ -51,10 +51,7 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const prefix = testPrefix();
   const env = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     LOG_LEVEL: 'info',
     // Roles' operator ports: any free one, as test files run side by side.
     OPS_PORT: '0',

@@ -4,7 +4,7 @@ import { readStream } from '../../../src/event-store/read-stream.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { getFreePorts } from '../../../src/stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 
 /**
@@ -52,8 +52,6 @@ beforeAll(async () => {
   const prefix = testPrefix();
   env = {
     ...gatewayEnv({ databaseUrl, prefix }),
-    NATS_URL: natsUrl(),
-    NATS_STREAM: testStreamName(prefix),
     FANOUT_ACK_WAIT_MS: '1000',
     // A sends about 80 messages within a minute here; the limit itself is tested in rest.test.ts.
     RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',

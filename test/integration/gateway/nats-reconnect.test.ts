@@ -9,7 +9,7 @@ import { sleep } from '../../../src/shared/sleep.js';
 import { getFreePorts } from '../../../src/stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../../src/stack/nats-server.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
-import { createTestDatabase, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { waitUntil } from '../../support/wait-until.js';
 
@@ -171,7 +171,6 @@ beforeAll(async () => {
   const env = {
     ...gatewayEnv({ databaseUrl, prefix }),
     NATS_URL: nats.url,
-    NATS_STREAM: testStreamName(prefix),
     FANOUT_ACK_WAIT_MS: '1000',
     PROJECTOR_ACK_WAIT_MS: '1000',
     RATE_LIMIT_MESSAGES_PER_MINUTE: '100000',

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { api, mintToken, openSocket, startTestGateway, type ApiResponse, type TestGateway } from '../../support/gateway.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, testPrefix, testRoleEnv } from '../../support/infra.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
 
 /**
@@ -18,10 +18,7 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const prefix = testPrefix();
   const roleEnv = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     LOG_LEVEL: 'info',
     // Roles' operator ports: any free one, as test files run side by side.
     OPS_PORT: '0',

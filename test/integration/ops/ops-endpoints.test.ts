@@ -9,7 +9,7 @@ import {
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { getFreePorts } from '../../../src/stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket } from '../../support/gateway.js';
-import { createTestDatabase, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { waitForLiveProjection } from '../../support/read-model.js';
 
@@ -22,7 +22,6 @@ beforeAll(async () => {
   const prefix = testPrefix();
   const env = {
     ...gatewayEnv({ databaseUrl, prefix }),
-    NATS_STREAM: testStreamName(prefix),
     RATE_LIMIT_MESSAGES_PER_MINUTE: '2',
     LOG_LEVEL: 'info',
   };

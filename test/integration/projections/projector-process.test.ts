@@ -15,7 +15,7 @@ import { createDatabasePool } from '../../../src/shared/database.js';
 import { createRedis } from '../../../src/shared/redis.js';
 import { seedConversationLog } from '../../support/conversation-log.js';
 import { readWholeLog } from '../../support/event-log.js';
-import { createTestDatabase, natsUrl, redisUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, redisUrl, testPrefix, testRoleEnv } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { foldReadModel, projectedEventCount, readModel, waitForLiveProjection } from '../../support/read-model.js';
 import { waitUntil } from '../../support/wait-until.js';
@@ -29,10 +29,7 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   prefix = testPrefix();
   env = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     LOG_LEVEL: 'warn',
   };
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 8 });

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { appendNext, oneToN } from '../../support/event-log.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, natsUrl, testPrefix, testRoleEnv, testStreamName } from '../../support/infra.js';
 import { connectTestNats, readAllStored, storedCount, waitForStoredCount, type StoredEventMessage } from '../../support/jetstream.js';
 import { spawnRole } from '../../support/processes.js';
 
@@ -29,10 +29,7 @@ async function setting(): Promise<{ pool: DatabasePool; env: Record<string, stri
   const prefix = testPrefix();
   const stream = testStreamName(prefix);
   const env = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: stream,
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     RELAY_BATCH_SIZE: '100',
     RELAY_LEASE_RETRY_MS: '200',
     LOG_LEVEL: 'info',

@@ -15,7 +15,7 @@ import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { seedConversationLog } from '../../support/conversation-log.js';
 import { readWholeLog } from '../../support/event-log.js';
-import { createTestDatabase, natsUrl, testPrefix, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, natsUrl, testPrefix, testRoleEnv } from '../../support/infra.js';
 import { connectTestNats, storedCount } from '../../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
 import { foldReadModel, projectedEventCount, readModel, waitForLiveProjection } from '../../support/read-model.js';
@@ -40,10 +40,7 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   prefix = testPrefix();
   env = {
-    DATABASE_URL: databaseUrl,
-    NATS_URL: natsUrl(),
-    NATS_STREAM: testStreamName(prefix),
-    NATS_SUBJECT_PREFIX: prefix,
+    ...testRoleEnv({ databaseUrl, prefix }),
     LOG_LEVEL: 'warn',
   };
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 8 });

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { sleep } from '../shared/sleep.js';
+import { sleep } from './sleep.js';
 
 /**
  * Leadership of one named job, held as a session-level advisory lock on a dedicated connection. Postgres

@@ -10,9 +10,9 @@ import {
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { appendToStream } from '../../../src/event-store/append-to-stream.js';
 import { FEED_START, formatFeedPosition, type FeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
-import { readCatchUp, type CatchUp } from '../../../src/fanout/catch-up.js';
-import { decodeCursor } from '../../../src/fanout/cursor.js';
-import { eventFrame, type EventFrame } from '../../../src/fanout/event-frames.js';
+import { readCatchUp, type CatchUp } from '../../../src/delivery/catch-up.js';
+import { decodeCursor } from '../../../src/delivery/cursor.js';
+import { eventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { holdTransaction, readFeedEventually } from '../../support/event-log.js';

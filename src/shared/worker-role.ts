@@ -1,0 +1,45 @@
+import type { NatsConnection } from 'nats';
+import type { Registry } from 'prom-client';
+import type { DatabasePool } from 'slonik';
+import type { Logger } from './logger.js';
+import { startOpsServer } from './ops-server.js';
+import { natsReady, postgresReady } from './readiness.js';
+import { installShutdown, shutdownOnFailure, type Closable } from './shutdown.js';
+
+/** The loop of a role without a public port: runs until `stop()`; `done` rejects on a fatal error. */
+export type Worker = { readonly done: Promise<void>; stop(): Promise<void> };
+
+/**
+ * The common tail of the relay's, the projector's and the fan-out's `main.ts`: their operators' port
+ * (`/health`, `/ready` on Postgres and NATS, `/metrics`), then shutdown in phases on a signal or when the
+ * worker fails: the worker, the ops server, the role's own `resources` (a lease, say), NATS, the pool.
+ */
+export async function serveWorkerRole(options: {
+  readonly name: string;
+  readonly worker: Worker;
+  readonly logger: Logger;
+  readonly opsPort: number;
+  readonly registry: Registry;
+  readonly pool: DatabasePool;
+  readonly nc: NatsConnection;
+  readonly resources?: readonly Closable[];
+}): Promise<void> {
+  const { logger, pool, nc } = options;
+  const ops = await startOpsServer({
+    port: options.opsPort,
+    registry: options.registry,
+    readiness: [postgresReady(pool), natsReady(nc)],
+    logger,
+  });
+  const shutdown = installShutdown({
+    logger,
+    phases: [
+      { name: options.name, close: () => options.worker.stop() },
+      { name: 'ops server', close: () => ops.close() },
+      ...(options.resources ?? []),
+      { name: 'nats', close: () => nc.drain() },
+      { name: 'database', close: () => pool.end() },
+    ],
+  });
+  shutdownOnFailure(options.worker.done, { logger, shutdown, what: options.name });
+}
