@@ -12,10 +12,12 @@ import { LIVE_TABLES } from '../../../src/projections/conversation/apply-convers
 import { listMessages } from '../../../src/projections/conversation/queries.js';
 import { createWriteWatermarks, waitForProjection } from '../../../src/projections/read-your-writes.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
+import { eventSubject } from '../../../src/shared/nats.js';
 import { createRedis } from '../../../src/shared/redis.js';
 import { seedConversationLog } from '../../support/conversation-log.js';
 import { readWholeLog } from '../../support/event-log.js';
-import { createTestDatabase, redisUrl, testPrefix, testRoleEnv } from '../../support/infra.js';
+import { createTestDatabase, natsUrl, redisUrl, testPrefix, testRoleEnv } from '../../support/infra.js';
+import { connectTestNats } from '../../support/jetstream.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { foldReadModel, projectedEventCount, readModel, waitForLiveProjection } from '../../support/read-model.js';
 import { waitUntil } from '../../support/wait-until.js';
@@ -24,6 +26,8 @@ let pool: DatabasePool;
 let redis: Redis;
 let env: Record<string, string>;
 let prefix: string;
+/** The projector left running by the first test, for the ones after it. */
+let liveProjector: RoleProcess;
 
 beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
@@ -58,7 +62,7 @@ describe('the projector process', () => {
       await projector.exited;
     }
     expect(await projectedEventCount(pool)).toBeLessThan(total);
-    await startProjector();
+    liveProjector = await startProjector();
     await waitForLiveProjection(pool);
     expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await readWholeLog(pool)));
   }, 180_000);
@@ -86,6 +90,40 @@ describe('the projector process', () => {
     // The wait did real work: without it, some reads would have come before the projection.
     expect(waited).toBeGreaterThan(0);
   }, 120_000);
+  it('records an event it cannot apply, after its retries, in projection_failures and its log, and goes on', async () => {
+    const nc = await connectTestNats(natsUrl());
+    try {
+      const conversationId = monotonicFactory()();
+      // A MessageSent whose data no longer parses: what a bug or a bad migration of events would deliver.
+      const broken = {
+        event_id: monotonicFactory()(),
+        stream_id: conversationId,
+        version: 1,
+        type: 'MessageSent',
+        data: { message_id: 42 },
+        metadata: {},
+        created_at: new Date().toISOString(),
+        position: '1:1',
+      };
+      await nc.jetstream().publish(eventSubject(prefix, conversationId), JSON.stringify(broken));
+      const failures = z.object({ stream_id: z.string(), attempts: z.number().int(), error: z.string() });
+      await waitUntil('the failure to be recorded', async () =>
+        (await pool.exists(sql.type(failures)`SELECT stream_id, attempts, error FROM projection_failures WHERE event_id = ${broken.event_id}`)),
+      );
+      const row = await pool.one(sql.type(failures)`
+        SELECT stream_id, attempts, error FROM projection_failures WHERE event_id = ${broken.event_id}`);
+      expect(row).toMatchObject({ stream_id: conversationId, attempts: 5 });
+      expect(row.error).toMatch(/message_id|sender_id|content/);
+      await liveProjector.waitForOutput(/projection failed for good: recorded/);
+      // The events after it are still projected.
+      const deps: CommandDeps = { pool, clock: () => new Date(), newId: monotonicFactory() };
+      const started = await startConversation(deps, { initiatorId: 901, otherUserId: 902 });
+      await sendMessage(deps, { conversationId: started.conversationId, senderId: 901, content: 'after the failure' });
+      await waitForLiveProjection(pool);
+    } finally {
+      await nc.close();
+    }
+  }, 60_000);
 });
 
 const versionRow = z.object({ version: z.number().int() });
