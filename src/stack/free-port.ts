@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
 function listenOnce(port: number): Promise<number> {
@@ -13,8 +14,29 @@ function listenOnce(port: number): Promise<number> {
   });
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago; another process may still take it first. */
-export function getFreePort(): Promise<number> {
+/** The kernel's range for ephemeral ports (port 0 binds, outgoing connections); Linux's default otherwise. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // Not Linux: keep the default.
+  }
+  return [32768, 60999];
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago; another process may still take it first. It is chosen
+ * outside the ephemeral range, so that a process binding port 0 (a role's OPS_PORT=0, say) or opening an
+ * outgoing connection cannot be handed it by the kernel in between.
+ */
+export async function getFreePort(): Promise<number> {
+  const [low, high] = ephemeralRange();
+  const [from, to] = low > 11_000 ? [10_000, low - 1] : [high + 1, 65_535];
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1));
+    if (await isPortFree(port)) return port;
+  }
   return listenOnce(0);
 }
 
