@@ -13,7 +13,6 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from 'nats';
-import { monotonicFactory } from 'ulid';
 import {
   sendMessage,
   startConversation,
@@ -23,6 +22,7 @@ import { eventMessage } from '../src/relay/event-message.js';
 import { createDatabasePool } from '../src/shared/database.js';
 import { migrate } from '../src/shared/migrate.js';
 import { sleep } from '../src/shared/sleep.js';
+import { monotonicUlids } from '../src/shared/ulid.js';
 import { getFreePorts } from '../src/stack/free-port.js';
 import { startNatsServer } from '../src/stack/nats-server.js';
 import { startEmbeddedPostgres } from '../src/stack/postgres.js';
@@ -44,7 +44,7 @@ const databaseUrl = postgres.url('bench');
 await migrate(databaseUrl);
 
 const pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 40 });
-const deps: CommandDeps = { pool, clock: () => new Date(), newId: monotonicFactory() };
+const deps: CommandDeps = { pool, clock: () => new Date(), newId: monotonicUlids() };
 let nextUser = 1;
 
 async function newConversation(): Promise<{ id: string; sender: number }> {

@@ -4,6 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { startBenchServers, type BenchServers } from './bench-servers.js';
@@ -42,6 +43,8 @@ Options:
   --max-p99 <ms>            p99 bound of a passing --find-max step (default 100)
   --max-rate <r>            highest step of --find-max (default 32000)
   --grace <s>               how long deliveries may still arrive after the last send (default 5)
+  --role-env <K=V,...>      extra environment of our roles, e.g. SEND_BATCHES_IN_FLIGHT=2 (tuning runs)
+  --cpu-prof <dir>          every role and baseline process writes a V8 CPU profile of its run there
   --out <file>              also write every report as JSON to this file
   --help`;
 
@@ -71,6 +74,13 @@ const schema = z.object({
     .optional(),
   'spread-sockets': positiveInt.min(2).optional(),
   grace: z.coerce.number().nonnegative().default(5),
+  'role-env': z
+    .string()
+    .transform((text) => text.split(',').filter((item) => item.trim() !== ''))
+    .pipe(z.array(z.string().regex(/^[A-Z][A-Z0-9_]*=[^,]*$/, 'KEY=VALUE')))
+    .transform((items) => Object.fromEntries(items.map((item) => [item.slice(0, item.indexOf('=')), item.slice(item.indexOf('=') + 1)])))
+    .optional(),
+  'cpu-prof': z.string().optional(),
   out: z.string().optional(),
 });
 
@@ -93,6 +103,8 @@ const { values } = parseArgs({
     'idle-sockets': { type: 'string' },
     'spread-sockets': { type: 'string' },
     grace: { type: 'string' },
+    'role-env': { type: 'string' },
+    'cpu-prof': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -120,7 +132,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => pr
 
 async function withSystem<T>(name: SystemName, instances: number, work: (system: RunningSystem) => Promise<T>): Promise<T> {
   note(`starting ${name} (${instances} ${name === 'ours' ? 'gateway(s)' : 'instance(s)'})`);
-  running = await startSystem(name, { servers, instances, jwtSecret: JWT_SECRET, poolSize: options['pool-size'], tag: String(++starts) });
+  running = await startSystem(name, {
+    servers,
+    instances,
+    jwtSecret: JWT_SECRET,
+    poolSize: options['pool-size'],
+    tag: String(++starts),
+    ...(options['role-env'] && { roleEnv: options['role-env'] }),
+    cpuProfileDir: options['cpu-prof'] && path.resolve(options['cpu-prof']),
+  });
   try {
     return await work(running);
   } finally {

@@ -24,6 +24,10 @@ export type SystemOptions = {
   readonly instances: number;
   readonly jwtSecret: string;
   readonly poolSize: number;
+  /** Extra environment of our roles (tuning), over the defaults set here. */
+  readonly roleEnv?: Readonly<Record<string, string>>;
+  /** Where each role process writes a CPU profile of its run; none when undefined. */
+  readonly cpuProfileDir?: string | undefined;
   /** Distinguishes the subjects, stream and keys of successive starts on the same servers. */
   readonly tag: string;
 };
@@ -60,7 +64,9 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     DATABASE_POOL_SIZE: String(options.poolSize),
     PROJECTOR_DURABLE: `projector`,
     FANOUT_DURABLE: `fanout`,
+    ...options.roleEnv,
   };
+  const profiled = { cpuProfileDir: options.cpuProfileDir };
   // Every role has an operators' port (/health, /ready, /metrics) with a fixed default: give each a free one.
   const ports = await getFreePorts(3 + 2 * options.instances);
   const [relayOps = 0, projectorOps = 0, fanoutOps = 0] = ports;
@@ -69,11 +75,11 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
   const processes: RoleProcess[] = [];
   const nc: NatsConnection = await connect({ servers: servers.nats.url });
   try {
-    const relay = startRoleProcess('relay', 'src/relay/main.ts', { ...env, OPS_PORT: String(relayOps) });
+    const relay = startRoleProcess('relay', 'src/relay/main.ts', { ...env, OPS_PORT: String(relayOps) }, profiled);
     processes.push(relay);
-    const projector = startRoleProcess('projector', 'src/projections/main.ts', { ...env, OPS_PORT: String(projectorOps) });
+    const projector = startRoleProcess('projector', 'src/projections/main.ts', { ...env, OPS_PORT: String(projectorOps) }, profiled);
     processes.push(projector);
-    const fanout = startRoleProcess('fanout', 'src/fanout/main.ts', { ...env, OPS_PORT: String(fanoutOps) });
+    const fanout = startRoleProcess('fanout', 'src/fanout/main.ts', { ...env, OPS_PORT: String(fanoutOps) }, profiled);
     processes.push(fanout);
     const jsm = await nc.jetstreamManager();
     // The fan-out's consumer delivers only what is published after it exists: wait for it before any load.
@@ -93,7 +99,7 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
         JWT_SECRET: options.jwtSecret,
         RATE_LIMIT_MESSAGES_PER_MINUTE: UNLIMITED_RATE,
         REDIS_KEY_PREFIX: `${prefix}:`,
-      }),
+      }, profiled),
     );
     processes.push(...gateways);
     await Promise.all(
@@ -151,7 +157,7 @@ export async function startBaseline(options: SystemOptions): Promise<RunningSyst
       REDIS_CHANNEL: `baseline:${options.tag}:messages`,
       JWT_SECRET: options.jwtSecret,
       RATE_LIMIT_MESSAGES_PER_MINUTE: UNLIMITED_RATE,
-    }),
+    }, { cpuProfileDir: options.cpuProfileDir }),
   );
   try {
     await Promise.all(

@@ -1,43 +1,68 @@
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { appendToStream, ConcurrencyError, lockStream, type Reserve } from '../event-store/append-to-stream.js';
+import { appendToStreams, lockStreams, type StreamAppend } from '../event-store/append-to-stream.js';
 import { readStream } from '../event-store/read-stream.js';
 import type { RecordedEvent } from '../event-store/recorded-event.js';
 import type { Decider } from './decider.js';
+import { DomainError } from './domain-error.js';
 
 const snapshotRow = z.object({
+  stream_id: z.string(),
   version: z.number().int(),
   snapshot: z.unknown(),
   snapshot_schema: z.number().int().nullable(),
 });
 
+export type LoadedStream<S> = { readonly state: S; readonly version: number };
+
 /**
- * A stream's current state and version: the cached snapshot when it is of the decider's schema, then every
- * event after it. Reads committed data only; the version is what an append must expect.
+ * The current state and version of several streams, in one statement when their snapshots are of the
+ * decider's schema. A snapshot is written with every append, so it is always at the stream's version; a
+ * stream without a usable one (an older schema) is folded from its events. Reads committed data only: a
+ * caller that decides on the result holds the streams' locks first.
  */
-export async function loadStream<C, E extends { type: string; data: object }, S>(
+export async function loadStreams<C, E extends { type: string; data: object }, S>(
+  connection: CommonQueryMethods,
+  decider: Decider<C, E, S>,
+  streamIds: readonly string[],
+): Promise<Map<string, LoadedStream<S>>> {
+  const rows = await connection.any(sql.type(snapshotRow)`
+    SELECT stream_id, version, snapshot, snapshot_schema FROM event_streams
+    WHERE stream_id = ANY(${sql.array([...new Set(streamIds)], 'text')})`);
+  const loaded = new Map<string, LoadedStream<S>>(streamIds.map((id) => [id, { state: decider.initialState(), version: 0 }]));
+  for (const row of rows) {
+    const snapshot = row.snapshot_schema === decider.snapshotSchema ? decider.parseSnapshot(row.snapshot) : null;
+    if (snapshot) loaded.set(row.stream_id, { state: snapshot, version: row.version });
+    else loaded.set(row.stream_id, await foldStream(connection, decider, row.stream_id));
+  }
+  return loaded;
+}
+
+async function foldStream<C, E extends { type: string; data: object }, S>(
   connection: CommonQueryMethods,
   decider: Decider<C, E, S>,
   streamId: string,
-): Promise<{ state: S; version: number }> {
-  const row = await connection.maybeOne(sql.type(snapshotRow)`
-    SELECT version, snapshot, snapshot_schema FROM event_streams WHERE stream_id = ${streamId}`);
+): Promise<LoadedStream<S>> {
   let state = decider.initialState();
   let version = 0;
-  const snapshot = row?.snapshot_schema === decider.snapshotSchema ? decider.parseSnapshot(row.snapshot) : null;
-  if (row && snapshot) {
-    state = snapshot;
-    version = row.version;
-  }
-  for (const event of await readStream(connection, streamId, { afterVersion: version })) {
+  for (const event of await readStream(connection, streamId)) {
     state = decider.evolve(state, decider.parseEvent(event));
     version = event.version;
   }
   return { state, version };
 }
 
+/** One stream's current state and version; see `loadStreams`. */
+export async function loadStream<C, E extends { type: string; data: object }, S>(
+  connection: CommonQueryMethods,
+  decider: Decider<C, E, S>,
+  streamId: string,
+): Promise<LoadedStream<S>> {
+  return (await loadStreams(connection, decider, [streamId])).get(streamId)!;
+}
+
 export type CommandResult<E, S> = {
-  /** State after the command (unchanged when it decided nothing). */
+  /** State of the stream after the command (unchanged when it decided nothing). */
   readonly state: S;
   /** Stream version after the command. */
   readonly version: number;
@@ -46,10 +71,104 @@ export type CommandResult<E, S> = {
   readonly events: E[];
 };
 
+export type CommandRequest<C> = { readonly streamId: string; readonly command: C };
+
+/** A command that decided events, with the version its first event gets: what a reservation needs. */
+export type DecidedCommand<C, E> = CommandRequest<C> & { readonly events: readonly E[]; readonly firstVersion: number };
+
+export type HandleCommandsOptions<C, E> = {
+  /**
+   * Writes that must commit with the events or not at all (uniqueness reservations across streams), given
+   * every command of the batch that decided events. Runs after the locks, before the events are written; a
+   * unique violation thrown here rolls the whole batch back.
+   */
+  readonly reserve?: (transaction: DatabaseTransactionConnection, decided: readonly DecidedCommand<C, E>[]) => Promise<void>;
+};
+
 /**
- * Runs one command: load, decide, append with the loaded version expected, in one transaction. The first
- * attempt loads without the stream lock (no wait in the common case); if another command appended in
- * between (a version conflict), the retry takes the stream lock before loading, so it cannot conflict again.
+ * Runs a batch of commands, on any streams, in one transaction: lock every stream, load them all, decide each
+ * command in order against its stream's state so far (a later command on the same stream sees the earlier
+ * one's events), append everything in one statement, commit. A command the decider refuses (DomainError)
+ * is settled as rejected and the others go on; any other error rolls back the batch and rejects the call.
+ *
+ * The locks come first, so the versions loaded are the ones the append expects: no version conflict, no
+ * retry. Each stream's events keep the order of their commands, and the feed order follows it.
+ * @returns one settled result per request, in the order of `requests`.
+ */
+export async function handleCommands<C, E extends { type: string; data: object }, S>(
+  pool: DatabasePool,
+  decider: Decider<C, E, S>,
+  requests: readonly CommandRequest<C>[],
+  options: HandleCommandsOptions<C, E> = {},
+): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
+  if (requests.length === 0) return [];
+  const streamIds = [...new Set(requests.map((request) => request.streamId))];
+  return pool.transaction(async (transaction) => {
+    await lockStreams(transaction, streamIds);
+    const streams = await loadStreams(transaction, decider, streamIds);
+
+    const decisions = requests.map((request) => {
+      const stream = streams.get(request.streamId)!;
+      try {
+        const events = decider.decide(request.command, stream.state);
+        const state = events.reduce(decider.evolve, stream.state);
+        const decided = { ...request, events, firstVersion: stream.version + 1, state, version: stream.version + events.length };
+        streams.set(request.streamId, { state, version: decided.version });
+        return { ok: true as const, decided };
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        return { ok: false as const, error };
+      }
+    });
+    const decided = decisions.flatMap((decision) => (decision.ok && decision.decided.events.length > 0 ? [decision.decided] : []));
+    if (decided.length > 0) {
+      await options.reserve?.(transaction, decided);
+      const recorded = await appendDecided(transaction, decider, decided, streams);
+      return decisions.map((decision): PromiseSettledResult<CommandResult<E, S>> => {
+        if (!decision.ok) return { status: 'rejected', reason: decision.error };
+        const { decided: one } = decision;
+        const value = { state: one.state, version: one.version, events: one.events, recorded: recorded.get(one) ?? [] };
+        return { status: 'fulfilled', value };
+      });
+    }
+    return decisions.map((decision) =>
+      decision.ok
+        ? { status: 'fulfilled', value: { state: decision.decided.state, version: decision.decided.version, events: [], recorded: [] } }
+        : { status: 'rejected', reason: decision.error },
+    );
+  });
+}
+
+/** One append per stream holding all its commands' events; the recorded events are handed back per command. */
+async function appendDecided<C, E extends { type: string; data: object }, S>(
+  transaction: DatabaseTransactionConnection,
+  decider: Decider<C, E, S>,
+  decided: readonly DecidedCommand<C, E>[],
+  streams: ReadonlyMap<string, LoadedStream<S>>,
+): Promise<Map<DecidedCommand<C, E>, RecordedEvent[]>> {
+  const byStream = new Map<string, DecidedCommand<C, E>[]>();
+  for (const command of decided) byStream.set(command.streamId, [...(byStream.get(command.streamId) ?? []), command]);
+  const appends: StreamAppend[] = [...byStream].map(([streamId, commands]) => ({
+    streamId,
+    streamType: decider.streamType,
+    expectedVersion: commands[0]!.firstVersion - 1,
+    events: commands.flatMap((command) => command.events),
+    snapshot: { state: streams.get(streamId)!.state, schema: decider.snapshotSchema },
+  }));
+  const recorded = await appendToStreams(transaction, appends);
+  const perCommand = new Map<DecidedCommand<C, E>, RecordedEvent[]>();
+  recorded.forEach((events, index) => {
+    let offset = 0;
+    for (const command of byStream.get(appends[index]!.streamId)!) {
+      perCommand.set(command, events.slice(offset, offset + command.events.length));
+      offset += command.events.length;
+    }
+  });
+  return perCommand;
+}
+
+/**
+ * Runs one command: `handleCommands` with a batch of one.
  * @throws DomainError from the decider.
  */
 export async function handleCommand<C, E extends { type: string; data: object }, S>(
@@ -57,29 +176,9 @@ export async function handleCommand<C, E extends { type: string; data: object },
   decider: Decider<C, E, S>,
   streamId: string,
   command: C,
-  options: { readonly reserve?: Reserve } = {},
+  options: HandleCommandsOptions<C, E> = {},
 ): Promise<CommandResult<E, S>> {
-  const attempt = (locked: boolean) =>
-    pool.transaction(async (transaction): Promise<CommandResult<E, S>> => {
-      if (locked) await lockStream(transaction, streamId);
-      const { state, version } = await loadStream(transaction, decider, streamId);
-      const events = decider.decide(command, state);
-      if (events.length === 0) return { state, version, recorded: [], events };
-      const next = events.reduce(decider.evolve, state);
-      const recorded = await appendToStream(transaction, {
-        streamId,
-        streamType: decider.streamType,
-        expectedVersion: version,
-        events,
-        snapshot: { state: next, schema: decider.snapshotSchema },
-        ...(options.reserve ? { reserve: options.reserve } : {}),
-      });
-      return { state: next, version: version + events.length, recorded, events };
-    });
-  try {
-    return await attempt(false);
-  } catch (error) {
-    if (!(error instanceof ConcurrencyError)) throw error;
-    return attempt(true);
-  }
+  const [result] = await handleCommands(pool, decider, [{ streamId, command }], options);
+  if (result?.status !== 'fulfilled') throw result?.reason;
+  return result.value;
 }

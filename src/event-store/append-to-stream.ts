@@ -1,5 +1,5 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
-import { ulid } from 'ulid';
+import { newUlid } from '../shared/ulid.js';
 import { z } from 'zod';
 import { eventRow, toRecordedEvent, type NewEvent, type RecordedEvent } from './recorded-event.js';
 
@@ -25,21 +25,33 @@ export type Reserve = (
 ) => Promise<void>;
 
 /**
- * Takes the stream's append lock until the transaction ends. It assigns no transaction id, so the caller's
- * transaction may take it before loading the state it decides on (and appendToStream takes it again, which
- * is harmless). Reading after it returns sees every append that committed before.
- * @throws Error when the transaction has already written: the lock must come before the transaction id.
+ * Takes the append locks of the given streams until the transaction ends, in one statement. The locks are
+ * taken in ascending order of their keys, so two transactions locking overlapping sets cannot deadlock. They
+ * assign no transaction id, so a transaction takes them before loading the state it decides on; every
+ * statement after this one sees every append to these streams that committed before.
+ * @throws Error when the transaction has already written: the locks must come before the transaction id.
  */
-export async function lockStream(transaction: DatabaseTransactionConnection, streamId: string): Promise<void> {
+export async function lockStreams(transaction: DatabaseTransactionConnection, streamIds: readonly string[]): Promise<void> {
   const fresh = await transaction.oneFirst(
     sql.type(z.object({ fresh: z.boolean() }))`
-      SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh
-      FROM (SELECT pg_advisory_xact_lock(hashtextextended(${streamId}, 0))) AS stream_lock`,
+      WITH stream_keys AS (
+        SELECT DISTINCT hashtextextended(stream_id, 0) AS lock_key
+        FROM unnest(${sql.array(streamIds, 'text')}) AS stream_id
+        ORDER BY lock_key
+      ), locked AS (
+        SELECT pg_advisory_xact_lock(lock_key) FROM stream_keys
+      )
+      SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh FROM (SELECT count(*) FROM locked) AS all_locked`,
   );
-  if (!fresh) throw new Error('lockStream must run before any write of its transaction');
+  if (!fresh) throw new Error('lockStreams must run before any write of its transaction');
 }
 
-export type AppendOptions = {
+/** The append lock of one stream; see `lockStreams`. */
+export function lockStream(transaction: DatabaseTransactionConnection, streamId: string): Promise<void> {
+  return lockStreams(transaction, [streamId]);
+}
+
+export type StreamAppend = {
   readonly streamId: string;
   readonly streamType: string;
   /** The version the caller's decision was based on; 0 for a stream that must not exist yet. */
@@ -47,69 +59,78 @@ export type AppendOptions = {
   readonly events: readonly NewEvent[];
   /** The decider's state after these events, cached on the stream row so loads need not fold everything. */
   readonly snapshot?: { readonly state: unknown; readonly schema: number };
-  /**
-   * Writes that must commit with the events or not at all (uniqueness reservations across streams). Runs
-   * after the stream lock and the version check. A unique violation thrown here rolls everything back.
-   */
-  readonly reserve?: Reserve;
-  readonly newEventId?: () => string;
 };
 
-const streamRow = z.object({ version: z.number().int() });
+const streamVersionRow = z.object({ stream_id: z.string(), version: z.number().int() });
 
 /**
- * Appends events to one stream, inside the caller's transaction, which must not have written anything yet.
+ * Appends events to several streams in one statement, inside the caller's transaction, which holds the
+ * streams' locks (`lockStreams`) and has written nothing before them. Each stream appears at most once.
  *
  * Guarantees, once the transaction commits:
- * - versions inside the stream are gapless and follow the expected version;
- * - every row carries the appending transaction's id, and since the per-stream advisory lock is taken
- *   before that id exists, the feed order `(transaction_id, global_position)` of one stream equals its
- *   `version` order;
- * - listeners of `EVENTS_APPENDED_CHANNEL` are notified.
- * @throws ConcurrencyError when the stream is not at `expectedVersion`.
+ * - versions inside each stream are gapless and follow its expected version (checked in the same statement
+ *   as the write: a mismatch writes nothing);
+ * - every row carries the appending transaction's id, and since the stream locks were taken before that id
+ *   existed, the feed order `(transaction_id, global_position)` of one stream equals its `version` order;
+ * - listeners of `EVENTS_APPENDED_CHANNEL` are notified, once for the whole statement.
+ * @returns the recorded events of each append, in the order of `appends`.
+ * @throws ConcurrencyError when a stream is not at its expected version.
  */
-export async function appendToStream(
+export async function appendToStreams(
   transaction: DatabaseTransactionConnection,
-  options: AppendOptions,
-): Promise<RecordedEvent[]> {
-  const { streamId, expectedVersion, events } = options;
-  if (events.length === 0) throw new Error('appendToStream needs at least one event');
-
-  await lockStream(transaction, streamId);
-
-  // A separate statement: its snapshot is taken after the lock was granted, so it sees the last append.
-  const actual =
-    (await transaction.maybeOneFirst(
-      sql.type(streamRow)`SELECT version FROM event_streams WHERE stream_id = ${streamId}`,
-    )) ?? 0;
-  if (actual !== expectedVersion) throw new ConcurrencyError(streamId, expectedVersion, actual);
-
-  if (options.reserve) await options.reserve(transaction, { firstVersion: expectedVersion + 1 });
-
-  const newEventId = options.newEventId ?? ulid;
-  const rows = events.map((event, index) => [
-    expectedVersion + index + 1,
-    newEventId(),
-    event.type,
-    JSON.stringify(event.data),
-    JSON.stringify(event.metadata ?? {}),
+  appends: readonly StreamAppend[],
+  options: { readonly newEventId?: () => string } = {},
+): Promise<RecordedEvent[][]> {
+  if (appends.length === 0 || appends.some((append) => append.events.length === 0)) {
+    throw new Error('appendToStreams needs at least one event for every stream');
+  }
+  if (new Set(appends.map((append) => append.streamId)).size !== appends.length) {
+    throw new Error('appendToStreams takes each stream once');
+  }
+  const newEventId = options.newEventId ?? newUlid;
+  // Rows in the order they are inserted: stream by stream, versions ascending, so each stream's sequence
+  // numbers ascend with its versions.
+  const eventRows = appends.flatMap((append) =>
+    append.events.map((event, index) => [
+      append.streamId,
+      append.expectedVersion + index + 1,
+      newEventId(),
+      event.type,
+      JSON.stringify(event.data),
+      JSON.stringify(event.metadata ?? {}),
+    ]),
+  );
+  const streamRows = appends.map((append) => [
+    append.streamId,
+    append.streamType,
+    append.expectedVersion,
+    append.expectedVersion + append.events.length,
+    append.snapshot ? JSON.stringify(append.snapshot.state) : null,
+    append.snapshot?.schema ?? null,
   ]);
-  const lastVersion = expectedVersion + events.length;
-  const snapshot = options.snapshot ? sql.jsonb(options.snapshot.state as never) : null;
-  const snapshotSchema = options.snapshot?.schema ?? null;
 
   const inserted = await transaction.any(
     sql.type(eventRow)`
-      WITH inserted AS (
+      WITH new_streams AS (
+        SELECT * FROM ${sql.unnest(streamRows, ['text', 'text', 'int4', 'int4', 'text', 'int4'])}
+          AS s(stream_id, stream_type, expected_version, version, snapshot, snapshot_schema)
+      ), expected AS (
+        SELECT count(*) = ${appends.length} AS matches
+        FROM new_streams AS s LEFT JOIN event_streams AS current USING (stream_id)
+        WHERE coalesce(current.version, 0) = s.expected_version
+      ), inserted AS (
         INSERT INTO events (transaction_id, stream_id, version, event_id, type, data, metadata)
-        SELECT pg_current_xact_id(), ${streamId}, e.version, e.event_id, e.type, e.data::jsonb, e.metadata::jsonb
-        FROM ${sql.unnest(rows, ['int4', 'text', 'text', 'text', 'text'])}
-          AS e(version, event_id, type, data, metadata)
-        ORDER BY e.version
+        SELECT pg_current_xact_id(), e.stream_id, e.version, e.event_id, e.type, e.data::jsonb, e.metadata::jsonb
+        FROM ${sql.unnest(eventRows, ['text', 'int4', 'text', 'text', 'text', 'text'])}
+          WITH ORDINALITY AS e(stream_id, version, event_id, type, data, metadata, position)
+        WHERE (SELECT matches FROM expected)
+        ORDER BY e.position
         RETURNING global_position, transaction_id, stream_id, version, event_id, type, data, metadata, created_at
-      ), stream AS (
+      ), streams AS (
         INSERT INTO event_streams (stream_id, stream_type, version, snapshot, snapshot_schema)
-        VALUES (${streamId}, ${options.streamType}, ${lastVersion}, ${snapshot}, ${snapshotSchema})
+        SELECT s.stream_id, s.stream_type, s.version, s.snapshot::jsonb, s.snapshot_schema
+        FROM new_streams AS s
+        WHERE (SELECT matches FROM expected)
         ON CONFLICT (stream_id) DO UPDATE
           SET version = EXCLUDED.version, snapshot = EXCLUDED.snapshot,
               snapshot_schema = EXCLUDED.snapshot_schema, updated_at = now()
@@ -117,7 +138,51 @@ export async function appendToStream(
       SELECT i.global_position, i.transaction_id::text AS transaction_id, i.stream_id, i.version, i.event_id,
              i.type, i.data, i.metadata, i.created_at
       FROM inserted AS i, (SELECT pg_notify(${EVENTS_APPENDED_CHANNEL}, '')) AS notified
-      ORDER BY i.version`,
+      ORDER BY i.global_position`,
   );
-  return inserted.map(toRecordedEvent);
+  if (inserted.length === 0) throw await concurrencyErrorFor(transaction, appends);
+
+  const byStream = new Map<string, RecordedEvent[]>(appends.map((append) => [append.streamId, []]));
+  for (const row of inserted) byStream.get(row.stream_id)?.push(toRecordedEvent(row));
+  return appends.map((append) => byStream.get(append.streamId) ?? []);
+}
+
+/** Names a stream whose version differs from the expected one (the write statement only knew that one did). */
+async function concurrencyErrorFor(
+  transaction: DatabaseTransactionConnection,
+  appends: readonly StreamAppend[],
+): Promise<ConcurrencyError> {
+  const rows = await transaction.any(sql.type(streamVersionRow)`
+    SELECT stream_id, version FROM event_streams
+    WHERE stream_id = ANY(${sql.array(appends.map((append) => append.streamId), 'text')})`);
+  const actual = new Map(rows.map((row) => [row.stream_id, row.version]));
+  const mismatch = appends.find((append) => (actual.get(append.streamId) ?? 0) !== append.expectedVersion) ?? appends[0]!;
+  return new ConcurrencyError(mismatch.streamId, mismatch.expectedVersion, actual.get(mismatch.streamId) ?? 0);
+}
+
+export type AppendOptions = StreamAppend & {
+  /**
+   * Writes that must commit with the events or not at all (uniqueness reservations across streams). Runs
+   * after the stream lock, before the events are written. A unique violation thrown here rolls everything
+   * back, and so does a version mismatch found after it.
+   */
+  readonly reserve?: Reserve;
+  readonly newEventId?: () => string;
+};
+
+/**
+ * Appends events to one stream, inside the caller's transaction, which must not have written anything yet:
+ * takes the stream's lock, runs the reservation, then `appendToStreams` with this one stream.
+ * @throws ConcurrencyError when the stream is not at `expectedVersion`.
+ */
+export async function appendToStream(
+  transaction: DatabaseTransactionConnection,
+  options: AppendOptions,
+): Promise<RecordedEvent[]> {
+  const { reserve, newEventId, ...append } = options;
+  if (append.events.length === 0) throw new Error('appendToStream needs at least one event');
+  await lockStream(transaction, append.streamId);
+  if (reserve) await reserve(transaction, { firstVersion: append.expectedVersion + 1 });
+  const [recorded] = await appendToStreams(transaction, [append], newEventId ? { newEventId } : {});
+  return recorded ?? [];
 }

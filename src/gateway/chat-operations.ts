@@ -1,9 +1,11 @@
 import type { DatabasePool } from 'slonik';
 import {
   markConversationRead,
-  sendMessage,
+  sendMessages,
   startConversation,
   type CommandDeps,
+  type SendMessageInput,
+  type SentMessage,
 } from '../commands/conversation/conversation-commands.js';
 import { assertValidMessageContent } from '../commands/conversation/message-content.js';
 import type { ParticipantDirectory } from '../delivery/participants.js';
@@ -15,7 +17,8 @@ import {
   type Message,
   type MessagePage,
 } from '../projections/conversation/queries.js';
-import { waitForProjection, type WriteWatermarks } from '../projections/read-your-writes.js';
+import { waitForProjection, type WriteWatermark, type WriteWatermarks } from '../projections/read-your-writes.js';
+import { createBatcher } from '../shared/batcher.js';
 import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -30,8 +33,12 @@ export type ChatOperationsDeps = CommandDeps & {
   /** From the write side: a conversation just created has participants before the projection shows it. */
   readonly participants: ParticipantDirectory;
   readonly logger: Logger;
-  /** Called once per message appended (not for an idempotent retry). */
-  readonly onMessageAccepted?: () => void;
+  /** Sends from every socket and request are appended in shared transactions; see `createBatcher`. */
+  readonly sendBatching: { readonly maxBatchSize: number; readonly maxConcurrentBatches: number };
+  /** Called with the number of messages appended by a batch (idempotent retries not counted). */
+  readonly onMessagesAccepted?: (count: number) => void;
+  /** Called with the number of sends in each transaction as it starts. */
+  readonly onSendBatch?: (size: number) => void;
 };
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
@@ -71,14 +78,36 @@ function assertConversationId(conversationId: string): void {
 export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   const { pool, logger } = deps;
 
-  async function recordWrite(userId: number, conversationId: string, version: number): Promise<void> {
+  async function recordWrites(writes: readonly WriteWatermark[]): Promise<void> {
     try {
-      await deps.watermarks.record(userId, conversationId, version);
+      await deps.watermarks.recordEach(writes);
     } catch (error) {
-      // The write is committed and answered; only the next read's freshness is at stake.
-      logger.warn({ err: error, userId, conversationId }, 'could not record write watermark');
+      // The writes are committed and answered; only the next reads' freshness is at stake.
+      logger.warn({ err: error, users: writes.map((write) => write.userId) }, 'could not record write watermarks');
     }
   }
+  const recordWrite = (userId: number, conversationId: string, version: number) =>
+    recordWrites([{ userId, conversationId, version }]);
+
+  /**
+   * A batch of sends costs one Redis round trip for the rate limit, one transaction, and one Redis round trip
+   * for the watermarks, however many sockets it came from.
+   */
+  async function sendBatch(inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
+    const refusals = await deps.rateLimiter.consumeEach(inputs.map((input) => input.senderId));
+    const allowed = inputs.filter((_, index) => refusals[index] === null);
+    const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
+    const appended = sent.flatMap((result) => (result.status === 'fulfilled' && result.value.created ? [result.value] : []));
+    if (appended.length > 0) deps.onMessagesAccepted?.(appended.length);
+    await recordWrites(appended.map((message) => ({ userId: message.senderId, conversationId: message.conversationId, version: message.version })));
+    let next = 0;
+    return refusals.map((refusal) => (refusal ? { status: 'rejected', reason: refusal } : sent[next++]!));
+  }
+  const sends = createBatcher<SendMessageInput, SentMessage>({
+    run: sendBatch,
+    ...deps.sendBatching,
+    ...(deps.onSendBatch && { onBatch: deps.onSendBatch }),
+  });
 
   async function awaitOwnWrites(userId: number, onlyConversation?: string): Promise<void> {
     let pending: Map<string, number>;
@@ -152,17 +181,12 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       // Malformed content is refused before it costs the sender any of its rate budget.
       assertConversationId(input.conversationId);
       assertValidMessageContent(input.content);
-      await deps.rateLimiter.consume(userId);
-      const sent = await sendMessage(deps, {
+      const sent = await sends.submit({
         conversationId: input.conversationId,
         senderId: userId,
         content: input.content,
         clientMsgId: input.clientMsgId ?? null,
       });
-      if (sent.created) {
-        deps.onMessageAccepted?.();
-        await recordWrite(userId, sent.conversationId, sent.version);
-      }
       return {
         message: {
           id: sent.id,

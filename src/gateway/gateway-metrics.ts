@@ -9,7 +9,9 @@ export type GatewayMetrics = {
   watchSockets(count: () => number): void;
   /** A frame reached this gateway from the fan-out; `sentAt` is the message's send time (ISO). */
   delivered(sentAt: string): void;
-  messageAccepted(): void;
+  messagesAccepted(count: number): void;
+  /** A transaction of `size` sends started. */
+  sendBatch(size: number): void;
   /** Wraps a verifier so every refused token is counted by reason. */
   countAuthFailures(verify: VerifyToken): VerifyToken;
   /** Wraps a rate limiter so every refusal is counted. */
@@ -49,6 +51,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     labelNames: ['reason'],
     registers: [registry],
   });
+  const sendBatches = new Histogram({
+    name: 'chat_send_batch_size',
+    help: 'sends appended in one transaction (group commit: grows with the load)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
   const rateLimited = new Counter({ name: 'chat_rate_limited_total', help: 'sends refused by the rate limit', registers: [registry] });
 
   return {
@@ -59,7 +67,8 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       const at = Date.parse(sentAt);
       if (Number.isFinite(at)) latency.observe(Math.max(0, Date.now() - at) / 1_000);
     },
-    messageAccepted: () => accepted.inc(),
+    messagesAccepted: (count) => accepted.inc(count),
+    sendBatch: (size) => sendBatches.observe(size),
     countAuthFailures(verify) {
       return async (token, options) => {
         try {
@@ -74,13 +83,11 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     },
     countRateLimited(limiter) {
       return {
-        async consume(userId) {
-          try {
-            await limiter.consume(userId);
-          } catch (error) {
-            if (error instanceof GatewayError && error.code === 'rate_limited') rateLimited.inc();
-            throw error;
-          }
+        async consumeEach(userIds) {
+          const refusals = await limiter.consumeEach(userIds);
+          const refused = refusals.filter((refusal) => refusal !== null).length;
+          if (refused > 0) rateLimited.inc(refused);
+          return refusals;
         },
       };
     },

@@ -37,6 +37,8 @@ export type GatewaySettings = Pick<
   | 'WS_AUTH_TIMEOUT_MS'
   | 'WS_SEND_QUEUE_BYTES'
   | 'WS_CATCH_UP_LIMIT'
+  | 'SEND_BATCH_SIZE'
+  | 'SEND_BATCHES_IN_FLIGHT'
   | 'HTTP_BODY_LIMIT_BYTES'
   | 'READ_YOUR_WRITES_TIMEOUT_MS'
   | 'REDIS_KEY_PREFIX'
@@ -97,7 +99,9 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
         clock,
       }),
     ),
-    onMessageAccepted: () => metrics.messageAccepted(),
+    sendBatching: { maxBatchSize: settings.SEND_BATCH_SIZE, maxConcurrentBatches: settings.SEND_BATCHES_IN_FLIGHT },
+    onMessagesAccepted: (count) => metrics.messagesAccepted(count),
+    onSendBatch: (size) => metrics.sendBatch(size),
     readYourWritesTimeoutMs: settings.READ_YOUR_WRITES_TIMEOUT_MS,
     participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
   });

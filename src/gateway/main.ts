@@ -1,4 +1,3 @@
-import { monotonicFactory } from 'ulid';
 import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
@@ -6,6 +5,7 @@ import { connectNats } from '../shared/nats.js';
 import { createRedis } from '../shared/redis.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
 import { startOpsServer } from '../shared/ops-server.js';
+import { monotonicUlids } from '../shared/ulid.js';
 import { natsReady, postgresReady, redisReady } from '../shared/readiness.js';
 import { installShutdown } from '../shared/shutdown.js';
 import { createGatewayMetrics } from './gateway-metrics.js';
@@ -19,7 +19,7 @@ const redis = createRedis(config.REDIS_URL);
 const nc = await connectNats({ url: config.NATS_URL, name: 'gateway' });
 const registry = createMetricsRegistry('gateway');
 const gateway = await startGateway(
-  { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicFactory(), settings: config, metrics: createGatewayMetrics(registry) },
+  { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicUlids(), settings: config, metrics: createGatewayMetrics(registry) },
   { port: config.PORT },
 );
 logger.info({ port: gateway.port }, 'gateway listening');

@@ -6,23 +6,33 @@ import { GatewayError } from './errors.js';
  * Sliding-window log in one Redis sorted set per user, updated atomically by a script: exact over any
  * window (no double burst at a fixed window's edge), shared by REST and WS and by every gateway. Refused
  * attempts are not recorded, so a client that keeps retrying is let in as soon as the window allows.
- * Returns 0 when allowed, else the milliseconds until the oldest counted send leaves the window.
+ * One call takes a whole batch of sends (KEYS[i] with member ARGV[3 + i]; a user may appear more than once)
+ * and returns, for each, 0 when allowed, else the milliseconds until the oldest counted send leaves the window.
  */
 const SLIDING_WINDOW = `
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], window)
-  return 0
+local limit = tonumber(ARGV[3])
+local waits = {}
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) < limit then
+    redis.call('ZADD', key, now, ARGV[3 + i])
+    redis.call('PEXPIRE', key, window)
+    waits[i] = 0
+  else
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    waits[i] = math.max(1, tonumber(oldest[2]) + window - now)
+  end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)`;
+return waits`;
 
 export type RateLimiter = {
-  /** @throws GatewayError `rate_limited` with the seconds to wait. */
-  consume(userId: number): Promise<void>;
+  /**
+   * Takes one send from the budget of each user given, in order, in one Redis round trip.
+   * @returns for each, null when allowed, else the GatewayError `rate_limited` with the seconds to wait.
+   */
+  consumeEach(userIds: readonly number[]): Promise<(GatewayError | null)[]>;
 };
 
 export function createMessageRateLimiter(deps: {
@@ -34,19 +44,29 @@ export function createMessageRateLimiter(deps: {
 }): RateLimiter {
   const windowMs = deps.windowMs ?? 60_000;
   return {
-    async consume(userId) {
+    async consumeEach(userIds) {
+      if (userIds.length === 0) return [];
       const now = deps.clock().getTime();
-      const key = `${deps.keyPrefix}ratelimit:messages:${userId}`;
-      const waitMs = Number(
-        await deps.redis.eval(SLIDING_WINDOW, 1, key, String(now), String(windowMs), String(deps.limit), `${now}:${randomUUID()}`),
-      );
-      if (waitMs > 0) {
-        throw new GatewayError(
+      const keys = userIds.map((userId) => `${deps.keyPrefix}ratelimit:messages:${userId}`);
+      const members = userIds.map(() => `${now}:${randomUUID()}`);
+      const waits = (await deps.redis.eval(
+        SLIDING_WINDOW,
+        keys.length,
+        ...keys,
+        String(now),
+        String(windowMs),
+        String(deps.limit),
+        ...members,
+      )) as number[];
+      return userIds.map((_, index) => {
+        const waitMs = Number(waits[index]);
+        if (!(waitMs > 0)) return null;
+        return new GatewayError(
           'rate_limited',
           `too many messages: at most ${deps.limit} per ${windowMs / 1000} s`,
           Math.ceil(waitMs / 1000),
         );
-      }
+      });
     },
   };
 }

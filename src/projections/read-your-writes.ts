@@ -9,17 +9,27 @@ import { LIVE_TABLES, type ReadTables } from './conversation/apply-conversation-
  * the version it wrote; that user's next queries first wait (bounded) until the projection has applied it.
  * Watermarks live in Redis, so they hold across gateways, and expire once projections have long caught up.
  */
+export type WriteWatermark = { readonly userId: number; readonly conversationId: string; readonly version: number };
+
 export type WriteWatermarks = {
   record(userId: number, conversationId: string, version: number): Promise<void>;
+  /** Records many writes in one Redis round trip. */
+  recordEach(writes: readonly WriteWatermark[]): Promise<void>;
   /** conversation id -> the highest version this user wrote there recently. */
   pending(userId: number): Promise<Map<string, number>>;
 };
 
-/** HSET only if higher: two tabs of one user may record out of order. */
+/**
+ * HSET only if higher: two tabs of one user may record out of order. KEYS[i] gets field ARGV[2i] set to
+ * version ARGV[2i + 1]; ARGV[1] is the time to live.
+ */
 const RECORD_MAX = `
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+for i, key in ipairs(KEYS) do
+  local field = ARGV[2 * i]
+  local version = tonumber(ARGV[2 * i + 1])
+  if version > tonumber(redis.call('HGET', key, field) or '0') then redis.call('HSET', key, field, version) end
+  redis.call('EXPIRE', key, ARGV[1])
+end
 return 1`;
 
 export function createWriteWatermarks(
@@ -28,10 +38,14 @@ export function createWriteWatermarks(
 ): WriteWatermarks {
   const key = (userId: number) => `${options.keyPrefix}rw:${userId}`;
   const ttl = String(options.ttlSeconds ?? 60);
+  const recordEach = async (writes: readonly WriteWatermark[]): Promise<void> => {
+    if (writes.length === 0) return;
+    const fields = writes.flatMap((write) => [write.conversationId, String(write.version)]);
+    await redis.eval(RECORD_MAX, writes.length, ...writes.map((write) => key(write.userId)), ttl, ...fields);
+  };
   return {
-    async record(userId, conversationId, version) {
-      await redis.eval(RECORD_MAX, 1, key(userId), conversationId, String(version), ttl);
-    },
+    record: (userId, conversationId, version) => recordEach([{ userId, conversationId, version }]),
+    recordEach,
     async pending(userId) {
       const entries = await redis.hgetall(key(userId));
       return new Map(Object.entries(entries).map(([conversation, version]) => [conversation, Number(version)]));

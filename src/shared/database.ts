@@ -36,6 +36,10 @@ export async function createDatabasePool(options: DatabaseOptions): Promise<Data
     idleInTransactionSessionTimeout: options.idleInTransactionSessionTimeoutMs ?? 10_000,
     statementTimeout: 60_000,
     interceptors: [resultParserInterceptor],
+    // slonik's default runs DISCARD ALL on every release: a round trip per checkout on the hot paths. No role
+    // leaves session state on a pooled connection (the replay releases its session lock in a finally, the
+    // leader lease and LISTEN have their own client), so there is nothing to discard.
+    resetConnection: async () => {},
     // The preset parses int8 to bigint and timestamptz to epoch milliseconds; xid8 has no parser, so queries
     // select it as text.
     typeParsers: createTypeParserPreset(),

@@ -1,8 +1,7 @@
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { readStream } from '../../event-store/read-stream.js';
 import { DomainError } from '../domain-error.js';
-import { handleCommand } from '../handle-command.js';
+import { handleCommand, handleCommands } from '../handle-command.js';
 import { conversationDecider } from './conversation.js';
 import { messageSent } from './events.js';
 import { assertValidClientMsgId } from './message-content.js';
@@ -81,35 +80,141 @@ export type SentMessage = {
   readonly created: boolean;
 };
 
-const clientIdRow = z.object({ conversation_id: z.string(), version: z.number().int() });
+export type SendMessageInput = {
+  readonly conversationId: string;
+  readonly senderId: number;
+  readonly content: string;
+  readonly clientMsgId?: string | null;
+};
 
-async function findByClientMsgId(
+const originalMessageRow = z.object({
+  sender_id: z.bigint().transform(Number),
+  client_msg_id: z.string(),
+  conversation_id: z.string(),
+  version: z.number().int(),
+  type: z.string().nullable(),
+  data: z.record(z.string(), z.unknown()).nullable(),
+});
+
+const clientIdKey = (senderId: number, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
+
+/** The messages first sent with these (sender, client_msg_id) pairs, by `clientIdKey`; one statement. */
+async function findByClientMsgIds(
   deps: CommandDeps,
-  input: { readonly conversationId: string; readonly senderId: number; readonly clientMsgId: string },
-): Promise<SentMessage | null> {
-  const row = await deps.pool.maybeOne(sql.type(clientIdRow)`
-    SELECT conversation_id, version FROM message_client_ids
-    WHERE sender_id = ${input.senderId} AND client_msg_id = ${input.clientMsgId}`);
-  if (!row) return null;
-  if (row.conversation_id !== input.conversationId) {
-    throw new DomainError('client_msg_id_conflict', 'client_msg_id was already used for another conversation');
-  }
-  const [event] = await readStream(deps.pool, row.conversation_id, {
-    afterVersion: row.version - 1,
-    toVersion: row.version,
+  keys: readonly { readonly senderId: number; readonly clientMsgId: string }[],
+): Promise<Map<string, SentMessage>> {
+  const rows = await deps.pool.any(sql.type(originalMessageRow)`
+    SELECT ids.sender_id, ids.client_msg_id, ids.conversation_id, ids.version, e.type, e.data
+    FROM ${sql.unnest(keys.map((key) => [key.senderId, key.clientMsgId]), ['int8', 'text'])} AS wanted(sender_id, client_msg_id)
+    JOIN message_client_ids AS ids USING (sender_id, client_msg_id)
+    LEFT JOIN events AS e ON e.stream_id = ids.conversation_id AND e.version = ids.version`);
+  return new Map(
+    rows.map((row) => {
+      if (row.type === null || row.data === null) throw new Error(`message of a reserved client_msg_id is missing at version ${row.version}`);
+      const { data } = messageSent.parse({ type: row.type, data: row.data });
+      const original: SentMessage = {
+        id: data.message_id,
+        conversationId: row.conversation_id,
+        senderId: data.sender_id,
+        content: data.content,
+        clientMsgId: data.client_msg_id,
+        sentAt: data.sent_at,
+        version: row.version,
+        created: false,
+      };
+      return [clientIdKey(row.sender_id, row.client_msg_id), original];
+    }),
+  );
+}
+
+const rejected = (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason });
+
+/**
+ * The batch behind `sendMessages`, in one transaction: retries of a known client_msg_id are answered from
+ * the log (one lookup for the batch), the others are decided and appended with their client_msg_id
+ * reservations. A reservation taken meanwhile by another transaction, or twice in this batch, fails the
+ * whole batch with a unique violation.
+ */
+async function sendBatch(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
+  const settled: (PromiseSettledResult<SentMessage> | undefined)[] = inputs.map((input) => {
+    if (input.clientMsgId === undefined || input.clientMsgId === null) return undefined;
+    // Checked before the idempotency lookup uses it; the content is the decider's to check.
+    try {
+      assertValidClientMsgId(input.clientMsgId);
+      return undefined;
+    } catch (error) {
+      return rejected(error);
+    }
   });
-  if (!event) throw new Error(`message of a reserved client_msg_id is missing at version ${row.version}`);
-  const { data } = messageSent.parse({ type: event.type, data: event.data });
-  return {
-    id: data.message_id,
-    conversationId: event.streamId,
-    senderId: data.sender_id,
-    content: data.content,
-    clientMsgId: data.client_msg_id,
-    sentAt: data.sent_at,
-    version: event.version,
-    created: false,
-  };
+
+  const retried = inputs.flatMap((input, index) =>
+    settled[index] === undefined && input.clientMsgId ? [{ index, senderId: input.senderId, clientMsgId: input.clientMsgId }] : [],
+  );
+  if (retried.length > 0) {
+    const originals = await findByClientMsgIds(deps, retried);
+    for (const { index, senderId, clientMsgId } of retried) {
+      const original = originals.get(clientIdKey(senderId, clientMsgId));
+      if (!original) continue;
+      settled[index] =
+        original.conversationId === inputs[index]!.conversationId
+          ? { status: 'fulfilled', value: original }
+          : rejected(new DomainError('client_msg_id_conflict', 'client_msg_id was already used for another conversation'));
+    }
+  }
+
+  const toAppend = inputs.flatMap((input, index) => (settled[index] === undefined ? [{ index, input }] : []));
+  const results = await handleCommands(
+    deps.pool,
+    conversationDecider,
+    toAppend.map(({ input }) => ({
+      streamId: input.conversationId,
+      command: {
+        type: 'SendMessage' as const,
+        senderId: input.senderId,
+        messageId: deps.newId(),
+        content: input.content,
+        clientMsgId: input.clientMsgId ?? null,
+        now: deps.clock(),
+      },
+    })),
+    {
+      reserve: async (transaction, decided) => {
+        const reservations = decided.flatMap(({ command, streamId, firstVersion }) =>
+          command.type === 'SendMessage' && command.clientMsgId !== null
+            ? [[command.senderId, command.clientMsgId, streamId, command.messageId, firstVersion]]
+            : [],
+        );
+        if (reservations.length === 0) return;
+        await transaction.query(sql.unsafe`
+          INSERT INTO message_client_ids (sender_id, client_msg_id, conversation_id, message_id, version)
+          SELECT * FROM ${sql.unnest(reservations, ['int8', 'text', 'text', 'text', 'int4'])}`);
+      },
+    },
+  );
+  toAppend.forEach(({ index, input }, position) => {
+    const result = results[position]!;
+    if (result.status === 'rejected') {
+      settled[index] = result;
+      return;
+    }
+    const recorded = result.value.recorded[0];
+    const event = result.value.events[0];
+    if (!recorded || event?.type !== 'MessageSent') throw new Error('SendMessage appended no MessageSent');
+    settled[index] = {
+      status: 'fulfilled',
+      value: {
+        id: event.data.message_id,
+        conversationId: input.conversationId,
+        senderId: event.data.sender_id,
+        content: event.data.content,
+        clientMsgId: event.data.client_msg_id,
+        sentAt: event.data.sent_at,
+        version: recorded.version,
+        created: true,
+      },
+    };
+  });
+  return settled.map((result) => result ?? rejected(new Error('send left unsettled')));
 }
 
 /**
@@ -118,52 +223,31 @@ async function findByClientMsgId(
  * @throws DomainError `not_found` (missing conversation or not a participant), `blank_message`, `too_long`,
  * `invalid_characters`, `invalid_client_msg_id`, `client_msg_id_conflict`.
  */
-export async function sendMessage(
-  deps: CommandDeps,
-  input: {
-    readonly conversationId: string;
-    readonly senderId: number;
-    readonly content: string;
-    readonly clientMsgId?: string | null;
-  },
-): Promise<SentMessage> {
-  const clientMsgId = input.clientMsgId ?? null;
-  // Checked before the idempotency lookup uses it; the content is the decider's to check.
-  if (clientMsgId !== null) assertValidClientMsgId(clientMsgId);
+export async function sendMessage(deps: CommandDeps, input: SendMessageInput): Promise<SentMessage> {
   return retryOnReservationConflict(async () => {
-    if (clientMsgId !== null) {
-      const original = await findByClientMsgId(deps, { ...input, clientMsgId });
-      if (original) return original;
-    }
-    const messageId = deps.newId();
-    const result = await handleCommand(
-      deps.pool,
-      conversationDecider,
-      input.conversationId,
-      { type: 'SendMessage', senderId: input.senderId, messageId, content: input.content, clientMsgId, now: deps.clock() },
-      {
-        reserve: async (transaction, { firstVersion }) => {
-          if (clientMsgId === null) return;
-          await transaction.query(sql.unsafe`
-            INSERT INTO message_client_ids (sender_id, client_msg_id, conversation_id, message_id, version)
-            VALUES (${input.senderId}, ${clientMsgId}, ${input.conversationId}, ${messageId}, ${firstVersion})`);
-        },
-      },
-    );
-    const recorded = result.recorded[0];
-    const event = result.events[0];
-    if (!recorded || event?.type !== 'MessageSent') throw new Error('SendMessage appended no MessageSent');
-    return {
-      id: event.data.message_id,
-      conversationId: input.conversationId,
-      senderId: event.data.sender_id,
-      content: event.data.content,
-      clientMsgId,
-      sentAt: event.data.sent_at,
-      version: recorded.version,
-      created: true,
-    };
+    const [result] = await sendBatch(deps, [input]);
+    if (result?.status !== 'fulfilled') throw result?.reason;
+    return result.value;
   });
+}
+
+/**
+ * Sends many messages, from any senders to any conversations, in one transaction (one commit for all of
+ * them: what lets a gateway keep up with many sockets). Each message is settled on its own, as `sendMessage`
+ * would settle it; messages to one conversation get consecutive versions in the order given. When a
+ * client_msg_id reservation races (another gateway, or the same id twice in the batch), the batch is rolled
+ * back and every message is sent on its own instead.
+ */
+export async function sendMessages(
+  deps: CommandDeps,
+  inputs: readonly SendMessageInput[],
+): Promise<PromiseSettledResult<SentMessage>[]> {
+  try {
+    return await sendBatch(deps, inputs);
+  } catch (error) {
+    if (!(error instanceof UniqueIntegrityConstraintViolationError)) throw error;
+    return Promise.allSettled(inputs.map((input) => sendMessage(deps, input)));
+  }
 }
 
 export type ReadReceipt = {

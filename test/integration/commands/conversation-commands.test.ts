@@ -5,6 +5,7 @@ import { z } from 'zod';
 import {
   markConversationRead,
   sendMessage,
+  sendMessages,
   startConversation,
   type CommandDeps,
 } from '../../../src/commands/conversation/conversation-commands.js';
@@ -27,6 +28,12 @@ afterAll(async () => {
 
 let nextUser = 1000;
 const newUsers = (): [number, number] => [++nextUser, ++nextUser];
+
+async function conversation(): Promise<{ id: string; a: number; b: number }> {
+  const [a, b] = newUsers();
+  const { conversationId } = await startConversation(deps, { initiatorId: a, otherUserId: b });
+  return { id: conversationId, a, b };
+}
 
 async function eventTypes(conversationId: string): Promise<string[]> {
   return (await readStream(pool, conversationId)).map((event) => event.type);
@@ -73,12 +80,6 @@ describe('startConversation', () => {
 });
 
 describe('sendMessage', () => {
-  async function conversation(): Promise<{ id: string; a: number; b: number }> {
-    const [a, b] = newUsers();
-    const { conversationId } = await startConversation(deps, { initiatorId: a, otherUserId: b });
-    return { id: conversationId, a, b };
-  }
-
   it('appends nothing for a retry with the same client_msg_id, also when retries race', async () => {
     const { id, a } = await conversation();
     const send = () => sendMessage(deps, { conversationId: id, senderId: a, content: 'coucou', clientMsgId: 'retry-1' });
@@ -131,6 +132,70 @@ describe('sendMessage', () => {
     );
     expect(sent.map((message) => message.version).sort((x, y) => x - y)).toEqual(oneToN(41).slice(1));
     expect((await readStream(pool, id)).map((event) => event.version)).toEqual(oneToN(41));
+  });
+});
+
+describe('sendMessages (a batch of sends in one transaction)', () => {
+  const outcome = (result: PromiseSettledResult<{ version: number; created: boolean }>) =>
+    result.status === 'fulfilled'
+      ? { version: result.value.version, created: result.value.created }
+      : { error: result.reason instanceof DomainError ? result.reason.code : String(result.reason) };
+
+  it('settles each send on its own, in the order given per conversation, in one transaction', async () => {
+    const first = await conversation();
+    const second = await conversation();
+    const stranger = ++nextUser;
+    const results = await sendMessages(deps, [
+      { conversationId: first.id, senderId: first.a, content: 'one' },
+      { conversationId: second.id, senderId: second.b, content: 'two' },
+      { conversationId: first.id, senderId: stranger, content: 'not mine' },
+      { conversationId: first.id, senderId: first.b, content: 'three' },
+      { conversationId: second.id, senderId: second.a, content: '  ' },
+      { conversationId: second.id, senderId: second.a, content: 'four' },
+    ]);
+    expect(results.map(outcome)).toEqual([
+      { version: 2, created: true },
+      { version: 2, created: true },
+      { error: 'not_found' },
+      { version: 3, created: true },
+      { error: 'blank_message' },
+      { version: 3, created: true },
+    ]);
+    const firstLog = await readStream(pool, first.id);
+    const secondLog = await readStream(pool, second.id);
+    expect(firstLog.map((event) => event.data['content'] ?? null)).toEqual([null, 'one', 'three']);
+    expect(secondLog.map((event) => event.data['content'] ?? null)).toEqual([null, 'two', 'four']);
+    // One commit for the four messages: they share the transaction id, so the feed yields them together.
+    const appended = [...firstLog.slice(1), ...secondLog.slice(1)];
+    expect(new Set(appended.map((event) => event.transactionId)).size).toBe(1);
+  });
+
+  it('answers a known client_msg_id from the log, and sends one by one when the batch holds an id twice', async () => {
+    const { id, a } = await conversation();
+    const other = await conversation();
+    const original = await sendMessage(deps, { conversationId: id, senderId: a, content: 'first', clientMsgId: 'known' });
+
+    const retried = await sendMessages(deps, [
+      { conversationId: id, senderId: a, content: 'first', clientMsgId: 'known' },
+      { conversationId: id, senderId: a, content: 'fresh', clientMsgId: 'fresh' },
+    ]);
+    expect(retried.map(outcome)).toEqual([
+      { version: original.version, created: false },
+      { version: original.version + 1, created: true },
+    ]);
+
+    const doubled = await sendMessages(deps, [
+      { conversationId: id, senderId: a, content: 'twice', clientMsgId: 'twice' },
+      { conversationId: id, senderId: a, content: 'twice', clientMsgId: 'twice' },
+      { conversationId: other.id, senderId: a, content: 'elsewhere', clientMsgId: 'known' },
+    ]);
+    const [once, again, conflict] = doubled.map(outcome);
+    expect([once, again].filter((result) => result !== undefined && 'created' in result && result.created)).toHaveLength(1);
+    expect(once).toHaveProperty('version', original.version + 2);
+    expect(again).toHaveProperty('version', original.version + 2);
+    // a is not in `other`: the id is refused for being used in another conversation before anything else.
+    expect(conflict).toEqual({ error: 'client_msg_id_conflict' });
+    expect(await eventTypes(id)).toEqual(['ConversationStarted', 'MessageSent', 'MessageSent', 'MessageSent']);
   });
 });
 
