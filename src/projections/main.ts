@@ -26,6 +26,7 @@ const projector = startProjector({
   tables: LIVE_TABLES,
   maxAttempts: config.PROJECTOR_MAX_ATTEMPTS,
   batchSize: config.PROJECTOR_BATCH_SIZE,
+  batchWaitMs: config.PROJECTOR_BATCH_WAIT_MS,
   ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
 });
 

@@ -4,6 +4,7 @@ import { readStream } from '../event-store/read-stream.js';
 import { eventMessage, type EventMessage } from '../relay/event-message.js';
 import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
+import { sleep } from '../shared/sleep.js';
 import { applyConversationEvents, type ProjectableEvent, type ReadTables } from './conversation/apply-conversation-events.js';
 import type { ProjectorMetrics } from './projector-metrics.js';
 import { CONVERSATIONS_PROJECTION, lockGenerations } from './read-model-generations.js';
@@ -21,6 +22,11 @@ export type ProjectorDeps = {
   readonly maxAttempts: number;
   /** Most events applied in one transaction. */
   readonly batchSize: number;
+  /**
+   * How long a batch may keep filling after its first event arrived: fewer, larger transactions under load,
+   * for at most this much more projection lag (what a read-your-writes query may wait).
+   */
+  readonly batchWaitMs?: number;
   /**
    * How long JetStream waits for an ack before redelivering. After a crash, the dead process's unacked
    * deliveries hold the consumer's pending slots this long; a redelivery of a slow batch is only a duplicate.
@@ -80,6 +86,7 @@ export function startProjector(deps: ProjectorDeps): Projector {
         wake = undefined;
         continue;
       }
+      if (deps.batchWaitMs && queue.length < deps.batchSize) await sleep(deps.batchWaitMs, stopping.signal);
       await handleBatch(deps, queue.splice(0, deps.batchSize));
     }
     await pump;

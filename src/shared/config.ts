@@ -55,6 +55,7 @@ const projectorSchema = baseSchema.extend({
   PROJECTOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('projector').describe('JetStream durable name'),
   PROJECTOR_MAX_ATTEMPTS: positiveInt.max(100).default(5).describe('deliveries before an event is recorded as failed'),
   PROJECTOR_BATCH_SIZE: positiveInt.max(1_000).default(500).describe('most events applied in one transaction'),
+  PROJECTOR_BATCH_WAIT_MS: z.coerce.number().int().min(0).max(1_000).default(10).describe('how long a batch may fill after its first event'),
   PROJECTOR_ACK_WAIT_MS: positiveInt.min(500).default(5_000).describe('redelivery delay of an event not acked (a crash)'),
 });
 

@@ -7,6 +7,9 @@ export async function connectNats(options: { readonly url: string; readonly name
     name: options.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    // Otherwise every request (each JetStream publish, each ack wait) captures a stack trace up front, for a
+    // better message if it times out: 15 % of the relay's CPU under load.
+    noAsyncTraces: true,
   });
 }
 
