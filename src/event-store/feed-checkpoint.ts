@@ -19,6 +19,10 @@ export class CheckpointFencedError extends Error {
 
 /**
  * Moves `consumer`'s checkpoint from `expected` to `next` (compare-and-set).
+ *
+ * With `waitForFlush: false`, the statement's own (implicit) transaction commits without waiting for its WAL
+ * flush: a crash may then lose the last checkpoints, which only suits a consumer that recovers a lost one
+ * (the relay: it moves a checkpoint that is behind the stream, and JetStream drops repeated event ids).
  * @throws CheckpointFencedError when the stored checkpoint is not `expected`.
  */
 export async function storeCheckpoint(
@@ -26,10 +30,17 @@ export async function storeCheckpoint(
   consumer: string,
   expected: FeedPosition,
   next: FeedPosition,
+  options: { readonly waitForFlush?: boolean } = {},
 ): Promise<void> {
+  // set_config(..., true) lasts until the end of the transaction, whose commit then reads it.
+  const commitMode =
+    (options.waitForFlush ?? true)
+      ? sql.fragment`current_setting('synchronous_commit')`
+      : sql.fragment`set_config('synchronous_commit', 'off', true)`;
   const updated = await connection.query(sql.unsafe`
     INSERT INTO feed_checkpoints AS c (consumer, transaction_id, global_position)
-    VALUES (${consumer}, ${next.transactionId.toString()}::xid8, ${next.globalPosition.toString()}::bigint)
+    SELECT ${consumer}, ${next.transactionId.toString()}::xid8, ${next.globalPosition.toString()}::bigint
+    FROM (SELECT ${commitMode}) AS commit_mode
     ON CONFLICT (consumer) DO UPDATE
       SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position, updated_at = now()
       WHERE c.transaction_id = ${expected.transactionId.toString()}::xid8

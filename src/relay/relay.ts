@@ -83,7 +83,8 @@ export function startRelay(deps: RelayDeps): Relay {
         );
         const last = events.at(-1)!;
         const next = { transactionId: last.transactionId, globalPosition: last.globalPosition };
-        await storeCheckpoint(deps.pool, consumer, checkpoint, next);
+        // No wait for the WAL flush: a checkpoint lost in a crash is recovered from the stream at start.
+        await storeCheckpoint(deps.pool, consumer, checkpoint, next, { waitForFlush: false });
         checkpoint = next;
         deps.metrics.published(events);
         // A full batch means more may be waiting: read again at once.
