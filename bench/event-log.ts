@@ -4,7 +4,8 @@
  *   npm run bench:event-log [-- --seconds 10 --rate 500]
  *
  * 1. Append throughput: SendMessage commands (load, decide, append, commit) per second with 1, 8 and 32
- *    concurrent writers, each on its own conversations.
+ *    concurrent writers, each on its own conversations; then batches of 10 and 100 sends in one transaction
+ *    (`sendMessages`, what the gateway does under load) from one writer.
  * 2. Relay lag: at a fixed rate, the time from an append's COMMIT returning to the event being delivered from
  *    JetStream by an ordered consumer (an upper bound of commit -> publish ack), p50/p99/max.
  */
@@ -15,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { connect } from 'nats';
 import {
   sendMessage,
+  sendMessages,
   startConversation,
   type CommandDeps,
 } from '../src/commands/conversation/conversation-commands.js';
@@ -81,6 +83,23 @@ for (const writers of [1, 8, 32]) {
   );
   const total = counts.reduce((sum, count) => sum + count, 0);
   console.log(`  ${String(writers).padStart(2)} writers: ${Math.round(total / seconds)} events/s (${total} in ${seconds} s)`);
+}
+
+console.log('\nbatched appends (sendMessages: one transaction per batch, as the gateway groups sends; one writer)');
+for (const batchSize of [10, 100]) {
+  const conversations = await Promise.all(Array.from({ length: 100 }, newConversation));
+  const deadline = Date.now() + seconds * 1_000;
+  let sent = 0;
+  while (Date.now() < deadline) {
+    const batch = Array.from({ length: batchSize }, (_, index) => {
+      const conversation = conversations[(sent + index) % conversations.length]!;
+      return { conversationId: conversation.id, senderId: conversation.sender, content: `b${sent + index}` };
+    });
+    const results = await sendMessages(deps, batch);
+    if (results.some((result) => result.status === 'rejected')) throw new Error('a batched send was refused');
+    sent += batchSize;
+  }
+  console.log(`  batches of ${String(batchSize).padStart(3)}: ${Math.round(sent / seconds)} events/s (${sent} in ${seconds} s)`);
 }
 
 //// 2. Relay lag

@@ -34,6 +34,9 @@ export function rateRows(reports: Partial<Record<SystemName, LoadReport>>): Row[
     row('sent', (report) => report.send?.sent),
     row('achieved rate (/s)', (report) => report.send?.achievedRate),
     row('acknowledged', (report) => report.send?.acked),
+    row('rejected (any error)', (report) =>
+      report.send === undefined ? undefined : Object.values(report.send.rejected).reduce((sum, count) => sum + count, 0)),
+    row('unanswered', (report) => report.send?.unanswered),
     row('delivered to recipient', (report) => report.send?.delivered),
     row('lost', (report) => report.send?.lost),
     row('duplicated', (report) => report.send?.duplicated),
@@ -47,6 +50,10 @@ export function rateRows(reports: Partial<Record<SystemName, LoadReport>>): Row[
     row('system CPU, send+grace (s)', (report) => (report.send?.serverCpuMs === undefined ? undefined : report.send.serverCpuMs / 1000), 1),
     row('system CPU per ack (ms)', (report) =>
       report.send?.serverCpuMs === undefined ? undefined : report.send.serverCpuMs / Math.max(1, report.send.acked), 2),
+    row('servers CPU per ack (ms)', (report) =>
+      report.send?.infraCpuMs === undefined ? undefined : report.send.infraCpuMs / Math.max(1, report.send.acked), 2),
+    row('load tool CPU per ack (ms)', (report) =>
+      report.send?.loadToolCpuMs === undefined ? undefined : report.send.loadToolCpuMs / Math.max(1, report.send.acked), 2),
   ];
 }
 

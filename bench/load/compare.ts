@@ -11,6 +11,7 @@ import { startBenchServers, type BenchServers } from './bench-servers.js';
 import { formatIdle, formatStep, rateRows, sideBySide } from './compare-report.js';
 import { findMaxRate, type Step } from './find-max.js';
 import { MAX_SOCKETS_PER_WORKER, type LoadReport } from './run-load.js';
+import { withDescendants } from './process-cpu.js';
 import { runLoadProcess } from './run-load-process.js';
 import { startSystem, type RunningSystem, type SystemName } from './systems.js';
 
@@ -150,6 +151,9 @@ async function withSystem<T>(name: SystemName, instances: number, work: (system:
   }
 }
 
+/** Postgres, NATS and Redis: the processes this comparison started that are not a system's. */
+const infraPids = (await withDescendants([process.pid])).filter((pid) => pid !== process.pid);
+
 /** One load run against `system`; user ids start at `firstUserId` (fresh users keep runs apart). */
 function load(system: RunningSystem, args: { users: number; rate: number; seconds: number; firstUserId: number; idle?: boolean }): Promise<LoadReport> {
   const workers = options.workers ?? Math.ceil(args.users / MAX_SOCKETS_PER_WORKER);
@@ -164,6 +168,7 @@ function load(system: RunningSystem, args: { users: number; rate: number; second
     '--first-user-id', String(args.firstUserId),
     '--grace', String(options.grace),
     '--server-pids', system.pids.join(','),
+    '--infra-pids', infraPids.join(','),
     ...(args.idle ? ['--idle', '--gateway-pid', system.gatewayPids.join(',')] : []),
   ]);
 }

@@ -43,6 +43,15 @@ export function formatLoadReport(report: LoadReport): string {
           `${(send.serverCpuMs / Math.max(1, send.acked)).toFixed(2)} ms per acknowledged message`,
       );
     }
+    if (send.infraCpuMs !== undefined) {
+      lines.push(
+        `servers CPU  ${(send.infraCpuMs / 1000).toFixed(1)} s (Postgres, NATS, Redis), ` +
+          `${(send.infraCpuMs / Math.max(1, send.acked)).toFixed(2)} ms per acknowledged message`,
+      );
+    }
+    if (send.loadToolCpuMs !== undefined) {
+      lines.push(`load tool    ${(send.loadToolCpuMs / 1000).toFixed(1)} s CPU`);
+    }
   }
   return lines.join('\n');
 }

@@ -32,6 +32,9 @@ and the send-to-delivery latency.
                             process_resident_memory_bytes
   --server-pids <pids>      processes of the system under load (same machine): their CPU time during the
                             send and grace is reported, in total and per message sent
+  --infra-pids <pids>       servers the system uses (Postgres, NATS, Redis), with their child processes:
+                            their CPU time during the send and grace is reported too (the load tool's
+                            own always is)
   --json                    print the report as JSON on stdout (progress goes to stderr)
   --help
 
@@ -72,6 +75,11 @@ const schema = z
       .transform((text) => text.split(',').map((item) => Number(item.trim())))
       .pipe(z.array(z.number().int().positive()))
       .default([]),
+    'infra-pids': z
+      .string()
+      .transform((text) => text.split(',').map((item) => Number(item.trim())))
+      .pipe(z.array(z.number().int().positive()))
+      .default([]),
     json: z.boolean().default(false),
   })
   .superRefine((options, context) => {
@@ -95,6 +103,7 @@ export type LoadOptions = {
   readonly idle: boolean;
   readonly memory: readonly MemorySource[];
   readonly serverPids: readonly number[];
+  readonly infraPids: readonly number[];
   readonly json: boolean;
 };
 
@@ -129,6 +138,7 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | 'help' 
       'gateway-pid': { type: 'string' },
       'gateway-metrics': { type: 'string' },
       'server-pids': { type: 'string' },
+      'infra-pids': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -156,6 +166,7 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | 'help' 
       ...(options['gateway-metrics'] ?? []).map((url): MemorySource => ({ kind: 'metrics', url })),
     ],
     serverPids: options['server-pids'],
+    infraPids: options['infra-pids'],
     json: options.json,
   };
 }

@@ -5,7 +5,7 @@ import { mergeCounts, sleep } from './bounded-parallel.js';
 import { nowMs } from './content-tag.js';
 import type { LoadOptions } from './load-options.js';
 import { summarize, type LatencySummary } from './percentiles.js';
-import { totalCpuMs } from './process-cpu.js';
+import { totalCpuMs, treeCpuMs } from './process-cpu.js';
 import { totalResidentBytes } from './resident-memory.js';
 import type { ConnectReport, CoordinatorMessage, SendReport, SetupReport, WorkerAssignment, WorkerMessage } from './worker-protocol.js';
 
@@ -37,6 +37,10 @@ export type LoadReport = {
     readonly disconnects: Record<string, number>;
     /** CPU time of `--server-pids` from the start of the send to the end of the grace, ms. */
     readonly serverCpuMs?: number;
+    /** The same for `--infra-pids` and their child processes (Postgres, NATS, Redis), ms. */
+    readonly infraCpuMs?: number;
+    /** The same for the load tool itself (this process and its workers), ms. */
+    readonly loadToolCpuMs?: number;
   };
   readonly idle?: {
     readonly open: number;
@@ -240,6 +244,9 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
     const startAt = nowMs() + 500;
     progress(`sending ${total} messages at ${options.rate}/s for ${options.seconds} s via ${options.via}`);
     const cpuBefore = options.serverPids.length > 0 ? await totalCpuMs(options.serverPids) : undefined;
+    // Postgres backends come and go with connections: whole trees, exited processes included.
+    const infraBefore = options.infraPids.length > 0 ? await treeCpuMs(options.infraPids) : undefined;
+    const ownBefore = await treeCpuMs([process.pid]);
     const sends = await Promise.all(
       workers.map((worker, index) =>
         worker.ask(
@@ -249,6 +256,8 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
       ),
     );
     const serverCpuMs = cpuBefore === undefined ? undefined : (await totalCpuMs(options.serverPids)) - cpuBefore;
+    const infraCpuMs = infraBefore === undefined ? undefined : (await treeCpuMs(options.infraPids)) - infraBefore;
+    const loadToolCpuMs = (await treeCpuMs([process.pid])) - ownBefore;
     const reports: SendReport[] = sends.map((send) => send.report);
     const sum = (pick: (report: SendReport) => number): number => reports.reduce((acc, report) => acc + pick(report), 0);
     const rejected: Record<string, number> = {};
@@ -281,6 +290,8 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
         ackLatencyMs: summarize(concat(reports.map((report) => report.ackLatencies))),
         disconnects,
         ...(serverCpuMs !== undefined && { serverCpuMs }),
+        ...(infraCpuMs !== undefined && { infraCpuMs }),
+        loadToolCpuMs,
       },
     };
   } finally {
