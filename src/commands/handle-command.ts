@@ -52,15 +52,6 @@ async function foldStream<C, E extends { type: string; data: object }, S>(
   return { state, version };
 }
 
-/** One stream's current state and version; see `loadStreams`. */
-export async function loadStream<C, E extends { type: string; data: object }, S>(
-  connection: CommonQueryMethods,
-  decider: Decider<C, E, S>,
-  streamId: string,
-): Promise<LoadedStream<S>> {
-  return (await loadStreams(connection, decider, [streamId])).get(streamId)!;
-}
-
 export type CommandResult<E, S> = {
   /** State of the stream after the command (unchanged when it decided nothing). */
   readonly state: S;
@@ -121,21 +112,16 @@ export async function handleCommands<C, E extends { type: string; data: object }
       }
     });
     const decided = decisions.flatMap((decision) => (decision.ok && decision.decided.events.length > 0 ? [decision.decided] : []));
+    let recorded = new Map<DecidedCommand<C, E>, RecordedEvent[]>();
     if (decided.length > 0) {
       await options.reserve?.(transaction, decided);
-      const recorded = await appendDecided(transaction, decider, decided, streams);
-      return decisions.map((decision): PromiseSettledResult<CommandResult<E, S>> => {
-        if (!decision.ok) return { status: 'rejected', reason: decision.error };
-        const { decided: one } = decision;
-        const value = { state: one.state, version: one.version, events: one.events, recorded: recorded.get(one) ?? [] };
-        return { status: 'fulfilled', value };
-      });
+      recorded = await appendDecided(transaction, decider, decided, streams);
     }
-    return decisions.map((decision) =>
-      decision.ok
-        ? { status: 'fulfilled', value: { state: decision.decided.state, version: decision.decided.version, events: [], recorded: [] } }
-        : { status: 'rejected', reason: decision.error },
-    );
+    return decisions.map((decision): PromiseSettledResult<CommandResult<E, S>> => {
+      if (!decision.ok) return { status: 'rejected', reason: decision.error };
+      const { state, version, events } = decision.decided;
+      return { status: 'fulfilled', value: { state, version, events, recorded: recorded.get(decision.decided) ?? [] } };
+    });
   });
 }
 

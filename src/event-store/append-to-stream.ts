@@ -46,11 +46,6 @@ export async function lockStreams(transaction: DatabaseTransactionConnection, st
   if (!fresh) throw new Error('lockStreams must run before any write of its transaction');
 }
 
-/** The append lock of one stream; see `lockStreams`. */
-export function lockStream(transaction: DatabaseTransactionConnection, streamId: string): Promise<void> {
-  return lockStreams(transaction, [streamId]);
-}
-
 export type StreamAppend = {
   readonly streamId: string;
   readonly streamType: string;
@@ -181,7 +176,7 @@ export async function appendToStream(
 ): Promise<RecordedEvent[]> {
   const { reserve, newEventId, ...append } = options;
   if (append.events.length === 0) throw new Error('appendToStream needs at least one event');
-  await lockStream(transaction, append.streamId);
+  await lockStreams(transaction, [append.streamId]);
   if (reserve) await reserve(transaction, { firstVersion: append.expectedVersion + 1 });
   const [recorded] = await appendToStreams(transaction, [append], newEventId ? { newEventId } : {});
   return recorded ?? [];

@@ -27,7 +27,8 @@ export class ProjectionGapError extends Error {
   }
 }
 
-const discussionRow = z.object({
+/** The `discussion` columns the API shows (timestamps as epoch ms); queries extend it with their own. */
+export const discussionColumns = z.object({
   id: z.string(),
   user1_id: z.coerce.number().int(),
   user2_id: z.coerce.number().int(),
@@ -35,6 +36,9 @@ const discussionRow = z.object({
   last_message_at: z.number().nullable(),
   created_at: z.number(),
   updated_at: z.number(),
+});
+
+const discussionRow = discussionColumns.extend({
   version: z.number().int(),
   user1_unread: z.number().int(),
   user2_unread: z.number().int(),

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { LIVE_TABLES, type ReadTables } from './apply-conversation-events.js';
+import { discussionColumns, LIVE_TABLES, type ReadTables } from './apply-conversation-events.js';
 
 /** A conversation as the API shows it to one of its participants. */
 export type Conversation = {
@@ -30,16 +30,7 @@ export type Message = {
 const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 const isoOrNull = (epochMs: number | null): string | null => (epochMs === null ? null : iso(epochMs));
 
-const conversationRow = z.object({
-  id: z.string(),
-  user1_id: z.coerce.number().int(),
-  user2_id: z.coerce.number().int(),
-  last_message_content: z.string().nullable(),
-  last_message_at: z.number().nullable(),
-  created_at: z.number(),
-  updated_at: z.number(),
-  unread_count: z.number().int(),
-});
+const conversationRow = discussionColumns.extend({ unread_count: z.number().int() });
 
 const toConversation = (row: z.infer<typeof conversationRow>): Conversation => ({
   ...row,
