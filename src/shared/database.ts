@@ -6,6 +6,7 @@ import {
   type Interceptor,
   type QueryResultRow,
 } from 'slonik';
+import { createPreparingPgDriverFactory } from './pg-driver.js';
 
 /**
  * Validates every row of a `sql.type(schema)` query with its zod schema. Without this interceptor slonik
@@ -36,9 +37,12 @@ export async function createDatabasePool(options: DatabaseOptions): Promise<Data
     idleInTransactionSessionTimeout: options.idleInTransactionSessionTimeoutMs ?? 10_000,
     statementTimeout: 60_000,
     interceptors: [resultParserInterceptor],
+    driverFactory: createPreparingPgDriverFactory(),
     // slonik's default runs DISCARD ALL on every release: a round trip per checkout on the hot paths. No role
     // leaves session state on a pooled connection (the replay releases its session lock in a finally, the
-    // leader lease and LISTEN have their own client), so there is nothing to discard.
+    // leader lease and LISTEN have their own client), so there is nothing to discard. It must stay so: the
+    // driver prepares the hot statements once per connection (pg-driver.ts), and DISCARD ALL would drop them
+    // behind its back.
     resetConnection: async () => {},
     // The preset parses int8 to bigint and timestamptz to epoch milliseconds; xid8 has no parser, so queries
     // select it as text.
