@@ -1,6 +1,12 @@
-import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { appendToStreams, lockStreams, type StreamAppend } from '../event-store/append-to-stream.js';
+import {
+  appendToStreams,
+  isVersionConflict,
+  lockStreams,
+  type Reservation,
+  type StreamAppend,
+} from '../event-store/append-to-stream.js';
 import { readStream } from '../event-store/read-stream.js';
 import type { RecordedEvent } from '../event-store/recorded-event.js';
 import type { Decider } from './decider.js';
@@ -18,8 +24,8 @@ export type LoadedStream<S> = { readonly state: S; readonly version: number };
 /**
  * The current state and version of several streams, in one statement when their snapshots are of the
  * decider's schema. A snapshot is written with every append, so it is always at the stream's version; a
- * stream without a usable one (an older schema) is folded from its events. Reads committed data only: a
- * caller that decides on the result holds the streams' locks first.
+ * stream without a usable one (an older schema) is folded from its events. Reads committed data only, so
+ * what it returns may be stale by the time it is used: an append based on it checks the versions.
  */
 export async function loadStreams<C, E extends { type: string; data: object }, S>(
   connection: CommonQueryMethods,
@@ -69,21 +75,25 @@ export type DecidedCommand<C, E> = CommandRequest<C> & { readonly events: readon
 
 export type HandleCommandsOptions<C, E> = {
   /**
-   * Writes that must commit with the events or not at all (uniqueness reservations across streams), given
-   * every command of the batch that decided events. Runs after the locks, before the events are written; a
-   * unique violation thrown here rolls the whole batch back.
+   * Rows that must be written with the events or not at all (uniqueness reservations across streams), given
+   * every command of the batch that decided events. They are written by the append's statement; a unique
+   * violation there fails the whole batch and writes nothing.
    */
-  readonly reserve?: (transaction: DatabaseTransactionConnection, decided: readonly DecidedCommand<C, E>[]) => Promise<void>;
+  readonly reservations?: (decided: readonly DecidedCommand<C, E>[]) => readonly Reservation[];
 };
 
 /**
- * Runs a batch of commands, on any streams, in one transaction: lock every stream, load them all, decide each
- * command in order against its stream's state so far (a later command on the same stream sees the earlier
- * one's events), append everything in one statement, commit. A command the decider refuses (DomainError)
- * is settled as rejected and the others go on; any other error rolls back the batch and rejects the call.
+ * Runs a batch of commands, on any streams: load every stream (one statement), decide each command in order
+ * against its stream's state so far (a later command on the same stream sees the earlier one's events), then
+ * append everything and the reservations in one statement, which commits on its own. A command the decider
+ * refuses (DomainError) is settled as rejected and the others go on; any other error rejects the call, with
+ * nothing written.
  *
- * The locks come first, so the versions loaded are the ones the append expects: no version conflict, no
- * retry. Each stream's events keep the order of their commands, and the feed order follows it.
+ * Two round trips when nobody else appended to these streams in between. When someone did (the append's
+ * version check or the events' primary key says so), the batch runs again in a transaction that locks the
+ * streams first, so that it does not conflict with other retries; only a first, unlocked attempt of another
+ * command can still get in between, and then this one goes again (it ran again `LOCKED_ATTEMPTS` times at
+ * most). Each stream's events keep the order of their commands, and the feed order follows it.
  * @returns one settled result per request, in the order of `requests`.
  */
 export async function handleCommands<C, E extends { type: string; data: object }, S>(
@@ -93,44 +103,66 @@ export async function handleCommands<C, E extends { type: string; data: object }
   options: HandleCommandsOptions<C, E> = {},
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
   if (requests.length === 0) return [];
+  try {
+    return await decideAndAppend(pool, decider, requests, options);
+  } catch (error) {
+    if (!isVersionConflict(error)) throw error;
+  }
   const streamIds = [...new Set(requests.map((request) => request.streamId))];
-  return pool.transaction(async (transaction) => {
-    await lockStreams(transaction, streamIds);
-    const streams = await loadStreams(transaction, decider, streamIds);
-
-    const decisions = requests.map((request) => {
-      const stream = streams.get(request.streamId)!;
-      try {
-        const events = decider.decide(request.command, stream.state);
-        const state = events.reduce(decider.evolve, stream.state);
-        const decided = { ...request, events, firstVersion: stream.version + 1, state, version: stream.version + events.length };
-        streams.set(request.streamId, { state, version: decided.version });
-        return { ok: true as const, decided };
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        return { ok: false as const, error };
-      }
-    });
-    const decided = decisions.flatMap((decision) => (decision.ok && decision.decided.events.length > 0 ? [decision.decided] : []));
-    let recorded = new Map<DecidedCommand<C, E>, RecordedEvent[]>();
-    if (decided.length > 0) {
-      await options.reserve?.(transaction, decided);
-      recorded = await appendDecided(transaction, decider, decided, streams);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pool.transaction(async (transaction) => {
+        await lockStreams(transaction, streamIds);
+        return decideAndAppend(transaction, decider, requests, options);
+      });
+    } catch (error) {
+      if (!isVersionConflict(error) || attempt >= LOCKED_ATTEMPTS) throw error;
     }
-    return decisions.map((decision): PromiseSettledResult<CommandResult<E, S>> => {
-      if (!decision.ok) return { status: 'rejected', reason: decision.error };
-      const { state, version, events } = decision.decided;
-      return { status: 'fulfilled', value: { state, version, events, recorded: recorded.get(decision.decided) ?? [] } };
-    });
+  }
+}
+
+/** Locked attempts of a batch whose unlocked one conflicted; each conflict means another append committed. */
+const LOCKED_ATTEMPTS = 5;
+
+async function decideAndAppend<C, E extends { type: string; data: object }, S>(
+  connection: CommonQueryMethods,
+  decider: Decider<C, E, S>,
+  requests: readonly CommandRequest<C>[],
+  options: HandleCommandsOptions<C, E>,
+): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
+  const streams = await loadStreams(connection, decider, requests.map((request) => request.streamId));
+  const decisions = requests.map((request) => {
+    const stream = streams.get(request.streamId)!;
+    try {
+      const events = decider.decide(request.command, stream.state);
+      const state = events.reduce(decider.evolve, stream.state);
+      const decided = { ...request, events, firstVersion: stream.version + 1, state, version: stream.version + events.length };
+      streams.set(request.streamId, { state, version: decided.version });
+      return { ok: true as const, decided };
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      return { ok: false as const, error };
+    }
+  });
+  const decided = decisions.flatMap((decision) => (decision.ok && decision.decided.events.length > 0 ? [decision.decided] : []));
+  const recorded =
+    decided.length > 0
+      ? await appendDecided(connection, decider, decided, streams, options.reservations?.(decided) ?? [])
+      : new Map<DecidedCommand<C, E>, RecordedEvent[]>();
+  return decisions.map((decision): PromiseSettledResult<CommandResult<E, S>> => {
+    if (!decision.ok) return { status: 'rejected', reason: decision.error };
+    const { state, version, events } = decision.decided;
+    return { status: 'fulfilled', value: { state, version, events, recorded: recorded.get(decision.decided) ?? [] } };
   });
 }
 
 /** One append per stream holding all its commands' events; the recorded events are handed back per command. */
 async function appendDecided<C, E extends { type: string; data: object }, S>(
-  transaction: DatabaseTransactionConnection,
+  connection: CommonQueryMethods,
   decider: Decider<C, E, S>,
   decided: readonly DecidedCommand<C, E>[],
   streams: ReadonlyMap<string, LoadedStream<S>>,
+  reservations: readonly Reservation[],
 ): Promise<Map<DecidedCommand<C, E>, RecordedEvent[]>> {
   const byStream = new Map<string, DecidedCommand<C, E>[]>();
   for (const command of decided) byStream.set(command.streamId, [...(byStream.get(command.streamId) ?? []), command]);
@@ -141,7 +173,7 @@ async function appendDecided<C, E extends { type: string; data: object }, S>(
     events: commands.flatMap((command) => command.events),
     snapshot: { state: streams.get(streamId)!.state, schema: decider.snapshotSchema },
   }));
-  const recorded = await appendToStreams(transaction, appends);
+  const recorded = await appendToStreams(connection, appends, { reservations });
   const perCommand = new Map<DecidedCommand<C, E>, RecordedEvent[]>();
   recorded.forEach((events, index) => {
     let offset = 0;

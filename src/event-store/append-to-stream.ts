@@ -1,4 +1,4 @@
-import { sql, type DatabaseTransactionConnection } from 'slonik';
+import { sql, UniqueIntegrityConstraintViolationError, type CommonQueryMethods, type DatabaseTransactionConnection, type PrimitiveValueExpression } from 'slonik';
 import { newUlid } from '../shared/ulid.js';
 import { z } from 'zod';
 import { eventRow, toRecordedEvent, type NewEvent, type RecordedEvent } from './recorded-event.js';
@@ -56,25 +56,54 @@ export type StreamAppend = {
   readonly snapshot?: { readonly state: unknown; readonly schema: number };
 };
 
+/**
+ * Rows written by the append's statement, and only if every stream is at its expected version: the
+ * uniqueness reservations across streams (`conversation_pairs`, `message_client_ids`). A unique violation
+ * fails the whole statement: nothing of it is written.
+ */
+export type Reservation = {
+  readonly table: string;
+  readonly columns: readonly string[];
+  readonly types: readonly string[];
+  readonly rows: readonly (readonly PrimitiveValueExpression[])[];
+};
+
 const streamVersionRow = z.object({ stream_id: z.string(), version: z.number().int() });
 
 /**
- * Appends events to several streams in one statement, inside the caller's transaction, which holds the
- * streams' locks (`lockStreams`) and has written nothing before them. Each stream appears at most once.
+ * True for the errors an append raises when another transaction appended to one of its streams since the
+ * state it decided on was loaded: a version mismatch (`ConcurrencyError`), or a concurrent append of the same
+ * version found by the events' primary key (the other transaction committed after this statement's snapshot).
+ */
+export function isVersionConflict(error: unknown): boolean {
+  return (
+    error instanceof ConcurrencyError ||
+    (error instanceof UniqueIntegrityConstraintViolationError && error.constraint === 'events_pkey')
+  );
+}
+
+/**
+ * Appends events to several streams, with their reservations, in one statement. Each stream appears at
+ * most once. The statement runs either on its own (autocommit), or inside a transaction that took the
+ * streams' locks (`lockStreams`) and has written nothing before.
  *
- * Guarantees, once the transaction commits:
- * - versions inside each stream are gapless and follow its expected version (checked in the same statement
- *   as the write: a mismatch writes nothing);
- * - every row carries the appending transaction's id, and since the stream locks were taken before that id
- *   existed, the feed order `(transaction_id, global_position)` of one stream equals its `version` order;
+ * Guarantees, once it commits:
+ * - versions inside each stream are gapless and follow its expected version, checked in the same statement
+ *   as the write: a mismatch writes nothing (not even the reservations) and is a `ConcurrencyError`; an
+ *   append of the same version that commits meanwhile is a unique violation of `events_pkey`
+ *   (`isVersionConflict` tells both);
+ * - every row carries the appending transaction's id, and the feed order `(transaction_id, global_position)`
+ *   of one stream equals its `version` order. On its own, the statement takes its snapshot before it writes,
+ *   so before its transaction id exists: an append it sees committed had its id earlier, and one it does not
+ *   see makes it fail on `events_pkey`. In a transaction, the locks come before the id, to the same end;
  * - listeners of `EVENTS_APPENDED_CHANNEL` are notified, once for the whole statement.
  * @returns the recorded events of each append, in the order of `appends`.
  * @throws ConcurrencyError when a stream is not at its expected version.
  */
 export async function appendToStreams(
-  transaction: DatabaseTransactionConnection,
+  connection: CommonQueryMethods,
   appends: readonly StreamAppend[],
-  options: { readonly newEventId?: () => string } = {},
+  options: { readonly newEventId?: () => string; readonly reservations?: readonly Reservation[] } = {},
 ): Promise<RecordedEvent[][]> {
   if (appends.length === 0 || appends.some((append) => append.events.length === 0)) {
     throw new Error('appendToStreams needs at least one event for every stream');
@@ -104,7 +133,7 @@ export async function appendToStreams(
     append.snapshot?.schema ?? null,
   ]);
 
-  const inserted = await transaction.any(
+  const inserted = await connection.any(
     sql.type(eventRow)`
       WITH new_streams AS (
         SELECT * FROM ${sql.unnest(streamRows, ['text', 'text', 'int4', 'int4', 'text', 'int4'])}
@@ -129,25 +158,37 @@ export async function appendToStreams(
         ON CONFLICT (stream_id) DO UPDATE
           SET version = EXCLUDED.version, snapshot = EXCLUDED.snapshot,
               snapshot_schema = EXCLUDED.snapshot_schema, updated_at = now()
-      )
+      )${reservationWrites(options.reservations ?? [])}
       SELECT i.global_position, i.transaction_id::text AS transaction_id, i.stream_id, i.version, i.event_id,
              i.type, i.data, i.metadata, i.created_at
       FROM inserted AS i, (SELECT pg_notify(${EVENTS_APPENDED_CHANNEL}, '')) AS notified
       ORDER BY i.global_position`,
   );
-  if (inserted.length === 0) throw await concurrencyErrorFor(transaction, appends);
+  if (inserted.length === 0) throw await concurrencyErrorFor(connection, appends);
 
   const byStream = new Map<string, RecordedEvent[]>(appends.map((append) => [append.streamId, []]));
   for (const row of inserted) byStream.get(row.stream_id)?.push(toRecordedEvent(row));
   return appends.map((append) => byStream.get(append.streamId) ?? []);
 }
 
+/** The reservations as data-modifying CTEs of the append statement, written only when the versions match. */
+function reservationWrites(reservations: readonly Reservation[]) {
+  if (reservations.length === 0) return sql.fragment``;
+  return sql.join(
+    reservations.map(
+      (reservation, index) => sql.fragment`, ${sql.identifier([`reserved_${index}`])} AS (
+        INSERT INTO ${sql.identifier([reservation.table])} (${sql.join(reservation.columns.map((column) => sql.identifier([column])), sql.fragment`, `)})
+        SELECT * FROM ${sql.unnest(reservation.rows, [...reservation.types])} AS r
+        WHERE (SELECT matches FROM expected)
+      )`,
+    ),
+    sql.fragment``,
+  );
+}
+
 /** Names a stream whose version differs from the expected one (the write statement only knew that one did). */
-async function concurrencyErrorFor(
-  transaction: DatabaseTransactionConnection,
-  appends: readonly StreamAppend[],
-): Promise<ConcurrencyError> {
-  const rows = await transaction.any(sql.type(streamVersionRow)`
+async function concurrencyErrorFor(connection: CommonQueryMethods, appends: readonly StreamAppend[]): Promise<ConcurrencyError> {
+  const rows = await connection.any(sql.type(streamVersionRow)`
     SELECT stream_id, version FROM event_streams
     WHERE stream_id = ANY(${sql.array(appends.map((append) => append.streamId), 'text')})`);
   const actual = new Map(rows.map((row) => [row.stream_id, row.version]));

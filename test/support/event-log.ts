@@ -1,6 +1,6 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { appendToStream, ConcurrencyError } from '../../src/event-store/append-to-stream.js';
+import { appendToStream, appendToStreams, isVersionConflict } from '../../src/event-store/append-to-stream.js';
 import { readFeed } from '../../src/event-store/read-feed.js';
 import { selectEventColumns } from '../../src/event-store/read-stream.js';
 import { sleep } from '../../src/shared/sleep.js';
@@ -53,29 +53,36 @@ export async function holdTransaction(
   };
 }
 
-/** Appends one event to `streamId` at its current version, retrying on a version conflict. */
+/** How an append runs: in a transaction that locks the stream first, or as one statement on its own. */
+export type AppendMode = 'locked transaction' | 'one statement';
+
+/**
+ * Appends `count` events to `streamId` at its current version, retrying on a version conflict (a version
+ * mismatch, or the same version appended concurrently).
+ */
 export async function appendNext(
   pool: DatabasePool,
   streamId: string,
   data: Record<string, unknown>,
   count = 1,
+  mode: AppendMode = 'locked transaction',
 ): Promise<RecordedEvent[]> {
   for (;;) {
     const version =
       (await pool.maybeOneFirst(
         sql.type(z.object({ version: z.number() }))`SELECT version FROM event_streams WHERE stream_id = ${streamId}`,
       )) ?? 0;
+    const append = {
+      streamId,
+      streamType: 'test',
+      expectedVersion: version,
+      events: Array.from({ length: count }, (_, index) => ({ type: 'TestEvent', data: { ...data, index } })),
+    };
     try {
-      return await pool.transaction((transaction) =>
-        appendToStream(transaction, {
-          streamId,
-          streamType: 'test',
-          expectedVersion: version,
-          events: Array.from({ length: count }, (_, index) => ({ type: 'TestEvent', data: { ...data, index } })),
-        }),
-      );
+      if (mode === 'one statement') return (await appendToStreams(pool, [append]))[0]!;
+      return await pool.transaction((transaction) => appendToStream(transaction, append));
     } catch (error) {
-      if (!(error instanceof ConcurrencyError)) throw error;
+      if (!isVersionConflict(error)) throw error;
     }
   }
 }

@@ -56,11 +56,14 @@ export async function startConversation(
       conversationId,
       { type: 'StartConversation', conversationId, ...input, now: deps.clock() },
       {
-        reserve: async (transaction) => {
-          await transaction.query(sql.unsafe`
-            INSERT INTO conversation_pairs (user_low, user_high, conversation_id)
-            VALUES (${userLow}, ${userHigh}, ${conversationId})`);
-        },
+        reservations: () => [
+          {
+            table: 'conversation_pairs',
+            columns: ['user_low', 'user_high', 'conversation_id'],
+            types: ['int8', 'int8', 'text'],
+            rows: [[userLow, userHigh, conversationId]],
+          },
+        ],
       },
     );
     return { conversationId, created: true };
@@ -178,16 +181,13 @@ async function sendBatch(deps: CommandDeps, inputs: readonly SendMessageInput[])
       },
     })),
     {
-      reserve: async (transaction, decided) => {
-        const reservations = decided.flatMap(({ command, streamId, firstVersion }) =>
-          command.type === 'SendMessage' && command.clientMsgId !== null
-            ? [[command.senderId, command.clientMsgId, streamId, command.messageId, firstVersion]]
-            : [],
+      reservations: (decided) => {
+        const rows = decided.flatMap(({ command, streamId, firstVersion }) =>
+          command.clientMsgId !== null ? [[command.senderId, command.clientMsgId, streamId, command.messageId, firstVersion]] : [],
         );
-        if (reservations.length === 0) return;
-        await transaction.query(sql.unsafe`
-          INSERT INTO message_client_ids (sender_id, client_msg_id, conversation_id, message_id, version)
-          SELECT * FROM ${sql.unnest(reservations, ['int8', 'text', 'text', 'text', 'int4'])}`);
+        if (rows.length === 0) return [];
+        const columns = ['sender_id', 'client_msg_id', 'conversation_id', 'message_id', 'version'];
+        return [{ table: 'message_client_ids', columns, types: ['int8', 'text', 'text', 'text', 'int4'], rows }];
       },
     },
   );

@@ -155,7 +155,9 @@ describe('the global feed', () => {
     }
   });
 
-  it('yields every stream in version order, without gap or duplicate, under 8 concurrent writers on 10 streams', async () => {
+  it.each(['locked transaction', 'one statement'] as const)(
+    'yields every stream in version order, without gap or duplicate, under 8 concurrent writers on 10 streams (appends: %s)',
+    async (mode) => {
     const start = await feedEnd();
     const streams = Array.from({ length: 10 }, (_, index) => newStream(`shared-${index}`));
     const appendsPerWriter = 60;
@@ -183,7 +185,7 @@ describe('the global feed', () => {
         let count = 0;
         for (let i = 0; i < appendsPerWriter; i++) {
           const stream = streams[(writer * 7 + i * 3) % streams.length]!;
-          count += (await appendNext(pool, stream, { writer, i }, 1 + (i % 3))).length;
+          count += (await appendNext(pool, stream, { writer, i }, 1 + (i % 3), mode)).length;
         }
         return count;
       }),
@@ -197,5 +199,6 @@ describe('the global feed', () => {
     const byStream = versionsByStream(seen);
     expect([...byStream.keys()].sort()).toEqual([...streams].sort());
     for (const versions of byStream.values()) expect(versions).toEqual(oneToN(versions.length));
-  });
+    },
+  );
 });
