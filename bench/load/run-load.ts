@@ -9,8 +9,12 @@ import { totalCpuMs, treeCpuMs } from './process-cpu.js';
 import { totalResidentBytes } from './resident-memory.js';
 import type { ConnectReport, CoordinatorMessage, SendReport, SetupReport, WorkerAssignment, WorkerMessage } from './worker-protocol.js';
 
-/** A process may open 20,000 files here; a worker keeps well below that (sockets, HTTP, IPC, tsx). */
-export const MAX_SOCKETS_PER_WORKER = 15_000;
+/**
+ * A process may open 20,000 files here; a worker keeps well below that (sockets, HTTP, IPC, tsx). And each
+ * worker's source address has about 28,000 ephemeral ports, which the sockets of the previous system's run
+ * still hold for a minute (TIME_WAIT): two runs of 10,000 per address fit, two of 15,000 did not.
+ */
+export const MAX_SOCKETS_PER_WORKER = 10_000;
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.ts', import.meta.url));
 const TOKEN_VALIDITY_SECONDS = 24 * 3600;
 /** Time after an idle connect for the gateway's memory to settle (buffers allocated on the first frames). */

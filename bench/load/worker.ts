@@ -1,6 +1,6 @@
 /**
  * A load worker: a child process of the load tool (run-load.ts) holding its share of the sockets, at
- * most about 15,000 (a process here may open 20,000 files). It does what the coordinator asks, one phase at
+ * most `MAX_SOCKETS_PER_WORKER` (10,000). It does what the coordinator asks, one phase at
  * a time: setup (conversations over REST), connect, send (or count, when idle), close.
  */
 import type { WebSocket } from 'ws';
