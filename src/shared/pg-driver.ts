@@ -25,8 +25,9 @@ import {
  * Which statements a process prepares once per connection and then only binds and executes. Postgres plans
  * an unnamed statement every time it runs it, and for the hot statements here (the append, the feed read,
  * the projector's writes) planning costs about as much as executing. A statement is named from its second
- * use, so one-off texts (DDL, a query built with a variable list) do not take a name; at most `limit` texts
- * are tracked and named per process, which bounds the prepared statements of every connection.
+ * use, so a one-off text (say, a query built with a variable list) takes no name, and DDL never does; at
+ * most `limit` texts are tracked and named per process, which bounds the prepared statements of every
+ * connection.
  */
 export type StatementNames = { nameFor(text: string): string | undefined };
 
@@ -55,7 +56,8 @@ export function createStatementNames(limit = 500): StatementNames {
 /**
  * slonik's pg driver (`@slonik/pg-driver`, which sends every statement unnamed) with named statements from
  * `createStatementNames`. Connection options, type parsers and error classes are slonik's, as in its
- * driver. Streams are not offered: nothing in this service streams a result.
+ * driver (version 47.3: compare with `createPgDriverFactory` there when upgrading slonik). Streams are not
+ * offered: nothing in this service streams a result.
  */
 export function createPreparingPgDriverFactory(names: StatementNames = createStatementNames()): DriverFactory {
   return createDriverFactory(async ({ driverConfiguration }) => {
