@@ -158,47 +158,47 @@ describe('the global feed', () => {
   it.each(['locked transaction', 'one statement'] as const)(
     'yields every stream in version order, without gap or duplicate, under 8 concurrent writers on 10 streams (appends: %s)',
     async (mode) => {
-    const start = await feedEnd();
-    const streams = Array.from({ length: 10 }, (_, index) => newStream(`shared-${index}`));
-    const appendsPerWriter = 60;
-    let expected = Number.POSITIVE_INFINITY;
-    const seen: Awaited<ReturnType<typeof readFeed>> = [];
+      const start = await feedEnd();
+      const streams = Array.from({ length: 10 }, (_, index) => newStream(`shared-${index}`));
+      const appendsPerWriter = 60;
+      let expected = Number.POSITIVE_INFINITY;
+      const seen: Awaited<ReturnType<typeof readFeed>> = [];
 
-    // A consumer tails the feed while the writers run, checkpointing as it goes, until it has seen as many
-    // events as were appended (other test files share the cluster and may hold the horizon back a moment).
-    const reader = (async () => {
-      let checkpoint = start;
-      const deadline = Date.now() + 30_000;
-      while (seen.length < expected && Date.now() < deadline) {
-        const batch = await readFeed(pool, { after: checkpoint, limit: 50 });
-        for (const event of batch) {
-          expect(compareFeedPositions(event, checkpoint)).toBe(1);
-          checkpoint = event;
+      // A consumer tails the feed while the writers run, checkpointing as it goes, until it has seen as many
+      // events as were appended (other test files share the cluster and may hold the horizon back a moment).
+      const reader = (async () => {
+        let checkpoint = start;
+        const deadline = Date.now() + 30_000;
+        while (seen.length < expected && Date.now() < deadline) {
+          const batch = await readFeed(pool, { after: checkpoint, limit: 50 });
+          for (const event of batch) {
+            expect(compareFeedPositions(event, checkpoint)).toBe(1);
+            checkpoint = event;
+          }
+          seen.push(...batch);
+          if (batch.length === 0) await sleep(5);
         }
-        seen.push(...batch);
-        if (batch.length === 0) await sleep(5);
-      }
-    })();
+      })();
 
-    const appended = await Promise.all(
-      Array.from({ length: 8 }, async (_, writer) => {
-        let count = 0;
-        for (let i = 0; i < appendsPerWriter; i++) {
-          const stream = streams[(writer * 7 + i * 3) % streams.length]!;
-          count += (await appendNext(pool, stream, { writer, i }, 1 + (i % 3), mode)).length;
-        }
-        return count;
-      }),
-    );
-    const total = appended.reduce((sum, count) => sum + count, 0);
-    expected = total;
-    await reader;
+      const appended = await Promise.all(
+        Array.from({ length: 8 }, async (_, writer) => {
+          let count = 0;
+          for (let i = 0; i < appendsPerWriter; i++) {
+            const stream = streams[(writer * 7 + i * 3) % streams.length]!;
+            count += (await appendNext(pool, stream, { writer, i }, 1 + (i % 3), mode)).length;
+          }
+          return count;
+        }),
+      );
+      const total = appended.reduce((sum, count) => sum + count, 0);
+      expected = total;
+      await reader;
 
-    expect(seen).toHaveLength(total);
-    expect(new Set(seen.map((event) => event.eventId)).size).toBe(total);
-    const byStream = versionsByStream(seen);
-    expect([...byStream.keys()].sort()).toEqual([...streams].sort());
-    for (const versions of byStream.values()) expect(versions).toEqual(oneToN(versions.length));
+      expect(seen).toHaveLength(total);
+      expect(new Set(seen.map((event) => event.eventId)).size).toBe(total);
+      const byStream = versionsByStream(seen);
+      expect([...byStream.keys()].sort()).toEqual([...streams].sort());
+      for (const versions of byStream.values()) expect(versions).toEqual(oneToN(versions.length));
     },
   );
 });
