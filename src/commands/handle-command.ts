@@ -82,6 +82,9 @@ export type HandleCommandsOptions<C, E> = {
   readonly reservations?: (decided: readonly DecidedCommand<C, E>[]) => readonly Reservation[];
 };
 
+/** Locked attempts of a batch whose unlocked one conflicted; each conflict means another append committed. */
+const LOCKED_ATTEMPTS = 5;
+
 /**
  * Runs a batch of commands, on any streams: load every stream (one statement), decide each command in order
  * against its stream's state so far (a later command on the same stream sees the earlier one's events), then
@@ -120,9 +123,6 @@ export async function handleCommands<C, E extends { type: string; data: object }
     }
   }
 }
-
-/** Locked attempts of a batch whose unlocked one conflicted; each conflict means another append committed. */
-const LOCKED_ATTEMPTS = 5;
 
 async function decideAndAppend<C, E extends { type: string; data: object }, S>(
   connection: CommonQueryMethods,

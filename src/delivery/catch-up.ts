@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { eventRow, formatFeedPosition, toRecordedEvent, type FeedPosition } from '../event-store/recorded-event.js';
-import { eventFrame, UnframeableEventError, type EventFrame } from './event-frames.js';
+import { eventRow, toRecordedEvent, type FeedPosition } from '../event-store/recorded-event.js';
+import { recordedEventFrame, UnframeableEventError, type EventFrame } from './event-frames.js';
 
 export type CatchUp = { readonly frames: EventFrame[] };
 
@@ -26,12 +26,13 @@ const rangeRow = z.object({
  *   before any event is read;
  * - events this version has no frame for are passed over.
  *
- * How: within one conversation, feed order is version order (the append lock comes before the transaction
- * id), so "after the cursor" is a suffix of its versions and "below the horizon" a prefix. One statement
- * finds both ends per conversation by binary search on the primary key `(stream_id, version)`: one probe
- * when nothing is new, about log2(versions) otherwise, however long the conversation and however busy the
- * rest of the log. A second statement reads the versions in between; they are committed and never
- * rewritten, so reading them after the first statement changes nothing.
+ * How: within one conversation, feed order is version order (an append gets its transaction id after every
+ * append it builds on committed: docs/event-store.md), so "after the cursor" is a suffix of its versions
+ * and "below the horizon" a prefix. One statement finds both ends per conversation by binary search on the
+ * primary key `(stream_id, version)`: one probe when nothing is new, about log2(versions) otherwise, however
+ * long the conversation and however busy the rest of the log. A second statement reads the versions in
+ * between; they are committed and never rewritten, so reading them after the first statement changes
+ * nothing.
  */
 export async function readCatchUp(
   connection: CommonQueryMethods,
@@ -60,17 +61,8 @@ export async function readCatchUp(
 
   const frames: EventFrame[] = [];
   for (const row of rows) {
-    const event = toRecordedEvent(row);
     try {
-      frames.push(
-        eventFrame({
-          stream_id: event.streamId,
-          version: event.version,
-          type: event.type,
-          data: event.data,
-          position: formatFeedPosition(event),
-        }),
-      );
+      frames.push(recordedEventFrame(toRecordedEvent(row)));
     } catch (error) {
       if (!(error instanceof UnframeableEventError)) throw error;
     }

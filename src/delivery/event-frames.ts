@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { conversationEvent } from '../commands/conversation/events.js';
-import { parseFeedPosition } from '../event-store/recorded-event.js';
+import { formatFeedPosition, parseFeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
 import { encodeCursor } from './cursor.js';
 
 /**
@@ -149,4 +149,15 @@ export function eventFrame(event: FrameableEvent): EventFrame {
       throw new UnframeableEventError(`unknown event ${JSON.stringify(unknown)}`);
     }
   }
+}
+
+/** The frame of an event read from the Postgres log (the catch-up read): `eventFrame` of its fields. */
+export function recordedEventFrame(event: RecordedEvent): EventFrame {
+  return eventFrame({
+    stream_id: event.streamId,
+    version: event.version,
+    type: event.type,
+    data: event.data,
+    position: formatFeedPosition(event),
+  });
 }

@@ -18,12 +18,6 @@ export class ConcurrencyError extends Error {
   }
 }
 
-/** Extra writes of an append's transaction; `firstVersion` is the version the first new event gets. */
-export type Reserve = (
-  transaction: DatabaseTransactionConnection,
-  append: { readonly firstVersion: number },
-) => Promise<void>;
-
 /**
  * Takes the append locks of the given streams until the transaction ends, in one statement. The locks are
  * taken in ascending order of their keys, so two transactions locking overlapping sets cannot deadlock. They
@@ -194,31 +188,4 @@ async function concurrencyErrorFor(connection: CommonQueryMethods, appends: read
   const actual = new Map(rows.map((row) => [row.stream_id, row.version]));
   const mismatch = appends.find((append) => (actual.get(append.streamId) ?? 0) !== append.expectedVersion) ?? appends[0]!;
   return new ConcurrencyError(mismatch.streamId, mismatch.expectedVersion, actual.get(mismatch.streamId) ?? 0);
-}
-
-export type AppendOptions = StreamAppend & {
-  /**
-   * Writes that must commit with the events or not at all (uniqueness reservations across streams). Runs
-   * after the stream lock, before the events are written. A unique violation thrown here rolls everything
-   * back, and so does a version mismatch found after it.
-   */
-  readonly reserve?: Reserve;
-  readonly newEventId?: () => string;
-};
-
-/**
- * Appends events to one stream, inside the caller's transaction, which must not have written anything yet:
- * takes the stream's lock, runs the reservation, then `appendToStreams` with this one stream.
- * @throws ConcurrencyError when the stream is not at `expectedVersion`.
- */
-export async function appendToStream(
-  transaction: DatabaseTransactionConnection,
-  options: AppendOptions,
-): Promise<RecordedEvent[]> {
-  const { reserve, newEventId, ...append } = options;
-  if (append.events.length === 0) throw new Error('appendToStream needs at least one event');
-  await lockStreams(transaction, [append.streamId]);
-  if (reserve) await reserve(transaction, { firstVersion: append.expectedVersion + 1 });
-  const [recorded] = await appendToStreams(transaction, [append], newEventId ? { newEventId } : {});
-  return recorded ?? [];
 }

@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { createRedeliveryCounter } from '../shared/metrics.js';
 
 export type FanoutMetrics = {
   /** Events whose frames were published, flushed and acked. */
@@ -13,14 +14,8 @@ export function createFanoutMetrics(registry: Registry): FanoutMetrics {
     help: 'events whose frames were published to both participants, flushed and acked',
     registers: [registry],
   });
-  const redeliveries = new Counter({
-    name: 'chat_consumer_redeliveries_total',
-    help: 'JetStream messages delivered more than once to this consumer',
-    labelNames: ['consumer'],
-    registers: [registry],
-  });
   return {
     published: (events) => published.inc(events),
-    redelivered: () => redeliveries.inc({ consumer: 'fanout' }),
+    redelivered: createRedeliveryCounter(registry, 'fanout'),
   };
 }

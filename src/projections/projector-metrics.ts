@@ -1,5 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { LATENCY_BUCKETS_SECONDS } from '../shared/metrics.js';
+import { createRedeliveryCounter, LATENCY_BUCKETS_SECONDS } from '../shared/metrics.js';
 
 export type ProjectorMetrics = {
   /** A delivery JetStream had made before (a crash, a nak, an ack that did not arrive). */
@@ -10,12 +10,6 @@ export type ProjectorMetrics = {
 };
 
 export function createProjectorMetrics(registry: Registry): ProjectorMetrics {
-  const redeliveries = new Counter({
-    name: 'chat_consumer_redeliveries_total',
-    help: 'JetStream messages delivered more than once to this consumer',
-    labelNames: ['consumer'],
-    registers: [registry],
-  });
   const projected = new Counter({
     name: 'chat_projector_events_total',
     help: 'events committed to the read tables (duplicates included: they are acked once the guard skips them)',
@@ -33,7 +27,7 @@ export function createProjectorMetrics(registry: Registry): ProjectorMetrics {
     registers: [registry],
   });
   return {
-    redelivered: () => redeliveries.inc({ consumer: 'projector' }),
+    redelivered: createRedeliveryCounter(registry, 'projector'),
     projected(createdAt) {
       const now = Date.now();
       projected.inc(createdAt.length);

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 /**
  * One Prometheus registry per role process, with the process metrics (resident memory, CPU, event-loop lag,
@@ -13,3 +13,17 @@ export function createMetricsRegistry(role: string): Registry {
 
 /** Seconds, for latencies from a millisecond to ten seconds. */
 export const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * `chat_consumer_redeliveries_total{consumer}`, shared by the roles that hold a durable JetStream consumer
+ * (projector, fan-out): returns the call that counts one redelivered message of `consumer`.
+ */
+export function createRedeliveryCounter(registry: Registry, consumer: string): () => void {
+  const redeliveries = new Counter({
+    name: 'chat_consumer_redeliveries_total',
+    help: 'JetStream messages delivered more than once to this consumer',
+    labelNames: ['consumer'],
+    registers: [registry],
+  });
+  return () => redeliveries.inc({ consumer });
+}

@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from 'slonik';
+import type { DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import {
   decide,
@@ -8,7 +8,7 @@ import {
   type ConversationState,
 } from '../../src/commands/conversation/conversation.js';
 import { CONVERSATION_STREAM_TYPE, type ConversationEvent } from '../../src/commands/conversation/events.js';
-import { appendToStream } from '../../src/event-store/append-to-stream.js';
+import { appendToStreams } from '../../src/event-store/append-to-stream.js';
 
 export type ScriptOptions = {
   readonly conversationId: string;
@@ -58,7 +58,7 @@ export function conversationScript(options: ScriptOptions): ConversationEvent[] 
 
 /**
  * Writes `conversations` conversations of `eventsPerConversation` events each into the log with the real
- * append (stream lock, versions, transaction ids, the pair reservation), `chunk` events per transaction,
+ * append statement (versions, transaction ids, the pair reservation), `chunk` events per statement,
  * `concurrency` conversations at a time. User ids start at `firstUserId`, two per conversation.
  * @returns the conversation ids and their users, in creation order.
  */
@@ -92,20 +92,11 @@ export async function seedConversationLog(
         newId,
       });
       for (let start = 0; start < events.length; start += chunk) {
-        await pool.transaction((transaction) =>
-          appendToStream(transaction, {
-            streamId: id,
-            streamType: CONVERSATION_STREAM_TYPE,
-            expectedVersion: start,
-            events: events.slice(start, start + chunk),
-            ...(start === 0 && {
-              reserve: async (tx) => {
-                await tx.query(sql.unsafe`
-                  INSERT INTO conversation_pairs (user_low, user_high, conversation_id)
-                  VALUES (${users[0]}, ${users[1]}, ${id})`);
-              },
-            }),
-          }),
+        const pair = { table: 'conversation_pairs', columns: ['user_low', 'user_high', 'conversation_id'], types: ['int8', 'int8', 'text'] };
+        await appendToStreams(
+          pool,
+          [{ streamId: id, streamType: CONVERSATION_STREAM_TYPE, expectedVersion: start, events: events.slice(start, start + chunk) }],
+          start === 0 ? { reservations: [{ ...pair, rows: [[users[0], users[1], id]] }] } : {},
         );
       }
     }

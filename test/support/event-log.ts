@@ -1,6 +1,6 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { appendToStream, appendToStreams, isVersionConflict } from '../../src/event-store/append-to-stream.js';
+import { appendToStreams, isVersionConflict, lockStreams, type StreamAppend } from '../../src/event-store/append-to-stream.js';
 import { readFeed } from '../../src/event-store/read-feed.js';
 import { selectEventColumns } from '../../src/event-store/read-stream.js';
 import { sleep } from '../../src/shared/sleep.js';
@@ -13,6 +13,22 @@ import {
 } from '../../src/event-store/recorded-event.js';
 
 class Rollback extends Error {}
+
+/**
+ * Appends events to one stream inside the caller's transaction, the way DESIGN.md section 3 spells it: the
+ * stream's lock, then `reserve` (any writes, which may take the transaction id first), then the append
+ * statement. Tests use it to stage transactions that hold an id, stall or roll back around an append.
+ */
+export async function appendToStream(
+  transaction: DatabaseTransactionConnection,
+  options: StreamAppend & { readonly reserve?: (transaction: DatabaseTransactionConnection) => Promise<void> },
+): Promise<RecordedEvent[]> {
+  const { reserve, ...append } = options;
+  await lockStreams(transaction, [append.streamId]);
+  await reserve?.(transaction);
+  const [recorded] = await appendToStreams(transaction, [append]);
+  return recorded ?? [];
+}
 
 export type HeldTransaction = {
   commit(): Promise<void>;

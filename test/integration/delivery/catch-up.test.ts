@@ -8,14 +8,13 @@ import {
   startConversation,
   type CommandDeps,
 } from '../../../src/commands/conversation/conversation-commands.js';
-import { appendToStream } from '../../../src/event-store/append-to-stream.js';
-import { FEED_START, formatFeedPosition, type FeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
+import { FEED_START, type FeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { readCatchUp, type CatchUp } from '../../../src/delivery/catch-up.js';
 import { decodeCursor } from '../../../src/delivery/cursor.js';
-import { eventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
-import { holdTransaction, readFeedEventually } from '../../support/event-log.js';
+import { appendToStream, holdTransaction, readFeedEventually } from '../../support/event-log.js';
 import { createTestDatabase } from '../../support/infra.js';
 
 let pool: DatabasePool;
@@ -56,18 +55,8 @@ afterAll(async () => {
   await pool.end();
 });
 
-function frameOf(event: RecordedEvent): EventFrame {
-  return eventFrame({
-    stream_id: event.streamId,
-    version: event.version,
-    type: event.type,
-    data: event.data,
-    position: formatFeedPosition(event),
-  });
-}
-
 function framesFor(userConversations: readonly string[], events: readonly RecordedEvent[]): EventFrame[] {
-  return events.filter((event) => userConversations.includes(event.streamId)).map(frameOf);
+  return events.filter((event) => userConversations.includes(event.streamId)).map(recordedEventFrame);
 }
 
 /**

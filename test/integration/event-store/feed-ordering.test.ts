@@ -1,12 +1,12 @@
 import { sql, type DatabasePool } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendToStream } from '../../../src/event-store/append-to-stream.js';
 import { readFeed } from '../../../src/event-store/read-feed.js';
 import { compareFeedPositions, FEED_START, type FeedPosition } from '../../../src/event-store/recorded-event.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import {
   appendNext,
+  appendToStream,
   drainFeed,
   holdTransaction,
   oneToN,

@@ -12,8 +12,8 @@ import {
   type CommandDeps,
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { readStream } from '../../../src/event-store/read-stream.js';
-import { FEED_START, formatFeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
-import { eventFrame, eventFrameSchema, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { FEED_START, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
+import { eventFrameSchema, recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createFanoutMetrics } from '../../../src/fanout/fanout-metrics.js';
 import { startFanout } from '../../../src/fanout/fanout.js';
 import { toEventMessage } from '../../../src/relay/event-message.js';
@@ -101,19 +101,9 @@ function listen(prefix: string, userIds: readonly number[]): Map<number, EventFr
   return received;
 }
 
-function frameOf(event: RecordedEvent): EventFrame {
-  return eventFrame({
-    stream_id: event.streamId,
-    version: event.version,
-    type: event.type,
-    data: event.data,
-    position: formatFeedPosition(event),
-  });
-}
-
 /** The frames a user must get: those of the events of the user's conversations, in feed order. */
 function expectedFrames(log: readonly RecordedEvent[], conversations: ReadonlyMap<string, readonly number[]>, userId: number) {
-  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(frameOf);
+  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(recordedEventFrame);
 }
 
 /**
@@ -362,7 +352,7 @@ describe('the fan-out role', () => {
       await publish(v2!, `${v2!.eventId}-again`);
       for (const event of [v5, v6]) await publish(event!);
 
-      const expected = events.map(frameOf);
+      const expected = events.map(recordedEventFrame);
       await waitFor('every frame', () => received.get(alice)!.length >= 6 && received.get(bob)!.length >= 6);
       await sleep(500);
       expect(received.get(alice)).toEqual(expected);

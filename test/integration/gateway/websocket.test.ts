@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { sendMessage, startConversation, type CommandDeps } from '../../../src/commands/conversation/conversation-commands.js';
 import { readStream } from '../../../src/event-store/read-stream.js';
-import { formatFeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { encodeCursor } from '../../../src/delivery/cursor.js';
-import { eventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
 import { deliverySubject } from '../../../src/shared/nats.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { mintToken, openSocket, startTestGateway, upgradeStatus, type Frame, type TestGateway, type TestSocket } from '../../support/gateway.js';
@@ -62,9 +61,6 @@ async function conversation(a: number, b: number): Promise<string> {
   return (await startConversation(deps, { initiatorId: a, otherUserId: b })).conversationId;
 }
 
-const frameOf = (event: RecordedEvent): EventFrame =>
-  eventFrame({ stream_id: event.streamId, version: event.version, type: event.type, data: event.data, position: formatFeedPosition(event) });
-
 /** Publishes frames on a user's delivery subject, as the fan-out does, and waits until NATS has them. */
 async function publish(userId: number, frames: readonly object[], on: TestGateway = gateway): Promise<void> {
   for (const frame of frames) on.nc.publish(deliverySubject(prefix, userId), JSON.stringify(frame));
@@ -74,7 +70,7 @@ async function publish(userId: number, frames: readonly object[], on: TestGatewa
 /** Sends `count` messages and returns the frames of the whole conversation, from seq 1. */
 async function frames(conversationId: string, senderId: number, count: number): Promise<EventFrame[]> {
   for (let i = 0; i < count; i++) await sendMessage(deps, { conversationId, senderId, content: `n${i}` });
-  return (await readStream(pool, conversationId)).map(frameOf);
+  return (await readStream(pool, conversationId)).map(recordedEventFrame);
 }
 
 /**
@@ -301,11 +297,11 @@ describe('recovery', () => {
     const since = encodeCursor(log[2]!);
     const socket = await connect(30, { query: `?since=${since}` });
     const replayed = await socket.waitForCount((frame) => 'seq' in frame, log.length - 3);
-    expect(replayed).toEqual(log.slice(3).map((event) => JSON.parse(JSON.stringify(frameOf(event))) as unknown));
+    expect(replayed).toEqual(log.slice(3).map((event) => JSON.parse(JSON.stringify(recordedEventFrame(event))) as unknown));
 
     const live = await sendMessage(deps, { conversationId: id, senderId: 31, content: 'live' });
     const [liveEvent] = await readStream(pool, id, { afterVersion: live.version - 1 });
-    await publish(30, [frameOf(liveEvent!)]);
+    await publish(30, [recordedEventFrame(liveEvent!)]);
     expect(await socket.waitFor((frame) => frame['seq'] === live.version && frame['conversation_id'] === id)).toMatchObject({ type: 'new_message' });
 
     const bad = await connect(30, { query: '?since=garbage' });
@@ -336,7 +332,7 @@ describe('recovery', () => {
     expect(await socket.waitFor(ofType('resync_required'))).toMatchObject({ type: 'resync_required' });
     expect(socket.frames.filter((frame) => 'seq' in frame)).toEqual([]);
     const latest = (await readStream(pool, id)).at(-1)!;
-    await publish(35, [frameOf(latest)], tight);
+    await publish(35, [recordedEventFrame(latest)], tight);
     expect(await socket.waitFor(ofType('new_message'))).toMatchObject({ seq: latest.version });
   });
 });
