@@ -14,14 +14,18 @@ export type GatewayErrorCode =
   | 'unknown_type'
   | 'not_found'
   | 'rate_limited'
-  | 'payload_too_large';
+  | 'payload_too_large'
+  /** A `since` / `resume` cursor that is not one of ours. */
+  | 'invalid_cursor'
+  /** The read tables did not reach the log in the query's time bound; the caller retries after `retryAfterSeconds`. */
+  | 'read_model_behind';
 
 export class GatewayError extends Error {
   override readonly name = 'GatewayError';
   constructor(
     readonly code: GatewayErrorCode,
     message: string,
-    /** For `rate_limited`: when the caller may try again. */
+    /** For `rate_limited` and `read_model_behind`: when the caller may try again. */
     readonly retryAfterSeconds?: number,
   ) {
     super(message);
@@ -46,6 +50,8 @@ const GATEWAY: Record<GatewayErrorCode, Mapping> = {
   not_found: { status: 404, rest: 'not_found', ws: 'not_found' },
   rate_limited: { status: 429, rest: 'rate_limited', ws: 'rate_limited' },
   payload_too_large: { status: 413, rest: 'payload_too_large', ws: 'invalid_frame' },
+  invalid_cursor: { status: 400, rest: 'invalid_cursor', ws: 'invalid_cursor' },
+  read_model_behind: { status: 503, rest: 'read_model_behind', ws: 'read_model_behind' },
 };
 
 const DOMAIN: Record<DomainErrorCode, Mapping> = {
