@@ -1,5 +1,6 @@
 import { errors, jwtVerify } from 'jose';
 import { GatewayError } from '../errors.js';
+import { isCanonicalCompactToken } from './canonical-token.js';
 import type { RevokedTokens } from './revoked-tokens.js';
 
 export type AuthenticatedUser = {
@@ -8,16 +9,20 @@ export type AuthenticatedUser = {
   readonly validUntilMs: number;
 };
 
-/** @throws GatewayError `unauthorized` with a message saying what is wrong with the token. */
+/**
+ * @throws GatewayError `unauthorized` with a message saying what is wrong with the token; `unavailable` when
+ * Redis cannot say whether it is revoked (the token may be fine: the client must not log its user out).
+ */
 export type VerifyToken = (token: string, options?: { readonly claimedUserId?: string | undefined }) => Promise<AuthenticatedUser>;
 
 /** Matcha's auth service issues `sub` as a string of digits; user ids are positive integers. */
 const USER_ID = /^[1-9][0-9]{0,14}$/;
 
 /**
- * Verifies a Matcha access token: HS256 only (so `alg: none` and asymmetric algorithms are refused), a valid
- * signature, `exp` present and not past, `nbf` not in the future (both with `leewaySeconds` of clock skew), a
- * digit-string `sub`, an `X-User-ID` equal to `sub` when the request carries one, and not revoked.
+ * Verifies a Matcha access token: its one canonical spelling (see canonical-token.ts), HS256 only (so
+ * `alg: none` and asymmetric algorithms are refused), a valid signature, `exp` present and not past, `nbf`
+ * not in the future (both with `leewaySeconds` of clock skew), `sub` a JSON string of digits, an
+ * `X-User-ID` equal to `sub` when the request carries one, and not revoked.
  */
 export function createTokenVerifier(deps: {
   readonly secret: string;
@@ -27,6 +32,7 @@ export function createTokenVerifier(deps: {
 }): VerifyToken {
   const key = new TextEncoder().encode(deps.secret);
   return async (token, options = {}) => {
+    if (!isCanonicalCompactToken(token)) throw new GatewayError('unauthorized', 'token is malformed (not canonical compact form)');
     let payload;
     try {
       ({ payload } = await jwtVerify(token, key, {
@@ -38,8 +44,9 @@ export function createTokenVerifier(deps: {
     } catch (error) {
       throw new GatewayError('unauthorized', reasonOf(error));
     }
-    const sub = payload.sub ?? '';
-    if (!USER_ID.test(sub)) throw new GatewayError('unauthorized', 'token subject is not a user id');
+    // jose does not check the type of `sub`, and RegExp.test would turn 42 or ["42"] into "42".
+    const sub: unknown = payload.sub;
+    if (typeof sub !== 'string' || !USER_ID.test(sub)) throw new GatewayError('unauthorized', 'token subject is not a user id');
     const claimed = options.claimedUserId;
     if (claimed !== undefined && claimed.trim() !== sub) {
       throw new GatewayError('unauthorized', 'X-User-ID does not match the token');

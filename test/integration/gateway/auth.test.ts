@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revocationKey } from '../../../src/gateway/auth/revoked-tokens.js';
 import { api, mintToken, openSocket, startTestGateway, TEST_JWT_SECRET, unsignedToken, upgradeStatus, type TestGateway } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
+import { fitsInHeader, respellings } from '../../support/token-spellings.js';
 
 let main: TestGateway;
 /** No leeway, a short first-frame timeout and an origin list: the edges are quick to reach. */
@@ -79,6 +80,19 @@ describe('REST authentication', () => {
     expectUnauthorized(await conversations(await mintToken('0')), /subject/);
   });
 
+  it('refuses a subject that is not a JSON string of decimal digits without a leading zero', async () => {
+    const key = new TextEncoder().encode(TEST_JWT_SECRET);
+    const withSub = (sub: unknown) =>
+      new SignJWT({ sub } as Record<string, unknown>).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setExpirationTime('1h').sign(key);
+    const subjects: unknown[] = [42, ['42'], '042', ' 42', '42 ', '+42', '4.2e1', '42\n', '0x2a', '\u0664\u0662', '', true, null, { id: '42' }, 42.0];
+    for (const sub of subjects) {
+      const response = await conversations(await withSub(sub));
+      expect(response.status, JSON.stringify(sub)).toBe(401);
+      expect(response.body['error']).toMatch(/subject/);
+    }
+    expect((await conversations(await withSub('42'))).status).toBe(200);
+  });
+
   it('refuses a token revoked by Matcha\'s logout (blacklist:<sha256>)', async () => {
     const token = await mintToken(42);
     expect((await conversations(token)).status).toBe(200);
@@ -111,6 +125,47 @@ describe('REST authentication', () => {
     expect(underApi.body).toMatchObject({ success: false });
     // The socket's path without an upgrade.
     expect((await api(main.url, 'GET', '/api/v1/chat/ws', { token: await mintToken(42) })).status).toBe(426);
+  });
+});
+
+describe('one spelling per token', () => {
+  it('refuses every other spelling of a valid token, revoked or not, in the Authorization header', async () => {
+    const token = await mintToken(44);
+    const revoked = await mintToken(44);
+    await main.redis.set(revocationKey(revoked), '1', 'EX', 60);
+    const statuses: Record<string, number> = {};
+    for (const [which, spellings] of [['valid', respellings(token)], ['revoked', respellings(revoked)]] as const) {
+      for (const spelling of spellings.filter((candidate) => fitsInHeader(candidate.text))) {
+        const response = await api(main.url, 'GET', '/api/v1/chat/conversations', { headers: { authorization: `Bearer ${spelling.text}` } });
+        statuses[`${which}, ${spelling.name}`] = response.status;
+      }
+    }
+    // Every spelling at once, so a failure names all that got in.
+    expect(Object.entries(statuses).filter(([, status]) => status !== 401)).toEqual([]);
+    expect(Object.keys(statuses).length).toBeGreaterThanOrEqual(10);
+    expect((await conversations(token)).status).toBe(200);
+    expect((await conversations(revoked)).status).toBe(401);
+  });
+
+  it('refuses every other spelling of a revoked token on the upgrade, in ?token= and in the header', async () => {
+    const revoked = await mintToken(45);
+    await main.redis.set(revocationKey(revoked), '1', 'EX', 60);
+    const statuses: Record<string, number> = {};
+    for (const spelling of respellings(revoked)) {
+      statuses[`?token=, ${spelling.name}`] = await upgradeStatus(`${main.wsUrl}?token=${encodeURIComponent(spelling.text)}`);
+      if (fitsInHeader(spelling.text)) {
+        statuses[`header, ${spelling.name}`] = await upgradeStatus(main.wsUrl, { headers: { authorization: `Bearer ${spelling.text}` } });
+      }
+    }
+    // "+" in a query string is a space: what a naive link builder produces.
+    statuses['?token=, trailing +'] = await upgradeStatus(`${main.wsUrl}?token=${revoked}+`);
+    const [header, payload, signature] = revoked.split('.') as [string, string, string];
+    for (const text of [`${header}=.${payload}.${signature}`, `${revoked}.`, `${header}.${payload}.${signature.replace(/-/g, '+').replace(/_/g, '/')}`]) {
+      statuses[`?token=, ${text}`] = await upgradeStatus(`${main.wsUrl}?token=${encodeURIComponent(text)}`);
+    }
+    expect(Object.entries(statuses).filter(([, status]) => status !== 401)).toEqual([]);
+    expect(await upgradeStatus(`${main.wsUrl}?token=${revoked}`)).toBe(401);
+    expect(await upgradeStatus(`${main.wsUrl}?token=${await mintToken(45)}`)).toBe(101);
   });
 });
 
