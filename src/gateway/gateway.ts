@@ -82,7 +82,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   const verifyToken = metrics.countAuthFailures(createTokenVerifier({
     secret: settings.JWT_SECRET,
     leewaySeconds: settings.JWT_LEEWAY_SECONDS,
-    revokedTokens: createRevokedTokens(redis),
+    revokedTokens: createRevokedTokens(redis, logger),
     clock,
   }));
   const operations = createChatOperations({
@@ -97,6 +97,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
         keyPrefix: settings.REDIS_KEY_PREFIX,
         limit: settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
         clock,
+        logger,
       }),
     ),
     sendBatching: { maxBatchSize: settings.SEND_BATCH_SIZE, maxConcurrentBatches: settings.SEND_BATCHES_IN_FLIGHT },

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { Logger } from '../shared/logger.js';
 import { GatewayError } from './errors.js';
+import { redisUnavailable } from './redis-unavailable.js';
 
 /**
  * Sliding-window log in one Redis sorted set per user, updated atomically by a script: exact over any
@@ -31,6 +33,7 @@ export type RateLimiter = {
   /**
    * Takes one send from the budget of each user given, in order, in one Redis round trip.
    * @returns for each, null when allowed, else the GatewayError `rate_limited` with the seconds to wait.
+   * @throws GatewayError `unavailable` when Redis does not answer.
    */
   consumeEach(userIds: readonly number[]): Promise<(GatewayError | null)[]>;
 };
@@ -41,6 +44,7 @@ export function createMessageRateLimiter(deps: {
   readonly limit: number;
   readonly windowMs?: number;
   readonly clock: () => Date;
+  readonly logger: Logger;
 }): RateLimiter {
   const windowMs = deps.windowMs ?? 60_000;
   return {
@@ -49,15 +53,20 @@ export function createMessageRateLimiter(deps: {
       const now = deps.clock().getTime();
       const keys = userIds.map((userId) => `${deps.keyPrefix}ratelimit:messages:${userId}`);
       const members = userIds.map(() => `${now}:${randomUUID()}`);
-      const waits = (await deps.redis.eval(
-        SLIDING_WINDOW,
-        keys.length,
-        ...keys,
-        String(now),
-        String(windowMs),
-        String(deps.limit),
-        ...members,
-      )) as number[];
+      let waits: number[];
+      try {
+        waits = (await deps.redis.eval(
+          SLIDING_WINDOW,
+          keys.length,
+          ...keys,
+          String(now),
+          String(windowMs),
+          String(deps.limit),
+          ...members,
+        )) as number[];
+      } catch (error) {
+        throw redisUnavailable(deps.logger, error, 'cannot check the message rate limit');
+      }
       return userIds.map((_, index) => {
         const waitMs = Number(waits[index]);
         if (!(waitMs > 0)) return null;

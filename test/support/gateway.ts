@@ -62,7 +62,7 @@ export async function startTestGateway(options: {
   });
   const logger = pino({ level: 'debug', base: { role: 'gateway' } }, sink);
   const pool = await createDatabasePool({ url: options.databaseUrl, maximumPoolSize: 6 });
-  const redis = createRedis(redisUrl());
+  const redis = createRedis(settings.REDIS_URL);
   const nc = await connectNats({ url: natsUrl(), name: 'test-gateway' });
   const gateway = await startGateway(
     {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { Logger } from '../../shared/logger.js';
+import { redisUnavailable } from '../redis-unavailable.js';
 
 /**
  * Matcha's logout writes `blacklist:<sha256 hex of the token>` into Redis; a token so listed is refused.
@@ -9,12 +11,19 @@ export function revocationKey(token: string): string {
   return `blacklist:${createHash('sha256').update(token).digest('hex')}`;
 }
 
-export type RevokedTokens = { isRevoked(token: string): Promise<boolean> };
+export type RevokedTokens = {
+  /** @throws GatewayError `unavailable` when Redis does not answer: not knowing is not "revoked". */
+  isRevoked(token: string): Promise<boolean>;
+};
 
-export function createRevokedTokens(redis: Redis): RevokedTokens {
+export function createRevokedTokens(redis: Redis, logger: Logger): RevokedTokens {
   return {
     async isRevoked(token) {
-      return (await redis.exists(revocationKey(token))) === 1;
+      try {
+        return (await redis.exists(revocationKey(token))) === 1;
+      } catch (error) {
+        throw redisUnavailable(logger, error, 'cannot check whether the token is revoked');
+      }
     },
   };
 }
