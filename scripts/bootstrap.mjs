@@ -123,7 +123,9 @@ function signalNumber(signal) {
 function runStart() {
   // Its own process group: a terminal Ctrl-C reaches only us, and the stack then stops its parts in order
   // (roles before the servers they use) instead of all of them receiving SIGINT at once.
-  return run(process.execPath, ['--import', 'tsx', 'src/stack/main.ts'], { detached: true });
+  // The roles refuse the development JWT secret unless NODE_ENV says development (src/stack sets it for them).
+  const env = { ...process.env, NODE_ENV: process.env.NODE_ENV || 'development' };
+  return run(process.execPath, ['--import', 'tsx', 'src/stack/main.ts'], { detached: true, env });
 }
 
 async function runTests() {
@@ -133,9 +135,11 @@ async function runTests() {
     ['lint', bin('eslint'), ['.']],
     ['tests', bin('vitest'), ['run']],
   ];
+  // Explicit, not left to vitest: an unset NODE_ENV counts as production for the roles the tests spawn.
+  const env = { ...process.env, NODE_ENV: 'test' };
   for (const [name, command, args] of steps) {
     say(`${name}: ${path.relative(root, command)} ${args.join(' ')}`);
-    const code = await run(command, args);
+    const code = await run(command, args, { env });
     if (code !== 0) {
       console.error(`[bootstrap] ${name} failed (exit ${code})`);
       return code;

@@ -1,4 +1,4 @@
-import { configSchemas, loadConfig } from '../shared/config.js';
+import { ConfigError, configSchemas, loadConfig, type GatewayConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
@@ -11,7 +11,15 @@ import { installShutdown } from '../shared/shutdown.js';
 import { createGatewayMetrics } from './gateway-metrics.js';
 import { startGateway } from './gateway.js';
 
-const config = loadConfig(configSchemas.gateway);
+let config: GatewayConfig;
+try {
+  config = loadConfig(configSchemas.gateway);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  // What is wrong, without a stack trace: the operator has a variable to fix, not a bug to find.
+  process.stderr.write(`gateway: ${error.message}\n`);
+  process.exit(1);
+}
 const logger = createLogger({ role: 'gateway', level: config.LOG_LEVEL });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });

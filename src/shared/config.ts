@@ -15,7 +15,8 @@ const logLevel = z
   .describe('pino log level');
 
 const baseSchema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  // No default: an unset NODE_ENV is treated as production, so nothing falls back to development settings.
+  NODE_ENV: z.enum(['development', 'test', 'production']).optional(),
   LOG_LEVEL: logLevel,
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
@@ -70,6 +71,9 @@ const fanoutSchema = baseSchema.extend({
 /** Signs development tokens only; a production gateway refuses to start with it (or without JWT_SECRET). */
 export const DEVELOPMENT_ONLY_JWT_SECRET = 'dev-secret-change-me';
 
+/** HS256 keys shorter than the hash output (RFC 7518 §3.2) are guessable offline from any one token. */
+const MIN_JWT_SECRET_BYTES = 32;
+
 const commaList = z
   .string()
   .default('')
@@ -96,10 +100,18 @@ const gatewaySchema = baseSchema
     REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit and watermark keys (not of blacklist:)'),
   })
   .superRefine((config, context) => {
-    if (config.NODE_ENV !== 'production') return;
-    if (!config.JWT_SECRET || config.JWT_SECRET === DEVELOPMENT_ONLY_JWT_SECRET) {
-      context.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required in production (and not the development value)' });
-    }
+    // Only an explicit development or test environment may use the public development secret.
+    if (config.NODE_ENV === 'development' || config.NODE_ENV === 'test') return;
+    const secret = config.JWT_SECRET;
+    const problem =
+      secret === undefined
+        ? 'required unless NODE_ENV is development or test'
+        : secret === DEVELOPMENT_ONLY_JWT_SECRET
+          ? 'is the public development value; set the secret shared with Matcha\'s auth service'
+          : Buffer.byteLength(secret, 'utf8') < MIN_JWT_SECRET_BYTES
+            ? `must be at least ${MIN_JWT_SECRET_BYTES} bytes outside development and test`
+            : undefined;
+    if (problem) context.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: problem });
   })
   .transform((config) => ({ ...config, JWT_SECRET: config.JWT_SECRET ?? DEVELOPMENT_ONLY_JWT_SECRET }));
 

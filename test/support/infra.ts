@@ -49,6 +49,8 @@ export function testStreamName(prefix: string): string {
  */
 export function testRoleEnv(options: { readonly databaseUrl: string; readonly prefix: string }): Record<string, string> {
   return {
+    // Explicit: an unset NODE_ENV counts as production (a gateway then wants a real JWT_SECRET).
+    NODE_ENV: 'test',
     DATABASE_URL: options.databaseUrl,
     NATS_URL: natsUrl(),
     NATS_STREAM: testStreamName(options.prefix),

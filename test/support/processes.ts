@@ -35,12 +35,16 @@ export async function spawnRole(options: {
   readonly env: Readonly<Record<string, string>>;
   /** Command-line arguments after the entry (the replay CLI's options). */
   readonly args?: readonly string[];
+  /** Variables of this process's environment (NODE_ENV, say) the role must not inherit. */
+  readonly unset?: readonly string[];
 }): Promise<RoleProcess> {
   const entry = path.resolve(ROOT, options.entry);
+  const env: Record<string, string | undefined> = { ...process.env, OPS_PORT: '0', ...options.env };
+  for (const name of options.unset ?? []) delete env[name];
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
     cwd: ROOT,
     // OPS_PORT 0: each role's /metrics port is picked free, so roles of parallel test files never collide.
-    env: { ...process.env, OPS_PORT: '0', ...options.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
