@@ -157,8 +157,9 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   });
   const server = createServer((request, response) => void listener(request, response));
   server.on('upgrade', (request, socket, head) => sockets.handleUpgrade(request, socket, head));
-  server.on('clientError', (error, socket) => {
-    logger.debug({ err: error }, 'malformed HTTP request');
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    // The code only: the error's `rawPacket` holds the request's bytes, tokens included.
+    logger.debug({ code: error.code }, 'malformed HTTP request');
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
 

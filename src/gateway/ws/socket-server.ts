@@ -56,7 +56,9 @@ export function createSocketServer(deps: {
   }
 
   async function upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(request.url ?? '/', 'http://gateway.invalid');
+    // URL.parse, not new URL: the error of a URL that does not parse carries the URL, `?token=` included.
+    const url = URL.parse(request.url ?? '/', 'http://gateway.invalid');
+    if (url === null) return refuse(socket, 400, 'invalid_request', 'request URL does not parse');
     if (closing) return refuse(socket, 503, 'internal', 'server is shutting down');
     if (url.pathname !== SOCKET_PATH && url.pathname !== `${SOCKET_PATH}/`) {
       return refuse(socket, 404, 'not_found', 'no WebSocket endpoint here');
@@ -94,7 +96,7 @@ export function createSocketServer(deps: {
 
   return {
     handleUpgrade(request, socket, head) {
-      socket.on('error', (error) => logger.debug({ err: error }, 'upgrade socket error'));
+      socket.on('error', (error: NodeJS.ErrnoException) => logger.debug({ code: error.code }, 'upgrade socket error'));
       upgrade(request, socket, head).catch((error: unknown) => {
         logger.error({ err: error }, 'WebSocket upgrade failed');
         socket.destroy();
