@@ -40,6 +40,7 @@ await serveWorkerRole({
   worker: fanout,
   logger,
   opsPort: config.OPS_PORT,
+  opsHost: config.OPS_HOST,
   registry,
   pool,
   nc,

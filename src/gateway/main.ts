@@ -33,6 +33,7 @@ const gateway = await startGateway(
 logger.info({ port: gateway.port }, 'gateway listening');
 // Metrics and readiness on their own port, not on the public one.
 const ops = await startOpsServer({
+  host: config.OPS_HOST,
   port: config.OPS_PORT,
   registry,
   readiness: [postgresReady(pool), natsReady(nc), redisReady(redis)],

@@ -45,6 +45,7 @@ await serveWorkerRole({
   worker: relay,
   logger,
   opsPort: config.OPS_PORT,
+  opsHost: config.OPS_HOST,
   registry,
   pool,
   nc,

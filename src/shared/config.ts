@@ -36,6 +36,11 @@ const baseSchema = z.object({
     .url({ protocol: /^rediss?$/ })
     .default('redis://127.0.0.1:6379')
     .describe('also REDIS_HOST/REDIS_PORT, or the seed\'s REDIS_URL=host:port'),
+  OPS_HOST: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('address of the ops port (/metrics, /ready): loopback unless a scraper elsewhere needs it, e.g. 0.0.0.0 in a container'),
 });
 
 /** The operators' port of a role without its own HTTP server: /health, /ready, /metrics; 0 picks a free one. */

@@ -7,11 +7,13 @@ import { checkReadiness, type ReadinessCheck } from './readiness.js';
 export type OpsServer = { readonly port: number; close(): Promise<void> };
 
 /**
- * The operators' port of a role without its own HTTP server (relay, projector, fan-out):
- * `GET /health` (the process is alive), `GET /ready` (its dependencies answer; 503 otherwise, with which
- * one failed), `GET /metrics` (Prometheus text). Port 0 picks a free port; the log line names it.
+ * The operators' port of every role: `GET /health` (the process is alive), `GET /ready` (its dependencies
+ * answer; 503 otherwise, with which one failed but not why: that goes to the log), `GET /metrics`
+ * (Prometheus text). It listens on `host`, loopback unless OPS_HOST says otherwise: nothing on it is for
+ * clients. Port 0 picks a free port; the log line names it.
  */
 export async function startOpsServer(options: {
+  readonly host: string;
   readonly port: number;
   readonly registry: Registry;
   readonly readiness: readonly ReadinessCheck[];
@@ -25,15 +27,19 @@ export async function startOpsServer(options: {
     if (request.method !== 'GET') return reply(405, 'application/json', JSON.stringify({ error: 'GET only' }));
     if (path === '/health') return reply(200, 'application/json', JSON.stringify({ status: 'ok' }));
     if (path === '/ready') {
-      void checkReadiness(options.readiness).then(({ ready, checks }) =>
-        reply(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks })),
-      );
+      void checkReadiness(options.readiness).then(({ ready, checks, failures }) => {
+        if (!ready) options.logger.warn({ failures }, 'not ready');
+        reply(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks }));
+      });
       return;
     }
     if (path === '/metrics') {
       void options.registry.metrics().then(
         (text) => reply(200, options.registry.contentType, text),
-        (error: unknown) => reply(500, 'text/plain', String(error)),
+        (error: unknown) => {
+          options.logger.error({ err: error }, 'collecting metrics failed');
+          reply(500, 'text/plain', 'collecting metrics failed');
+        },
       );
       return;
     }
@@ -41,10 +47,10 @@ export async function startOpsServer(options: {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, resolve);
+    server.listen(options.port, options.host, resolve);
   });
   const { port } = server.address() as AddressInfo;
-  options.logger.info({ port }, `ops server on port ${port}: /health, /ready, /metrics`);
+  options.logger.info({ host: options.host, port }, `ops server on port ${port} of ${options.host}: /health, /ready, /metrics`);
   return {
     port,
     close: () =>

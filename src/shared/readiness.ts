@@ -5,7 +5,13 @@ import { sql, type DatabasePool } from 'slonik';
 /** A dependency a role needs to do its work; `probe` rejects when it is not reachable. */
 export type ReadinessCheck = { readonly name: string; readonly probe: () => Promise<unknown> };
 
-export type Readiness = { readonly ready: boolean; readonly checks: Readonly<Record<string, string>> };
+export type Readiness = {
+  readonly ready: boolean;
+  /** What `/ready` answers: no error text, which may name hosts, users or worse. */
+  readonly checks: Readonly<Record<string, 'ok' | 'failed'>>;
+  /** Why each failed check failed, for the role's own log. */
+  readonly failures: Readonly<Record<string, string>>;
+};
 
 /** Runs every check at once, each bounded by `timeoutMs`. */
 export async function checkReadiness(checks: readonly ReadinessCheck[], timeoutMs = 2_000): Promise<Readiness> {
@@ -16,13 +22,17 @@ export async function checkReadiness(checks: readonly ReadinessCheck[], timeoutM
           probe(),
           new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref()),
         ]);
-        return [name, 'ok'] as const;
+        return { name, failure: undefined };
       } catch (error) {
-        return [name, error instanceof Error ? error.message : String(error)] as const;
+        return { name, failure: error instanceof Error ? error.message : String(error) };
       }
     }),
   );
-  return { ready: results.every(([, state]) => state === 'ok'), checks: Object.fromEntries(results) };
+  return {
+    ready: results.every(({ failure }) => failure === undefined),
+    checks: Object.fromEntries(results.map(({ name, failure }) => [name, failure === undefined ? 'ok' : 'failed'])),
+    failures: Object.fromEntries(results.flatMap(({ name, failure }) => (failure === undefined ? [] : [[name, failure]]))),
+  };
 }
 
 export const postgresReady = (pool: DatabasePool): ReadinessCheck => ({

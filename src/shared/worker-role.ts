@@ -19,6 +19,8 @@ export async function serveWorkerRole(options: {
   readonly worker: Worker;
   readonly logger: Logger;
   readonly opsPort: number;
+  /** OPS_HOST; loopback when not given. */
+  readonly opsHost?: string;
   readonly registry: Registry;
   readonly pool: DatabasePool;
   readonly nc: NatsConnection;
@@ -26,6 +28,7 @@ export async function serveWorkerRole(options: {
 }): Promise<void> {
   const { logger, pool, nc } = options;
   const ops = await startOpsServer({
+    host: options.opsHost ?? '127.0.0.1',
     port: options.opsPort,
     registry: options.registry,
     readiness: [postgresReady(pool), natsReady(nc)],

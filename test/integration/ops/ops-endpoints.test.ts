@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +16,7 @@ import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/process
 import { waitForLiveProjection } from '../../support/read-model.js';
 
 let pool: DatabasePool;
+let roleEnvironment: Record<string, string>;
 let gatewayPort: number;
 const roles = new Map<string, { process: RoleProcess; port: number }>();
 
@@ -25,6 +28,7 @@ beforeAll(async () => {
     RATE_LIMIT_MESSAGES_PER_MINUTE: '2',
     LOG_LEVEL: 'info',
   };
+  roleEnvironment = env;
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 4 });
   gatewayPort = (await getFreePorts(1))[0]!;
   for (const [name, entry] of [
@@ -49,6 +53,22 @@ afterAll(async () => {
   await pool.end();
 });
 
+/** This machine's first non-loopback IPv4 address, if it has one. */
+const externalAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((address) => address !== undefined && address.family === 'IPv4' && !address.internal)?.address;
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 function get(role: string, path: string): Promise<Response> {
   return fetch(`http://127.0.0.1:${roles.get(role)?.port}${path}`);
 }
@@ -68,6 +88,31 @@ describe('the operators endpoints of every role', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', nats: 'ok' } });
     expect((await get(role, '/nope')).status).toBe(404);
+  });
+
+  it.each(['relay', 'projector', 'fanout', 'gateway'])('%s listens on loopback only for its ops port', async (role) => {
+    const port = roles.get(role)?.port ?? 0;
+    expect(await canConnect('127.0.0.1', port)).toBe(true);
+    if (externalAddress !== undefined) expect(await canConnect(externalAddress, port)).toBe(false);
+    expect(roles.get(role)?.process.output()).toMatch(new RegExp(`ops server on port ${port} of 127\\.0\\.0\\.1`));
+  });
+
+  it('reports a failed dependency by name only, and logs why', async () => {
+    // A gateway whose Redis is a port nobody listens on.
+    const deadPort = (await getFreePorts(1))[0]!;
+    const gateway = await spawnRole({
+      name: 'gateway-without-redis',
+      entry: 'src/gateway/main.ts',
+      env: { ...roleEnvironment, REDIS_URL: `redis://127.0.0.1:${deadPort}`, PORT: '0' },
+    });
+    const line = await gateway.waitForOutput(/ops server on port (\d+)/);
+    const port = Number(/(\d+)/.exec(line)?.[1]);
+    const ready = await fetch(`http://127.0.0.1:${port}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ status: 'not ready', checks: { postgres: 'ok', nats: 'ok', redis: 'failed' } });
+    await gateway.waitForOutput(/"msg":"not ready"/);
+    expect(gateway.output()).toMatch(/"failures":\{"redis":"./);
+    await gateway.stop();
   });
 
   it('counts what the relay published and the projector applied, with lag histograms', async () => {
