@@ -24,6 +24,16 @@ const logger = createLogger({ role: 'gateway', level: config.LOG_LEVEL });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const redis = createRedis(config.REDIS_URL);
+// ioredis reports every failed reconnection attempt (and prints them itself with no listener): one line per outage.
+let redisDown = false;
+redis.on('error', (error: NodeJS.ErrnoException) => {
+  if (!redisDown) logger.warn({ code: error.code, reason: error.message }, 'Redis connection lost; reconnecting');
+  redisDown = true;
+});
+redis.on('ready', () => {
+  if (redisDown) logger.info('Redis connection back');
+  redisDown = false;
+});
 const nc = await connectNats({ url: config.NATS_URL, name: 'gateway' });
 const registry = createMetricsRegistry('gateway');
 const gateway = await startGateway(

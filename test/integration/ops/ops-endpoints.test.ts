@@ -112,6 +112,9 @@ describe('the operators endpoints of every role', () => {
     expect(await ready.json()).toEqual({ status: 'not ready', checks: { postgres: 'ok', nats: 'ok', redis: 'failed' } });
     await gateway.waitForOutput(/"msg":"not ready"/);
     expect(gateway.output()).toMatch(/"failures":\{"redis":"./);
+    // One structured line per outage, not ioredis's own line per reconnection attempt.
+    expect(gateway.output().match(/Redis connection lost/g)).toHaveLength(1);
+    expect(gateway.output()).not.toMatch(/Unhandled error event/);
     await gateway.stop();
   });
 
