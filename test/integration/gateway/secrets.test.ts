@@ -25,7 +25,7 @@ async function startGatewayProcess(overrides: Record<string, string>, unset: str
 
 async function expectRefusal(overrides: Record<string, string>, unset: string[], reason: RegExp): Promise<void> {
   const gateway = await startGatewayProcess(overrides, unset);
-  const code = await Promise.race([gateway.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+  const code = await Promise.race([gateway.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 40_000))]);
   expect(code, gateway.output()).toBe(1);
   expect(gateway.output()).toMatch(/JWT_SECRET/);
   expect(gateway.output()).toMatch(reason);
@@ -38,11 +38,14 @@ describe('the JWT secret at start-up', () => {
   });
 
   it('refuses a production secret shorter than 32 bytes, and the development value', async () => {
-    await expectRefusal({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(31) }, [], /at least 32 bytes/);
-    // Bytes, not characters: 16 two-byte characters are 32 bytes.
-    await expectRefusal({ NODE_ENV: 'production', JWT_SECRET: 'é'.repeat(15) }, [], /at least 32 bytes/);
-    await expectRefusal({ NODE_ENV: 'production', JWT_SECRET: 'dev-secret-change-me' }, [], /development value/);
-    await expectRefusal({ JWT_SECRET: 'x'.repeat(20) }, ['NODE_ENV'], /at least 32 bytes/);
+    // Side by side: each is a process start.
+    await Promise.all([
+      expectRefusal({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(31) }, [], /at least 32 bytes/),
+      // Bytes, not characters: 15 two-byte characters are 30 bytes (16 are enough, below).
+      expectRefusal({ NODE_ENV: 'production', JWT_SECRET: 'é'.repeat(15) }, [], /at least 32 bytes/),
+      expectRefusal({ NODE_ENV: 'production', JWT_SECRET: 'dev-secret-change-me' }, [], /development value/),
+      expectRefusal({ JWT_SECRET: 'x'.repeat(20) }, ['NODE_ENV'], /at least 32 bytes/),
+    ]);
   });
 
   it('starts with a 32-byte production secret, and without one when NODE_ENV says development', async () => {
