@@ -37,6 +37,7 @@ export type GatewaySettings = Pick<
   | 'WS_AUTH_TIMEOUT_MS'
   | 'WS_SEND_QUEUE_BYTES'
   | 'WS_CATCH_UP_LIMIT'
+  | 'WS_CATCH_UP_BYTES'
   | 'SEND_BATCH_SIZE'
   | 'SEND_BATCHES_IN_FLIGHT'
   | 'HTTP_BODY_LIMIT_BYTES'
@@ -70,8 +71,8 @@ export type Gateway = {
 /** Participants never change; the bound only keeps memory flat. */
 const PARTICIPANT_CACHE_SIZE = 10_000;
 
-/** Typing signals repeat at most this often per user and conversation (a change of state always passes). */
-const TYPING_INTERVAL_MS = 1_000;
+/** Typing signals forwarded per user and conversation: at most two per second, whatever they say. */
+const TYPING_THROTTLE = { intervalMs: 1_000, perInterval: 2 } as const;
 
 /** Builds the gateway (REST and WebSocket on one HTTP server) and listens on `port` (0: any free port). */
 export async function startGateway(deps: GatewayDeps, options: { readonly port: number; readonly host?: string }): Promise<Gateway> {
@@ -132,11 +133,12 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       feedHorizon: () => readFeedHorizon(pool),
       decodeCursor,
       publish: (userId, frame) => subscriptions.publish(userId, frame),
-      typingThrottle: createTypingThrottle({ intervalMs: TYPING_INTERVAL_MS, clock }),
+      typingThrottle: createTypingThrottle({ ...TYPING_THROTTLE, clock }),
       clock,
       logger,
       authTimeoutMs: settings.WS_AUTH_TIMEOUT_MS,
       sendQueueBytes: settings.WS_SEND_QUEUE_BYTES,
+      catchUpBytes: settings.WS_CATCH_UP_BYTES,
     },
   });
   metrics.watchSockets(() => sockets.size);

@@ -89,6 +89,7 @@ const gatewaySchema = baseSchema
     WS_AUTH_TIMEOUT_MS: positiveInt.default(5_000).describe('time to send the first-frame auth'),
     WS_SEND_QUEUE_BYTES: positiveInt.default(1_048_576).describe('unsent bytes per socket before it is closed (4008)'),
     WS_CATCH_UP_LIMIT: positiveInt.max(10_000).default(500).describe('frames replayed on resume before resync_required'),
+    WS_CATCH_UP_BYTES: positiveInt.default(2_097_152).describe('bytes of frames one catch-up may send before resync_required'),
     HTTP_BODY_LIMIT_BYTES: positiveInt.default(16_384),
     READ_YOUR_WRITES_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000),
     SEND_BATCH_SIZE: positiveInt.max(1_000).default(100).describe('most sends appended in one transaction'),

@@ -89,6 +89,7 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
       logger: pino({ level: 'silent' }),
       authTimeoutMs: 5_000,
       sendQueueBytes: 1 << 20,
+      catchUpBytes: 1 << 20,
     },
     { user: { userId: USER, validUntilMs: Date.now() + 3_600_000 }, since: null },
   );
