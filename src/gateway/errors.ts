@@ -18,14 +18,19 @@ export type GatewayErrorCode =
   /** A `since` / `resume` cursor that is not one of ours. */
   | 'invalid_cursor'
   /** The read tables did not reach the log in the query's time bound; the caller retries after `retryAfterSeconds`. */
-  | 'read_model_behind';
+  | 'read_model_behind'
+  /**
+   * A dependency needed to decide (Redis: revoked tokens, the rate limit) did not answer. Never `unauthorized`:
+   * a client that sees 401 or 4401 logs its user out, and the token may well be fine.
+   */
+  | 'unavailable';
 
 export class GatewayError extends Error {
   override readonly name = 'GatewayError';
   constructor(
     readonly code: GatewayErrorCode,
     message: string,
-    /** For `rate_limited` and `read_model_behind`: when the caller may try again. */
+    /** For `rate_limited`, `read_model_behind` and `unavailable`: when the caller may try again. */
     readonly retryAfterSeconds?: number,
   ) {
     super(message);
@@ -52,6 +57,7 @@ const GATEWAY: Record<GatewayErrorCode, Mapping> = {
   payload_too_large: { status: 413, rest: 'payload_too_large', ws: 'invalid_frame' },
   invalid_cursor: { status: 400, rest: 'invalid_cursor', ws: 'invalid_cursor' },
   read_model_behind: { status: 503, rest: 'read_model_behind', ws: 'read_model_behind' },
+  unavailable: { status: 503, rest: 'unavailable', ws: 'unavailable' },
 };
 
 const DOMAIN: Record<DomainErrorCode, Mapping> = {

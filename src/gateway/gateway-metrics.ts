@@ -16,6 +16,8 @@ export type GatewayMetrics = {
   countAuthFailures(verify: VerifyToken): VerifyToken;
   /** Wraps a rate limiter so every refusal is counted. */
   countRateLimited(limiter: RateLimiter): RateLimiter;
+  /** One pass of the revocation sweep: tokens checked, Redis round trips, sockets closed. */
+  revocationSweep(pass: { readonly keys: number; readonly roundTrips: number; readonly revoked: number }): void;
 };
 
 /** Bounded label values for auth failures, from the verifier's messages (verify-token.ts). */
@@ -58,6 +60,9 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     registers: [registry],
   });
   const rateLimited = new Counter({ name: 'chat_rate_limited_total', help: 'sends refused by the rate limit', registers: [registry] });
+  const sweptTokens = new Counter({ name: 'chat_revocation_checks_total', help: 'open sockets\' tokens checked against revocations', registers: [registry] });
+  const sweepRoundTrips = new Counter({ name: 'chat_revocation_round_trips_total', help: 'Redis round trips of the revocation sweep', registers: [registry] });
+  const revokedSockets = new Counter({ name: 'chat_revoked_sockets_total', help: 'open sockets closed because their token was revoked', registers: [registry] });
 
   return {
     watchSockets(count) {
@@ -68,6 +73,11 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       if (Number.isFinite(at)) latency.observe(Math.max(0, Date.now() - at) / 1_000);
     },
     messagesAccepted: (count) => accepted.inc(count),
+    revocationSweep(pass) {
+      sweptTokens.inc(pass.keys);
+      sweepRoundTrips.inc(pass.roundTrips);
+      revokedSockets.inc(pass.revoked);
+    },
     sendBatch: (size) => sendBatches.observe(size),
     countAuthFailures(verify) {
       return async (token, options) => {

@@ -10,6 +10,7 @@ import { createParticipantDirectory } from '../delivery/participants.js';
 import { createWriteWatermarks } from '../projections/read-your-writes.js';
 import type { GatewayConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import { startRevocationSweep } from './auth/revocation-sweep.js';
 import { createRevokedTokens } from './auth/revoked-tokens.js';
 import { createTokenVerifier } from './auth/verify-token.js';
 import { createChatOperations } from './chat-operations.js';
@@ -32,6 +33,9 @@ export type GatewaySettings = Pick<
   | 'ALLOWED_ORIGINS'
   | 'RATE_LIMIT_MESSAGES_PER_MINUTE'
   | 'MAX_SOCKETS_PER_USER'
+  | 'WS_MAX_SOCKETS'
+  | 'WS_MAX_UNAUTHENTICATED_SOCKETS'
+  | 'WS_REVOCATION_CHECK_MS'
   | 'WS_MAX_FRAME_BYTES'
   | 'WS_PING_INTERVAL_MS'
   | 'WS_AUTH_TIMEOUT_MS'
@@ -61,6 +65,8 @@ export type Gateway = {
   readonly port: number;
   /** Open WebSockets and users with a delivery subscription, for health and tests. */
   stats(): { sockets: number; subscribedUsers: number };
+  /** Runs a revocation pass now (it also runs every WS_REVOCATION_CHECK_MS); resolves with the sockets closed. */
+  sweepRevocations(): Promise<number>;
   /**
    * Stops accepting requests and upgrades, closes every socket with 1001, drops the delivery subscriptions
    * and waits for in-flight requests. The pool, Redis and NATS belong to the caller.
@@ -125,6 +131,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     maxFrameBytes: settings.WS_MAX_FRAME_BYTES,
     pingIntervalMs: settings.WS_PING_INTERVAL_MS,
     maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER,
+    maxSockets: settings.WS_MAX_SOCKETS,
+    maxUnauthenticatedSockets: settings.WS_MAX_UNAUTHENTICATED_SOCKETS,
     session: {
       operations,
       verifyToken,
@@ -142,6 +150,13 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     },
   });
   metrics.watchSockets(() => sockets.size);
+  const revocations = startRevocationSweep({
+    redis,
+    sockets: () => sockets.sessions(),
+    intervalMs: settings.WS_REVOCATION_CHECK_MS,
+    logger,
+    onPass: (pass) => metrics.revocationSweep(pass),
+  });
 
   const app = createRestApp({
     operations,
@@ -179,10 +194,12 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     server,
     port,
     stats: () => ({ sockets: sockets.size, subscribedUsers: subscriptions.size }),
+    sweepRevocations: () => revocations.sweep(),
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         recovery.close();
+        revocations.stop();
         server.closeIdleConnections();
         await sockets.close();
         subscriptions.close();

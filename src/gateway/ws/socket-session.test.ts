@@ -91,7 +91,7 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
       sendQueueBytes: 1 << 20,
       catchUpBytes: 1 << 20,
     },
-    { user: { userId: USER, validUntilMs: Date.now() + 3_600_000 }, since: null },
+    { user: { userId: USER, validUntilMs: Date.now() + 3_600_000, revocationKey: 'blacklist:test' }, since: null },
   );
   const receivedCount = (count: number) =>
     new Promise<void>((resolve, reject) => {

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { FeedPosition } from '../../event-store/recorded-event.js';
 import type { Logger } from '../../shared/logger.js';
+import type { RevocableSocket } from '../auth/revocation-sweep.js';
 import type { AuthenticatedUser, VerifyToken } from '../auth/verify-token.js';
 import type { ChatOperations } from '../chat-operations.js';
 import { describeError, GatewayError } from '../errors.js';
@@ -33,7 +34,9 @@ export type SessionDeps = {
   readonly catchUpBytes: number;
 };
 
-export type SocketSession = RegisteredSocket & {
+export type SocketSession = RegisteredSocket & RevocableSocket & {
+  /** Whether the socket has authenticated (upgrade-time or first frame). */
+  readonly authenticated: boolean;
   /** Pings the peer; terminates it when it did not answer the previous ping. */
   heartbeat(): void;
   close(code: number, reason: string): void;
@@ -322,6 +325,16 @@ export function startSocketSession(
   }
 
   const session: SocketSession = {
+    get authenticated() {
+      return user !== null;
+    },
+    get revocationKey() {
+      return closed ? null : (user?.revocationKey ?? null);
+    },
+    revoke() {
+      logger.info({ userId: user?.userId }, 'token revoked: closing the socket');
+      close(CLOSE.unauthorized, 'token has been revoked');
+    },
     deliver(frame, text) {
       if (!closed) send(gate.deliver(frame, text));
     },
