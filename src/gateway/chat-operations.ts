@@ -17,7 +17,7 @@ import {
   type Message,
   type MessagePage,
 } from '../projections/conversation/queries.js';
-import { waitForProjection, type WriteWatermark, type WriteWatermarks } from '../projections/read-your-writes.js';
+import { awaitReadConsistency, type ReadScope } from '../projections/read-consistency.js';
 import { createBatcher } from '../shared/batcher.js';
 import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
@@ -27,9 +27,9 @@ export type { Conversation, Message, MessagePage };
 
 export type ChatOperationsDeps = CommandDeps & {
   readonly pool: DatabasePool;
-  readonly watermarks: WriteWatermarks;
   readonly rateLimiter: RateLimiter;
-  readonly readYourWritesTimeoutMs: number;
+  /** How long a query waits for the read tables to reach the log before answering `read_model_behind`. */
+  readonly readConsistencyTimeoutMs: number;
   /** From the write side: a conversation just created has participants before the projection shows it. */
   readonly participants: ParticipantDirectory;
   readonly logger: Logger;
@@ -71,35 +71,21 @@ function assertConversationId(conversationId: string): void {
 }
 
 /**
- * Commands then queries with read-your-writes: every command that changed a conversation records the
- * version it wrote (Redis, so it holds across gateways), and every query of that user first waits, bounded,
- * until the projection has applied it. Past the bound the query answers with what it has rather than fail.
+ * Commands, then queries that are never stale: before reading, every query waits, bounded, until the read
+ * tables have applied each of the caller's conversations in scope up to the log's head at the query's
+ * arrival (`awaitReadConsistency`). So it reflects every change acknowledged before it, by anyone, and every
+ * frame already sent to the caller. Past the bound it throws `read_model_behind` (503, Retry-After).
  */
 export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   const { pool, logger } = deps;
 
-  async function recordWrites(writes: readonly WriteWatermark[]): Promise<void> {
-    try {
-      await deps.watermarks.recordEach(writes);
-    } catch (error) {
-      // The writes are committed and answered; only the next reads' freshness is at stake.
-      logger.warn({ err: error, users: writes.map((write) => write.userId) }, 'could not record write watermarks');
-    }
-  }
-  const recordWrite = (userId: number, conversationId: string, version: number) =>
-    recordWrites([{ userId, conversationId, version }]);
-
-  /**
-   * A batch of sends costs one Redis round trip for the rate limit, one transaction, and one Redis round trip
-   * for the watermarks, however many sockets it came from.
-   */
+  /** A batch of sends costs one Redis round trip for the rate limit and one transaction, however many sockets it came from. */
   async function sendBatch(inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
     const refusals = await deps.rateLimiter.consumeEach(inputs.map((input) => input.senderId));
     const allowed = inputs.filter((_, index) => refusals[index] === null);
     const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
-    const appended = sent.flatMap((result) => (result.status === 'fulfilled' && result.value.created ? [result.value] : []));
-    if (appended.length > 0) deps.onMessagesAccepted?.(appended.length);
-    await recordWrites(appended.map((message) => ({ userId: message.senderId, conversationId: message.conversationId, version: message.version })));
+    const appended = sent.filter((result) => result.status === 'fulfilled' && result.value.created).length;
+    if (appended > 0) deps.onMessagesAccepted?.(appended);
     let next = 0;
     return refusals.map((refusal) => (refusal ? { status: 'rejected', reason: refusal } : sent[next++]!));
   }
@@ -109,25 +95,19 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     ...(deps.onSendBatch && { onBatch: deps.onSendBatch }),
   });
 
-  async function awaitOwnWrites(userId: number, onlyConversation?: string): Promise<void> {
-    let pending: Map<string, number>;
-    try {
-      pending = await deps.watermarks.pending(userId);
-    } catch (error) {
-      logger.warn({ err: error, userId }, 'could not read write watermarks');
-      return;
-    }
-    if (onlyConversation !== undefined) {
-      const version = pending.get(onlyConversation);
-      pending = new Map(version === undefined ? [] : [[onlyConversation, version]]);
-    }
-    const caughtUp = await waitForProjection(pool, pending, { timeoutMs: deps.readYourWritesTimeoutMs });
-    if (!caughtUp) logger.warn({ userId }, 'projection still behind this user\'s writes; answering with what it has');
+  /** @returns false when the read tables did not reach the log's head for `scope` within the bound. */
+  const caughtUp = (scope: ReadScope): Promise<boolean> =>
+    awaitReadConsistency(pool, scope, { timeoutMs: deps.readConsistencyTimeoutMs });
+
+  async function awaitConsistentRead(scope: ReadScope): Promise<void> {
+    if (await caughtUp(scope)) return;
+    logger.warn(scope, 'read tables still behind the event log at the deadline; answering read_model_behind');
+    throw new GatewayError('read_model_behind', 'the read model is behind the event log; retry shortly', 1);
   }
 
   async function findConversation(userId: number, conversationId: string): Promise<Conversation> {
     assertConversationId(conversationId);
-    await awaitOwnWrites(userId, conversationId);
+    await awaitConsistentRead({ userId, conversationId });
     const conversation = await getConversation(pool, userId, conversationId);
     if (!conversation) throw notFound();
     return conversation;
@@ -135,7 +115,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
   return {
     async listConversations(userId) {
-      await awaitOwnWrites(userId);
+      await awaitConsistentRead({ userId });
       return listConversations(pool, userId);
     },
 
@@ -146,7 +126,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       if ('before' in page && !ULID.test(page.before)) {
         throw new GatewayError('invalid_input', '"before" is not a message of this conversation');
       }
-      await awaitOwnWrites(userId, conversationId);
+      await awaitConsistentRead({ userId, conversationId });
       const result = await listMessages(pool, userId, conversationId, page);
       if (result === 'not_found') throw notFound();
       if (result === 'bad_cursor') throw new GatewayError('invalid_input', '"before" is not a message of this conversation');
@@ -155,12 +135,13 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
     async startConversation(userId, otherUserId) {
       const started = await startConversation(deps, { initiatorId: userId, otherUserId });
-      // ConversationStarted is version 1 of the stream, whichever of the two users started it.
-      await recordWrite(userId, started.conversationId, 1);
-      await awaitOwnWrites(userId, started.conversationId);
+      // A command, not a query: past the bound it answers with what it has rather than fail.
+      if (!(await caughtUp({ userId, conversationId: started.conversationId }))) {
+        logger.warn({ userId, conversationId: started.conversationId }, 'read tables behind; answering the start from what is at hand');
+      }
       const conversation = await getConversation(pool, userId, started.conversationId);
       if (conversation) return { conversation, created: started.created };
-      // The projection is past the read-your-writes bound: answer from what the command knows.
+      // Not projected at all yet: answer from what the command knows.
       const now = deps.clock().toISOString();
       return {
         conversation: {
@@ -206,7 +187,6 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     async markRead(userId, conversationId) {
       assertConversationId(conversationId);
       const receipt = await markConversationRead(deps, { conversationId, readerId: userId });
-      if (receipt.version !== null) await recordWrite(userId, conversationId, receipt.version);
       return { up_to_seq: receipt.upToVersion, read_at: receipt.readAt };
     },
 

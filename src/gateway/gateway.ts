@@ -7,7 +7,6 @@ import type { DatabasePool } from 'slonik';
 import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
-import { createWriteWatermarks } from '../projections/read-your-writes.js';
 import type { GatewayConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { startRevocationSweep } from './auth/revocation-sweep.js';
@@ -45,7 +44,7 @@ export type GatewaySettings = Pick<
   | 'SEND_BATCH_SIZE'
   | 'SEND_BATCHES_IN_FLIGHT'
   | 'HTTP_BODY_LIMIT_BYTES'
-  | 'READ_YOUR_WRITES_TIMEOUT_MS'
+  | 'READ_CONSISTENCY_TIMEOUT_MS'
   | 'REDIS_KEY_PREFIX'
 >;
 
@@ -97,7 +96,6 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     clock,
     newId: deps.newId,
     logger,
-    watermarks: createWriteWatermarks(redis, { keyPrefix: settings.REDIS_KEY_PREFIX }),
     rateLimiter: metrics.countRateLimited(
       createMessageRateLimiter({
         redis,
@@ -109,7 +107,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     sendBatching: { maxBatchSize: settings.SEND_BATCH_SIZE, maxConcurrentBatches: settings.SEND_BATCHES_IN_FLIGHT },
     onMessagesAccepted: (count) => metrics.messagesAccepted(count),
     onSendBatch: (size) => metrics.sendBatch(size),
-    readYourWritesTimeoutMs: settings.READ_YOUR_WRITES_TIMEOUT_MS,
+    readConsistencyTimeoutMs: settings.READ_CONSISTENCY_TIMEOUT_MS,
     participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
   });
 

@@ -94,10 +94,10 @@ const gatewaySchema = baseSchema
     WS_CATCH_UP_LIMIT: positiveInt.max(10_000).default(500).describe('frames replayed on resume before resync_required'),
     WS_CATCH_UP_BYTES: positiveInt.default(2_097_152).describe('bytes of frames one catch-up may send before resync_required'),
     HTTP_BODY_LIMIT_BYTES: positiveInt.default(16_384),
-    READ_YOUR_WRITES_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000),
+    READ_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000).describe('how long a query waits for the read tables to reach the log (then 503 read_model_behind)'),
     SEND_BATCH_SIZE: positiveInt.max(1_000).default(100).describe('most sends appended in one transaction'),
     SEND_BATCHES_IN_FLIGHT: positiveInt.max(64).default(1).describe('send transactions running at once; more sends wait for the next'),
-    REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit and watermark keys (not of blacklist:)'),
+    REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit keys (not of blacklist:)'),
   })
   .superRefine((config, context) => {
     if (config.NODE_ENV !== 'production') return;
