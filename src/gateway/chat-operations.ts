@@ -1,5 +1,6 @@
 import type { DatabasePool } from 'slonik';
 import {
+  findRetriedMessages,
   markConversationRead,
   sendMessages,
   startConversation,
@@ -21,13 +22,14 @@ import { awaitReadConsistency, type ReadScope } from '../projections/read-consis
 import { createBatcher } from '../shared/batcher.js';
 import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
-import type { RateLimiter } from './rate-limit.js';
+import { isAllowance, type Allowance, type RateLimiter } from './rate-limit.js';
 
 export type { Conversation, Message, MessagePage };
 
 export type ChatOperationsDeps = CommandDeps & {
   readonly pool: DatabasePool;
-  readonly rateLimiter: RateLimiter;
+  /** Per-user limits, each across REST, WS and every gateway. */
+  readonly limits: ChatLimits;
   /** How long a query waits for the read tables to reach the log before answering `read_model_behind`. */
   readonly readConsistencyTimeoutMs: number;
   /** From the write side: a conversation just created has participants before the projection shows it. */
@@ -39,6 +41,17 @@ export type ChatOperationsDeps = CommandDeps & {
   readonly onMessagesAccepted?: (count: number) => void;
   /** Called with the number of sends in each transaction as it starts. */
   readonly onSendBatch?: (size: number) => void;
+};
+
+export type ChatLimits = {
+  /** Messages appended (retries of a stored message and refused sends cost nothing). */
+  readonly messages: RateLimiter;
+  /** Conversations started (a start that finds the conversation already there costs nothing). */
+  readonly conversations: RateLimiter;
+  /** Marks read: REST `PUT .../read`, WS `read` and `join_conversation`. */
+  readonly reads: RateLimiter;
+  /** Lists of the user's conversations. */
+  readonly lists: RateLimiter;
 };
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
@@ -79,15 +92,34 @@ function assertConversationId(conversationId: string): void {
 export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   const { pool, logger } = deps;
 
-  /** A batch of sends costs one Redis round trip for the rate limit and one transaction, however many sockets it came from. */
+  /**
+   * A batch of sends costs one Redis round trip for the rate limit and one transaction, however many sockets
+   * it came from. Only appended messages keep their unit of the budget: the others (an idempotent retry, a
+   * 404, a refused content) are refunded in one more round trip. A sender over the limit still gets the
+   * original of a message it already sent (a retry), found without appending anything.
+   */
   async function sendBatch(inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
-    const refusals = await deps.rateLimiter.consumeEach(inputs.map((input) => input.senderId));
-    const allowed = inputs.filter((_, index) => refusals[index] === null);
+    const allowances = await deps.limits.messages.consumeEach(inputs.map((input) => input.senderId));
+    const allowed = inputs.filter((_, index) => isAllowance(allowances[index]!));
     const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
+    const refused = inputs.filter((_, index) => !isAllowance(allowances[index]!));
+    const retries = refused.some((input) => input.clientMsgId) ? await findRetriedMessages(deps, refused) : [];
     const appended = sent.filter((result) => result.status === 'fulfilled' && result.value.created).length;
     if (appended > 0) deps.onMessagesAccepted?.(appended);
-    let next = 0;
-    return refusals.map((refusal) => (refusal ? { status: 'rejected', reason: refusal } : sent[next++]!));
+    const refunds: Allowance[] = [];
+    let nextSent = 0;
+    let nextRefused = 0;
+    const settled = allowances.map((allowance): PromiseSettledResult<SentMessage> => {
+      if (isAllowance(allowance)) {
+        const result = sent[nextSent++]!;
+        if (result.status === 'rejected' || !result.value.created) refunds.push(allowance);
+        return result;
+      }
+      const retry = retries[nextRefused++];
+      return retry ? { status: 'fulfilled', value: retry } : { status: 'rejected', reason: allowance };
+    });
+    await deps.limits.messages.refund(refunds);
+    return settled;
   }
   const sends = createBatcher<SendMessageInput, SentMessage>({
     run: sendBatch,
@@ -115,6 +147,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
   return {
     async listConversations(userId) {
+      await deps.limits.lists.consume(userId);
       await awaitConsistentRead({ userId });
       return listConversations(pool, userId);
     },
@@ -134,7 +167,16 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     },
 
     async startConversation(userId, otherUserId) {
-      const started = await startConversation(deps, { initiatorId: userId, otherUserId });
+      const allowance = await deps.limits.conversations.consume(userId);
+      let started: Awaited<ReturnType<typeof startConversation>>;
+      try {
+        started = await startConversation(deps, { initiatorId: userId, otherUserId });
+      } catch (error) {
+        await deps.limits.conversations.refund([allowance]);
+        throw error;
+      }
+      // Finding the conversation already there pushes no frame to anyone: it costs nothing.
+      if (!started.created) await deps.limits.conversations.refund([allowance]);
       // A command, not a query: past the bound it answers with what it has rather than fail.
       if (!(await caughtUp({ userId, conversationId: started.conversationId }))) {
         logger.warn({ userId, conversationId: started.conversationId }, 'read tables behind; answering the start from what is at hand');
@@ -186,6 +228,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
     async markRead(userId, conversationId) {
       assertConversationId(conversationId);
+      await deps.limits.reads.consume(userId);
       const receipt = await markConversationRead(deps, { conversationId, readerId: userId });
       return { up_to_seq: receipt.upToVersion, read_at: receipt.readAt };
     },

@@ -16,7 +16,7 @@ import { createChatOperations } from './chat-operations.js';
 import { watchDeliveryConnection } from './delivery-recovery.js';
 import { createDeliverySubscriptions } from './delivery-subscriptions.js';
 import { readFeedHorizon } from './feed-horizon.js';
-import { createMessageRateLimiter } from './rate-limit.js';
+import { createRateLimiter } from './rate-limit.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
@@ -31,6 +31,10 @@ export type GatewaySettings = Pick<
   | 'JWT_LEEWAY_SECONDS'
   | 'ALLOWED_ORIGINS'
   | 'RATE_LIMIT_MESSAGES_PER_MINUTE'
+  | 'RATE_LIMIT_CONVERSATIONS_PER_MINUTE'
+  | 'RATE_LIMIT_READS_PER_MINUTE'
+  | 'RATE_LIMIT_LISTS_PER_MINUTE'
+  | 'RATE_LIMIT_RESUMES_PER_MINUTE'
   | 'MAX_SOCKETS_PER_USER'
   | 'WS_MAX_SOCKETS'
   | 'WS_MAX_UNAUTHENTICATED_SOCKETS'
@@ -91,19 +95,32 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     revokedTokens: createRevokedTokens(redis),
     clock,
   }));
+  const limitSettings = {
+    messages: { what: 'messages', perMinute: settings.RATE_LIMIT_MESSAGES_PER_MINUTE },
+    conversations: { what: 'conversations started', perMinute: settings.RATE_LIMIT_CONVERSATIONS_PER_MINUTE },
+    reads: { what: 'marks read', perMinute: settings.RATE_LIMIT_READS_PER_MINUTE },
+    lists: { what: 'conversation lists', perMinute: settings.RATE_LIMIT_LISTS_PER_MINUTE },
+    resumes: { what: 'replays', perMinute: settings.RATE_LIMIT_RESUMES_PER_MINUTE },
+  } as const;
+  const limit = (name: keyof typeof limitSettings) =>
+    metrics.countRateLimited(
+      name,
+      createRateLimiter({
+        redis,
+        keyPrefix: settings.REDIS_KEY_PREFIX,
+        name,
+        what: limitSettings[name].what,
+        limit: limitSettings[name].perMinute,
+        clock,
+        logger,
+      }),
+    );
   const operations = createChatOperations({
     pool,
     clock,
     newId: deps.newId,
     logger,
-    rateLimiter: metrics.countRateLimited(
-      createMessageRateLimiter({
-        redis,
-        keyPrefix: settings.REDIS_KEY_PREFIX,
-        limit: settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-        clock,
-      }),
-    ),
+    limits: { messages: limit('messages'), conversations: limit('conversations'), reads: limit('reads'), lists: limit('lists') },
     sendBatching: { maxBatchSize: settings.SEND_BATCH_SIZE, maxConcurrentBatches: settings.SEND_BATCHES_IN_FLIGHT },
     onMessagesAccepted: (count) => metrics.messagesAccepted(count),
     onSendBatch: (size) => metrics.sendBatch(size),
@@ -135,6 +152,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       operations,
       verifyToken,
       registry,
+      resumeLimiter: limit('resumes'),
       catchUp: (userId, after) => readCatchUp(pool, userId, after, { limit: settings.WS_CATCH_UP_LIMIT }),
       feedHorizon: () => readFeedHorizon(pool),
       decodeCursor,

@@ -77,6 +77,7 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
       operations: {} as ChatOperations,
       verifyToken: () => Promise.reject(new Error('not used')),
       registry,
+      resumeLimiter: { consume: () => Promise.resolve({ key: 'k', member: 'm' }) },
       catchUp: (_userId, after) => {
         reads.push(after);
         return catchUp(after);

@@ -5,6 +5,7 @@ import type { RevocableSocket } from '../auth/revocation-sweep.js';
 import type { AuthenticatedUser, VerifyToken } from '../auth/verify-token.js';
 import type { ChatOperations } from '../chat-operations.js';
 import { describeError, GatewayError } from '../errors.js';
+import type { RateLimiter } from '../rate-limit.js';
 import { parseClientFrame, requestIdOf, type ClientFrame, type RequestId } from './client-frames.js';
 import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type Outgoing } from './delivery-gate.js';
 import { CLOSE, serverFrames } from './server-frames.js';
@@ -18,6 +19,8 @@ export type SessionDeps = {
   readonly operations: ChatOperations;
   readonly verifyToken: VerifyToken;
   readonly registry: SocketRegistry;
+  /** Replays per user (`?since=` and `resume`): each is a catch-up read. */
+  readonly resumeLimiter: Pick<RateLimiter, 'consume'>;
   readonly catchUp: CatchUp;
   /** The last feed position below the commit-safe horizon now (feed-horizon.ts). */
   readonly feedHorizon: () => Promise<FeedPosition>;
@@ -184,8 +187,12 @@ export function startSocketSession(
     return { resync: reason, horizon: await readHorizon(userId) };
   }
 
-  /** A client's `resume`, or `?since=`. @throws GatewayError `invalid_cursor` (the socket stays as it was). */
+  /**
+   * A client's `resume` frame.
+   * @throws GatewayError `rate_limited` or `invalid_cursor`; the socket stays as it was (live).
+   */
   async function resume(userId: number, since: string): Promise<{ replayed: number; resync_required: boolean }> {
+    await deps.resumeLimiter.consume(userId);
     const begun = gate.beginResume(since);
     if (begun === 'invalid_cursor') throw invalidCursor();
     const { replayed, resyncRequired } = send(gate.finishReplay(await readCatchUp(userId, begun.after)));
@@ -208,10 +215,24 @@ export function startSocketSession(
     clearTimeout(authTimer);
     user = current;
     scheduleExpiry(current);
-    const resuming = options.since === null ? null : gate.beginResume(options.since);
-    // Without a cursor, a recovery after an outage starts from the horizon, taken before the socket is
+    // `?since=`: a replay, unless the cursor does not decode or the user is over the replay limit; then the
+    // socket opens live from now, after an error (and a resync_required for the limit: the client did ask
+    // for what it missed).
+    let refused: unknown = null;
+    let resuming: { readonly after: FeedPosition } | null = null;
+    if (options.since !== null) {
+      try {
+        await deps.resumeLimiter.consume(current.userId);
+        const begun = gate.beginResume(options.since);
+        if (begun === 'invalid_cursor') refused = invalidCursor();
+        else resuming = begun;
+      } catch (error) {
+        refused = error;
+      }
+    }
+    // Without a replay, a recovery after an outage starts from the horizon, taken before the socket is
     // registered for live frames, so every event committed after it opened sorts after it.
-    const start = resuming === null || resuming === 'invalid_cursor' ? await readHorizon(current.userId) : null;
+    const start = resuming === null ? await readHorizon(current.userId) : null;
     if (closed) return;
     const added = await deps.registry.add(current.userId, session);
     if (closed) {
@@ -222,11 +243,14 @@ export function startSocketSession(
     registered = true;
     logger.debug({ userId: current.userId }, 'socket authenticated');
     sendFrame(serverFrames.connected(clock(), current.userId));
-    if (resuming !== null && resuming !== 'invalid_cursor') {
+    if (resuming !== null) {
       send(gate.finishReplay(await readCatchUp(current.userId, resuming.after)));
       return;
     }
-    if (resuming === 'invalid_cursor') answerError(undefined, invalidCursor());
+    if (refused !== null) answerError(undefined, refused);
+    if (refused instanceof GatewayError && refused.code !== 'invalid_cursor') {
+      write(JSON.stringify(serverFrames.resyncRequired(clock(), 'the missed frames were not replayed; refetch over REST')), true);
+    }
     send(gate.open(start));
   }
 
