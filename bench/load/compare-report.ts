@@ -47,6 +47,10 @@ export function rateRows(reports: Partial<Record<SystemName, LoadReport>>): Row[
     row('latency max (ms)', (report) => report.send?.latencyMs.max, 1),
     row('ack p50 (ms)', (report) => report.send?.ackLatencyMs.p50, 1),
     row('ack p99 (ms)', (report) => report.send?.ackLatencyMs.p99, 1),
+    row('GETs during the send', (report) => report.send?.reads?.sent),
+    row('GET p50 (ms)', (report) => report.send?.reads?.latencyMs.p50, 1),
+    row('GET p99 (ms)', (report) => report.send?.reads?.latencyMs.p99, 1),
+    row('GET 503 read_model_behind', (report) => (report.send?.reads ? (report.send.reads.answers['503'] ?? 0) : undefined)),
     row('system CPU, send+grace (s)', (report) => (report.send?.serverCpuMs === undefined ? undefined : report.send.serverCpuMs / 1000), 1),
     row('system CPU per ack (ms)', (report) =>
       report.send?.serverCpuMs === undefined ? undefined : report.send.serverCpuMs / Math.max(1, report.send.acked), 2),

@@ -35,6 +35,8 @@ Options:
   --users <n>               users, two per conversation (default 1000)
   --seconds <s>             send (or hold) length (default 10)
   --via ws|rest             how messages are sent (default ws)
+  --read-rate <r>           meanwhile, GETs per second against ours (messages, conversation, list in turn;
+                            the baseline has no GET routes): their latency and 503s (default 0: none)
   --gateways <g>            our gateway processes (default 1)
   --baseline-instances <b>  baseline processes (default: as many as --gateways)
   --systems <list>          which systems, in order (default ours,baseline)
@@ -54,6 +56,7 @@ const schema = z.object({
   rate: z.coerce.number().positive().optional(),
   users: positiveInt.min(2).default(1000),
   seconds: z.coerce.number().positive().default(10),
+  'read-rate': z.coerce.number().nonnegative().default(0),
   via: z.enum(['ws', 'rest']).default('ws'),
   gateways: positiveInt.max(50).default(1),
   'baseline-instances': positiveInt.max(50).optional(),
@@ -91,6 +94,7 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     users: { type: 'string' },
     seconds: { type: 'string' },
+    'read-rate': { type: 'string' },
     via: { type: 'string' },
     gateways: { type: 'string' },
     'baseline-instances': { type: 'string' },
@@ -164,6 +168,7 @@ function load(system: RunningSystem, args: { users: number; rate: number; second
     '--rate', String(args.rate),
     '--seconds', String(args.seconds),
     '--via', options.via,
+    ...(system.name === 'ours' && options['read-rate'] > 0 ? ['--read-rate', String(options['read-rate'])] : []),
     '--workers', String(workers),
     '--first-user-id', String(args.firstUserId),
     '--grace', String(options.grace),

@@ -1,4 +1,5 @@
 import { formatLatency } from './percentiles.js';
+import { READ_KINDS } from './reader.js';
 import { formatBytes } from './resident-memory.js';
 import type { LoadReport } from './run-load.js';
 
@@ -47,6 +48,14 @@ export function formatLoadReport(report: LoadReport): string {
       lines.push(
         `servers CPU  ${(send.infraCpuMs / 1000).toFixed(1)} s (Postgres, NATS, Redis), ` +
           `${(send.infraCpuMs / Math.max(1, send.acked)).toFixed(2)} ms per acknowledged message`,
+      );
+    }
+    if (send.reads) {
+      const { reads } = send;
+      lines.push(
+        `reads        ${reads.sent} GETs at ${reads.rate}/s during the send; answers ${counts(reads.answers)}`,
+        `latency GET (all):          ${formatLatency(reads.latencyMs)}`,
+        ...READ_KINDS.map((kind) => `latency GET ${kind.padEnd(15)} ${formatLatency(reads.byKindMs[kind])}`),
       );
     }
     if (send.loadToolCpuMs !== undefined) {

@@ -21,6 +21,9 @@ and the send-to-delivery latency.
   --rate <r>                messages per second, in total (default 1000)
   --seconds <s>             length of the send (or, with --idle, of the hold) (default 10)
   --via ws|rest             send over the socket (send_message -> ack) or POST /messages (default ws)
+  --read-rate <r>           meanwhile, GETs per second in total (default 0: none): messages, conversation
+                            and list in turn, each by a random user of a random conversation; reports
+                            their latency and answers by status (503: read_model_behind)
   --pick random|round-robin how each send picks its conversation and sender (default random)
   --workers <w>             worker processes (default 1; raised to hold at most 15000 sockets each)
   --first-user-id <id>      users are id, id+1, ... (default 1)
@@ -57,6 +60,7 @@ const schema = z
     users: positiveInt.min(2).default(1000),
     rate: z.coerce.number().positive().default(1000),
     seconds: z.coerce.number().positive().default(10),
+    'read-rate': z.coerce.number().nonnegative().default(0),
     via: z.enum(['ws', 'rest']).default('ws'),
     pick: z.enum(['random', 'round-robin']).default('random'),
     workers: positiveInt.max(250).default(1),
@@ -94,6 +98,8 @@ export type LoadOptions = {
   readonly users: number;
   readonly rate: number;
   readonly seconds: number;
+  /** GETs per second during the send; 0: none. */
+  readonly readRate: number;
   readonly via: 'ws' | 'rest';
   readonly pick: 'random' | 'round-robin';
   readonly workers: number;
@@ -128,6 +134,7 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | 'help' 
       users: { type: 'string' },
       rate: { type: 'string' },
       seconds: { type: 'string' },
+      'read-rate': { type: 'string' },
       via: { type: 'string' },
       pick: { type: 'string' },
       workers: { type: 'string' },
@@ -154,6 +161,7 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | 'help' 
     users: options.users,
     rate: options.rate,
     seconds: options.seconds,
+    readRate: options['read-rate'],
     via: options.via,
     pick: options.pick,
     workers: options.workers,

@@ -5,6 +5,7 @@ import { mergeCounts, sleep } from './bounded-parallel.js';
 import { nowMs } from './content-tag.js';
 import type { LoadOptions } from './load-options.js';
 import { summarize, type LatencySummary } from './percentiles.js';
+import { READ_KINDS, type ReadKind } from './reader.js';
 import { totalCpuMs, treeCpuMs } from './process-cpu.js';
 import { totalResidentBytes } from './resident-memory.js';
 import type { ConnectReport, CoordinatorMessage, SendReport, SetupReport, WorkerAssignment, WorkerMessage } from './worker-protocol.js';
@@ -45,6 +46,16 @@ export type LoadReport = {
     readonly infraCpuMs?: number;
     /** The same for the load tool itself (this process and its workers), ms. */
     readonly loadToolCpuMs?: number;
+    /** With `--read-rate`: the GETs issued during the send. */
+    readonly reads?: {
+      readonly rate: number;
+      readonly sent: number;
+      /** By HTTP status (`200`, `503`, ...) or transport failure. */
+      readonly answers: Record<string, number>;
+      /** Every answered GET, issue to answer. */
+      readonly latencyMs: LatencySummary;
+      readonly byKindMs: Record<ReadKind, LatencySummary>;
+    };
   };
   readonly idle?: {
     readonly open: number;
@@ -244,9 +255,13 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
 
     const total = Math.round(options.rate * options.seconds);
     const totals = apportion(total, workers.map((worker) => worker.pairs));
+    const readTotals = apportion(Math.round(options.readRate * options.seconds), workers.map((worker) => worker.pairs));
     // Every worker starts on the same clock tick, shortly after the order is out.
     const startAt = nowMs() + 500;
-    progress(`sending ${total} messages at ${options.rate}/s for ${options.seconds} s via ${options.via}`);
+    progress(
+      `sending ${total} messages at ${options.rate}/s for ${options.seconds} s via ${options.via}` +
+        (options.readRate > 0 ? `, reading at ${options.readRate} GETs/s` : ''),
+    );
     const cpuBefore = options.serverPids.length > 0 ? await totalCpuMs(options.serverPids) : undefined;
     // Postgres backends come and go with connections: whole trees, exited processes included.
     const infraBefore = options.infraPids.length > 0 ? await treeCpuMs(options.infraPids) : undefined;
@@ -254,7 +269,15 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
     const sends = await Promise.all(
       workers.map((worker, index) =>
         worker.ask(
-          { type: 'send', startAt, rate: (options.rate * worker.pairs) / pairs, total: totals[index] ?? 0, graceMs: options.graceSeconds * 1_000 },
+          {
+            type: 'send',
+            startAt,
+            rate: (options.rate * worker.pairs) / pairs,
+            total: totals[index] ?? 0,
+            readRate: (options.readRate * worker.pairs) / pairs,
+            readTotal: readTotals[index] ?? 0,
+            graceMs: options.graceSeconds * 1_000,
+          },
           'send-done',
         ),
       ),
@@ -266,10 +289,13 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
     const sum = (pick: (report: SendReport) => number): number => reports.reduce((acc, report) => acc + pick(report), 0);
     const rejected: Record<string, number> = {};
     const disconnects: Record<string, number> = {};
+    const readAnswers: Record<string, number> = {};
     for (const report of reports) {
       mergeCounts(rejected, report.rejected);
       mergeCounts(disconnects, report.disconnects);
+      mergeCounts(readAnswers, report.reads.answers);
     }
+    const readLatencies = (kind: ReadKind): Float64Array => concat(reports.map((report) => report.reads.latencies[kind]));
     const firstSendAt = Math.min(...reports.map((report) => report.firstSendAt).filter((at) => !Number.isNaN(at)));
     const lastSendAt = Math.max(...reports.map((report) => report.lastSendAt).filter((at) => !Number.isNaN(at)));
     const sent = sum((report) => report.sent);
@@ -296,6 +322,19 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
         ...(serverCpuMs !== undefined && { serverCpuMs }),
         ...(infraCpuMs !== undefined && { infraCpuMs }),
         loadToolCpuMs,
+        ...(options.readRate > 0 && {
+          reads: {
+            rate: options.readRate,
+            sent: sum((report) => report.reads.sent),
+            answers: readAnswers,
+            latencyMs: summarize(concat(READ_KINDS.map(readLatencies))),
+            byKindMs: {
+              messages: summarize(readLatencies('messages')),
+              conversation: summarize(readLatencies('conversation')),
+              list: summarize(readLatencies('list')),
+            },
+          },
+        }),
       },
     };
   } finally {

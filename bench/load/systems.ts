@@ -97,7 +97,12 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
         PORT: String(port),
         OPS_PORT: String(gatewayOpsPorts[index] ?? 0),
         JWT_SECRET: options.jwtSecret,
+        // A load test measures the pipeline, not the per-user limits.
         RATE_LIMIT_MESSAGES_PER_MINUTE: UNLIMITED_RATE,
+        RATE_LIMIT_CONVERSATIONS_PER_MINUTE: UNLIMITED_RATE,
+        RATE_LIMIT_READS_PER_MINUTE: UNLIMITED_RATE,
+        RATE_LIMIT_LISTS_PER_MINUTE: UNLIMITED_RATE,
+        RATE_LIMIT_RESUMES_PER_MINUTE: UNLIMITED_RATE,
         REDIS_KEY_PREFIX: `${prefix}:`,
       }, profiled),
     );

@@ -6,6 +6,8 @@
  * the same process and loss, duplicates and order are counted without shipping every message around.
  */
 
+import type { ReadTotals } from './reader.js';
+
 export type Gateway = { readonly ws: string; readonly api: string };
 
 export type WorkerAssignment = {
@@ -33,8 +35,19 @@ export type WorkerAssignment = {
 export type CoordinatorMessage =
   | { readonly type: 'setup'; readonly assignment: WorkerAssignment }
   | { readonly type: 'connect' }
-  /** Send `total` messages at `rate` per second from `startAt` (shared clock), then wait up to `graceMs`. */
-  | { readonly type: 'send'; readonly startAt: number; readonly rate: number; readonly total: number; readonly graceMs: number }
+  /**
+   * Send `total` messages at `rate` per second from `startAt` (shared clock), and meanwhile `readTotal` GETs
+   * at `readRate` per second, then wait up to `graceMs`.
+   */
+  | {
+      readonly type: 'send';
+      readonly startAt: number;
+      readonly rate: number;
+      readonly total: number;
+      readonly readRate: number;
+      readonly readTotal: number;
+      readonly graceMs: number;
+    }
   /** Idle mode: report how many sockets are still open. */
   | { readonly type: 'count' }
   | { readonly type: 'close' };
@@ -65,6 +78,8 @@ export type SendReport = {
   readonly ackLatencies: Float64Array;
   /** Close codes of sockets that closed during the run. */
   readonly disconnects: Record<string, number>;
+  /** The GETs issued during the send (none without `--read-rate`). */
+  readonly reads: ReadTotals;
 };
 
 export type WorkerMessage =

@@ -9,6 +9,8 @@ import { encodeContentTag, nowMs } from './content-tag.js';
 import { frameText } from './frame-text.js';
 import { createDeliveryTracker, type DeliveryTracker, type NewMessageFrame } from './delivery-tracker.js';
 import { openSocketWithRetry } from './open-socket.js';
+import { paceOpenLoop } from './pace.js';
+import { createReadRecorder, READ_KINDS, readPath } from './reader.js';
 import { createRestClient, type RestClient } from './rest-client.js';
 import { createTokenMinter } from './tokens.js';
 import type { CoordinatorMessage, Gateway, SendReport, WorkerAssignment, WorkerMessage } from './worker-protocol.js';
@@ -167,14 +169,12 @@ function attach(user: User, socket: WebSocket): void {
   });
 }
 
-async function send(order: { startAt: number; rate: number; total: number; graceMs: number }): Promise<SendReport> {
+async function send(order: Extract<CoordinatorMessage, { type: 'send' }>): Promise<SendReport> {
   const given = required(assignment, 'send');
   const track = required(tracker, 'send');
   const client = required(rest, 'send');
   const counters = new Map<number, number>();
   const restQueues = new Map<number, Promise<void>>();
-  let firstSendAt = Number.NaN;
-  let lastSendAt = Number.NaN;
   let maxSendLagMs = 0;
 
   const sendOne = (i: number): void => {
@@ -210,30 +210,43 @@ async function send(order: { startAt: number; rate: number; total: number; grace
     restQueues.set(sender.id, next);
   };
 
-  if (conversations.length > 0 && order.total > 0) {
-    await sleep(Math.max(0, order.startAt - nowMs()));
-    const interval = 1_000 / order.rate;
-    let i = 0;
-    await new Promise<void>((resolve) => {
-      const tick = (): void => {
-        const now = nowMs();
-        const due = Math.min(order.total, Math.floor((now - order.startAt) / interval) + 1);
-        if (i < due && Number.isNaN(firstSendAt)) firstSendAt = now;
-        for (; i < due; i++) {
-          maxSendLagMs = Math.max(maxSendLagMs, now - (order.startAt + i * interval));
-          sendOne(i);
-        }
-        lastSendAt = now;
-        if (i >= order.total) return resolve();
-        setTimeout(tick, Math.max(1, order.startAt + i * interval - nowMs()));
-      };
-      tick();
-    });
-  }
+  const reads = createReadRecorder();
+  const readsInFlight: Promise<void>[] = [];
+  const readOne = (i: number): void => {
+    const conversation = conversations[Math.floor(Math.random() * conversations.length)];
+    if (!conversation) return;
+    const reader = Math.random() < 0.5 ? conversation.a : conversation.b;
+    const kind = READ_KINDS[i % READ_KINDS.length] ?? 'list';
+    const issuedAt = nowMs();
+    reads.sent();
+    readsInFlight.push(
+      client.request('GET', `${reader.gateway.api}${readPath(kind, conversation.id)}`, reader.token).then(
+        (answer) => reads.answered(kind, answer.status, nowMs() - issuedAt),
+        (error: unknown) => reads.failed(reasonOf(error)),
+      ),
+    );
+  };
 
-  // Grace: answers and deliveries still on their way.
+  const withConversations = conversations.length > 0;
+  const [sending] = await Promise.all([
+    paceOpenLoop({ startAt: order.startAt, rate: order.rate, total: withConversations ? order.total : 0 }, (i, lateMs) => {
+      maxSendLagMs = Math.max(maxSendLagMs, lateMs);
+      sendOne(i);
+    }),
+    paceOpenLoop({ startAt: order.startAt, rate: order.readRate || 1, total: withConversations ? order.readTotal : 0 }, readOne),
+  ]);
+
+  // Grace: answers and deliveries still on their way (and the last reads: each is bounded by the server).
   const graceEnd = nowMs() + order.graceMs;
   while (track.outstanding() > 0 && nowMs() < graceEnd) await sleep(50);
+  await Promise.all(readsInFlight);
   const totals = track.totals();
-  return { ...totals, firstSendAt, lastSendAt, maxSendLagMs, disconnects: { ...disconnects } };
+  return {
+    ...totals,
+    firstSendAt: sending.firstAt,
+    lastSendAt: sending.lastAt,
+    maxSendLagMs,
+    disconnects: { ...disconnects },
+    reads: reads.totals(),
+  };
 }

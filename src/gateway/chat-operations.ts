@@ -1,5 +1,6 @@
 import type { DatabasePool } from 'slonik';
 import {
+  findRetriedMessages,
   markConversationRead,
   sendMessages,
   startConversation,
@@ -17,19 +18,20 @@ import {
   type Message,
   type MessagePage,
 } from '../projections/conversation/queries.js';
-import { waitForProjection, type WriteWatermark, type WriteWatermarks } from '../projections/read-your-writes.js';
+import { awaitReadConsistency, type ReadScope } from '../projections/read-consistency.js';
 import { createBatcher } from '../shared/batcher.js';
 import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
-import type { RateLimiter } from './rate-limit.js';
+import { isAllowance, type Allowance, type RateLimiter } from './rate-limit.js';
 
 export type { Conversation, Message, MessagePage };
 
 export type ChatOperationsDeps = CommandDeps & {
   readonly pool: DatabasePool;
-  readonly watermarks: WriteWatermarks;
-  readonly rateLimiter: RateLimiter;
-  readonly readYourWritesTimeoutMs: number;
+  /** Per-user limits, each across REST, WS and every gateway. */
+  readonly limits: ChatLimits;
+  /** How long a query waits for the read tables to reach the log before answering `read_model_behind`. */
+  readonly readConsistencyTimeoutMs: number;
   /** From the write side: a conversation just created has participants before the projection shows it. */
   readonly participants: ParticipantDirectory;
   readonly logger: Logger;
@@ -39,6 +41,17 @@ export type ChatOperationsDeps = CommandDeps & {
   readonly onMessagesAccepted?: (count: number) => void;
   /** Called with the number of sends in each transaction as it starts. */
   readonly onSendBatch?: (size: number) => void;
+};
+
+export type ChatLimits = {
+  /** Messages appended (retries of a stored message and refused sends cost nothing). */
+  readonly messages: RateLimiter;
+  /** Conversations started (a start that finds the conversation already there costs nothing). */
+  readonly conversations: RateLimiter;
+  /** Marks read: REST `PUT .../read`, WS `read` and `join_conversation`. */
+  readonly reads: RateLimiter;
+  /** Lists of the user's conversations. */
+  readonly lists: RateLimiter;
 };
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
@@ -71,37 +84,42 @@ function assertConversationId(conversationId: string): void {
 }
 
 /**
- * Commands then queries with read-your-writes: every command that changed a conversation records the
- * version it wrote (Redis, so it holds across gateways), and every query of that user first waits, bounded,
- * until the projection has applied it. Past the bound the query answers with what it has rather than fail.
+ * Commands, then queries that are never stale: before reading, every query waits, bounded, until the read
+ * tables have applied each of the caller's conversations in scope up to the log's head at the query's
+ * arrival (`awaitReadConsistency`). So it reflects every change acknowledged before it, by anyone, and every
+ * frame already sent to the caller. Past the bound it throws `read_model_behind` (503, Retry-After).
  */
 export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   const { pool, logger } = deps;
 
-  async function recordWrites(writes: readonly WriteWatermark[]): Promise<void> {
-    try {
-      await deps.watermarks.recordEach(writes);
-    } catch (error) {
-      // The writes are committed and answered; only the next reads' freshness is at stake.
-      logger.warn({ err: error, users: writes.map((write) => write.userId) }, 'could not record write watermarks');
-    }
-  }
-  const recordWrite = (userId: number, conversationId: string, version: number) =>
-    recordWrites([{ userId, conversationId, version }]);
-
   /**
-   * A batch of sends costs one Redis round trip for the rate limit, one transaction, and one Redis round trip
-   * for the watermarks, however many sockets it came from.
+   * A batch of sends costs one Redis round trip for the rate limit and one transaction, however many sockets
+   * it came from. Only appended messages keep their unit of the budget: the others (an idempotent retry, a
+   * 404, a refused content) are refunded in one more round trip. A sender over the limit still gets the
+   * original of a message it already sent (a retry), found without appending anything.
    */
   async function sendBatch(inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
-    const refusals = await deps.rateLimiter.consumeEach(inputs.map((input) => input.senderId));
-    const allowed = inputs.filter((_, index) => refusals[index] === null);
+    const allowances = await deps.limits.messages.consumeEach(inputs.map((input) => input.senderId));
+    const allowed = inputs.filter((_, index) => isAllowance(allowances[index]!));
     const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
-    const appended = sent.flatMap((result) => (result.status === 'fulfilled' && result.value.created ? [result.value] : []));
-    if (appended.length > 0) deps.onMessagesAccepted?.(appended.length);
-    await recordWrites(appended.map((message) => ({ userId: message.senderId, conversationId: message.conversationId, version: message.version })));
-    let next = 0;
-    return refusals.map((refusal) => (refusal ? { status: 'rejected', reason: refusal } : sent[next++]!));
+    const refused = inputs.filter((_, index) => !isAllowance(allowances[index]!));
+    const retries = refused.some((input) => input.clientMsgId) ? await findRetriedMessages(deps, refused) : [];
+    const appended = sent.filter((result) => result.status === 'fulfilled' && result.value.created).length;
+    if (appended > 0) deps.onMessagesAccepted?.(appended);
+    const refunds: Allowance[] = [];
+    let nextSent = 0;
+    let nextRefused = 0;
+    const settled = allowances.map((allowance): PromiseSettledResult<SentMessage> => {
+      if (isAllowance(allowance)) {
+        const result = sent[nextSent++]!;
+        if (result.status === 'rejected' || !result.value.created) refunds.push(allowance);
+        return result;
+      }
+      const retry = retries[nextRefused++];
+      return retry ? { status: 'fulfilled', value: retry } : { status: 'rejected', reason: allowance };
+    });
+    await deps.limits.messages.refund(refunds);
+    return settled;
   }
   const sends = createBatcher<SendMessageInput, SentMessage>({
     run: sendBatch,
@@ -109,25 +127,19 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     ...(deps.onSendBatch && { onBatch: deps.onSendBatch }),
   });
 
-  async function awaitOwnWrites(userId: number, onlyConversation?: string): Promise<void> {
-    let pending: Map<string, number>;
-    try {
-      pending = await deps.watermarks.pending(userId);
-    } catch (error) {
-      logger.warn({ err: error, userId }, 'could not read write watermarks');
-      return;
-    }
-    if (onlyConversation !== undefined) {
-      const version = pending.get(onlyConversation);
-      pending = new Map(version === undefined ? [] : [[onlyConversation, version]]);
-    }
-    const caughtUp = await waitForProjection(pool, pending, { timeoutMs: deps.readYourWritesTimeoutMs });
-    if (!caughtUp) logger.warn({ userId }, 'projection still behind this user\'s writes; answering with what it has');
+  /** @returns false when the read tables did not reach the log's head for `scope` within the bound. */
+  const caughtUp = (scope: ReadScope): Promise<boolean> =>
+    awaitReadConsistency(pool, scope, { timeoutMs: deps.readConsistencyTimeoutMs });
+
+  async function awaitConsistentRead(scope: ReadScope): Promise<void> {
+    if (await caughtUp(scope)) return;
+    logger.warn(scope, 'read tables still behind the event log at the deadline; answering read_model_behind');
+    throw new GatewayError('read_model_behind', 'the read model is behind the event log; retry shortly', 1);
   }
 
   async function findConversation(userId: number, conversationId: string): Promise<Conversation> {
     assertConversationId(conversationId);
-    await awaitOwnWrites(userId, conversationId);
+    await awaitConsistentRead({ userId, conversationId });
     const conversation = await getConversation(pool, userId, conversationId);
     if (!conversation) throw notFound();
     return conversation;
@@ -135,7 +147,8 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
   return {
     async listConversations(userId) {
-      await awaitOwnWrites(userId);
+      await deps.limits.lists.consume(userId);
+      await awaitConsistentRead({ userId });
       return listConversations(pool, userId);
     },
 
@@ -146,7 +159,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       if ('before' in page && !ULID.test(page.before)) {
         throw new GatewayError('invalid_input', '"before" is not a message of this conversation');
       }
-      await awaitOwnWrites(userId, conversationId);
+      await awaitConsistentRead({ userId, conversationId });
       const result = await listMessages(pool, userId, conversationId, page);
       if (result === 'not_found') throw notFound();
       if (result === 'bad_cursor') throw new GatewayError('invalid_input', '"before" is not a message of this conversation');
@@ -154,13 +167,23 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     },
 
     async startConversation(userId, otherUserId) {
-      const started = await startConversation(deps, { initiatorId: userId, otherUserId });
-      // ConversationStarted is version 1 of the stream, whichever of the two users started it.
-      await recordWrite(userId, started.conversationId, 1);
-      await awaitOwnWrites(userId, started.conversationId);
+      const allowance = await deps.limits.conversations.consume(userId);
+      let started: Awaited<ReturnType<typeof startConversation>>;
+      try {
+        started = await startConversation(deps, { initiatorId: userId, otherUserId });
+      } catch (error) {
+        await deps.limits.conversations.refund([allowance]);
+        throw error;
+      }
+      // Finding the conversation already there pushes no frame to anyone: it costs nothing.
+      if (!started.created) await deps.limits.conversations.refund([allowance]);
+      // A command, not a query: past the bound it answers with what it has rather than fail.
+      if (!(await caughtUp({ userId, conversationId: started.conversationId }))) {
+        logger.warn({ userId, conversationId: started.conversationId }, 'read tables behind; answering the start from what is at hand');
+      }
       const conversation = await getConversation(pool, userId, started.conversationId);
       if (conversation) return { conversation, created: started.created };
-      // The projection is past the read-your-writes bound: answer from what the command knows.
+      // Not projected at all yet: answer from what the command knows.
       const now = deps.clock().toISOString();
       return {
         conversation: {
@@ -205,8 +228,8 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
     async markRead(userId, conversationId) {
       assertConversationId(conversationId);
+      await deps.limits.reads.consume(userId);
       const receipt = await markConversationRead(deps, { conversationId, readerId: userId });
-      if (receipt.version !== null) await recordWrite(userId, conversationId, receipt.version);
       return { up_to_seq: receipt.upToVersion, read_at: receipt.readAt };
     },
 

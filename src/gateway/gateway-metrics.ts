@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS_SECONDS } from '../shared/metrics.js';
 import type { VerifyToken } from './auth/verify-token.js';
 import { GatewayError } from './errors.js';
-import type { RateLimiter } from './rate-limit.js';
+import { isAllowance, type RateLimiter } from './rate-limit.js';
 
 export type GatewayMetrics = {
   /** Reads the open sockets when Prometheus scrapes. */
@@ -14,8 +14,10 @@ export type GatewayMetrics = {
   sendBatch(size: number): void;
   /** Wraps a verifier so every refused token is counted by reason. */
   countAuthFailures(verify: VerifyToken): VerifyToken;
-  /** Wraps a rate limiter so every refusal is counted. */
-  countRateLimited(limiter: RateLimiter): RateLimiter;
+  /** Wraps a rate limiter so every refusal is counted, labelled with the limit's name. */
+  countRateLimited(limit: string, limiter: RateLimiter): RateLimiter;
+  /** One pass of the revocation sweep: tokens checked, Redis round trips, sockets closed. */
+  revocationSweep(pass: { readonly keys: number; readonly roundTrips: number; readonly revoked: number }): void;
 };
 
 /** Bounded label values for auth failures, from the verifier's messages (verify-token.ts). */
@@ -57,7 +59,15 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [registry],
   });
-  const rateLimited = new Counter({ name: 'chat_rate_limited_total', help: 'sends refused by the rate limit', registers: [registry] });
+  const rateLimited = new Counter({
+    name: 'chat_rate_limited_total',
+    help: 'attempts refused by a per-user rate limit, by limit',
+    labelNames: ['limit'],
+    registers: [registry],
+  });
+  const sweptTokens = new Counter({ name: 'chat_revocation_checks_total', help: 'open sockets\' tokens checked against revocations', registers: [registry] });
+  const sweepRoundTrips = new Counter({ name: 'chat_revocation_round_trips_total', help: 'Redis round trips of the revocation sweep', registers: [registry] });
+  const revokedSockets = new Counter({ name: 'chat_revoked_sockets_total', help: 'open sockets closed because their token was revoked', registers: [registry] });
 
   return {
     watchSockets(count) {
@@ -68,6 +78,11 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       if (Number.isFinite(at)) latency.observe(Math.max(0, Date.now() - at) / 1_000);
     },
     messagesAccepted: (count) => accepted.inc(count),
+    revocationSweep(pass) {
+      sweptTokens.inc(pass.keys);
+      sweepRoundTrips.inc(pass.roundTrips);
+      revokedSockets.inc(pass.revoked);
+    },
     sendBatch: (size) => sendBatches.observe(size),
     countAuthFailures(verify) {
       return async (token, options) => {
@@ -81,13 +96,22 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
         }
       };
     },
-    countRateLimited(limiter) {
+    countRateLimited(limit, limiter) {
       return {
+        ...limiter,
         async consumeEach(userIds) {
-          const refusals = await limiter.consumeEach(userIds);
-          const refused = refusals.filter((refusal) => refusal !== null).length;
-          if (refused > 0) rateLimited.inc(refused);
-          return refusals;
+          const results = await limiter.consumeEach(userIds);
+          const refused = results.filter((result) => !isAllowance(result)).length;
+          if (refused > 0) rateLimited.inc({ limit }, refused);
+          return results;
+        },
+        async consume(userId) {
+          try {
+            return await limiter.consume(userId);
+          } catch (error) {
+            if (error instanceof GatewayError && error.code === 'rate_limited') rateLimited.inc({ limit });
+            throw error;
+          }
         },
       };
     },

@@ -7,16 +7,16 @@ import type { DatabasePool } from 'slonik';
 import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
-import { createWriteWatermarks } from '../projections/read-your-writes.js';
 import type { GatewayConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import { startRevocationSweep } from './auth/revocation-sweep.js';
 import { createRevokedTokens } from './auth/revoked-tokens.js';
 import { createTokenVerifier } from './auth/verify-token.js';
 import { createChatOperations } from './chat-operations.js';
 import { watchDeliveryConnection } from './delivery-recovery.js';
 import { createDeliverySubscriptions } from './delivery-subscriptions.js';
 import { readFeedHorizon } from './feed-horizon.js';
-import { createMessageRateLimiter } from './rate-limit.js';
+import { createRateLimiter } from './rate-limit.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
@@ -31,16 +31,24 @@ export type GatewaySettings = Pick<
   | 'JWT_LEEWAY_SECONDS'
   | 'ALLOWED_ORIGINS'
   | 'RATE_LIMIT_MESSAGES_PER_MINUTE'
+  | 'RATE_LIMIT_CONVERSATIONS_PER_MINUTE'
+  | 'RATE_LIMIT_READS_PER_MINUTE'
+  | 'RATE_LIMIT_LISTS_PER_MINUTE'
+  | 'RATE_LIMIT_RESUMES_PER_MINUTE'
   | 'MAX_SOCKETS_PER_USER'
+  | 'WS_MAX_SOCKETS'
+  | 'WS_MAX_UNAUTHENTICATED_SOCKETS'
+  | 'WS_REVOCATION_CHECK_MS'
   | 'WS_MAX_FRAME_BYTES'
   | 'WS_PING_INTERVAL_MS'
   | 'WS_AUTH_TIMEOUT_MS'
   | 'WS_SEND_QUEUE_BYTES'
   | 'WS_CATCH_UP_LIMIT'
+  | 'WS_CATCH_UP_BYTES'
   | 'SEND_BATCH_SIZE'
   | 'SEND_BATCHES_IN_FLIGHT'
   | 'HTTP_BODY_LIMIT_BYTES'
-  | 'READ_YOUR_WRITES_TIMEOUT_MS'
+  | 'READ_CONSISTENCY_TIMEOUT_MS'
   | 'REDIS_KEY_PREFIX'
 >;
 
@@ -60,6 +68,8 @@ export type Gateway = {
   readonly port: number;
   /** Open WebSockets and users with a delivery subscription, for health and tests. */
   stats(): { sockets: number; subscribedUsers: number };
+  /** Runs a revocation pass now (it also runs every WS_REVOCATION_CHECK_MS); resolves with the sockets closed. */
+  sweepRevocations(): Promise<number>;
   /**
    * Stops accepting requests and upgrades, closes every socket with 1001, drops the delivery subscriptions
    * and waits for in-flight requests. The pool, Redis and NATS belong to the caller.
@@ -70,8 +80,8 @@ export type Gateway = {
 /** Participants never change; the bound only keeps memory flat. */
 const PARTICIPANT_CACHE_SIZE = 10_000;
 
-/** Typing signals repeat at most this often per user and conversation (a change of state always passes). */
-const TYPING_INTERVAL_MS = 1_000;
+/** Typing signals forwarded per user and conversation: at most two per second, whatever they say. */
+const TYPING_THROTTLE = { intervalMs: 1_000, perInterval: 2 } as const;
 
 /** Builds the gateway (REST and WebSocket on one HTTP server) and listens on `port` (0: any free port). */
 export async function startGateway(deps: GatewayDeps, options: { readonly port: number; readonly host?: string }): Promise<Gateway> {
@@ -85,25 +95,36 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     revokedTokens: createRevokedTokens(redis, logger),
     clock,
   }));
+  const limitSettings = {
+    messages: { what: 'messages', perMinute: settings.RATE_LIMIT_MESSAGES_PER_MINUTE },
+    conversations: { what: 'conversations started', perMinute: settings.RATE_LIMIT_CONVERSATIONS_PER_MINUTE },
+    reads: { what: 'marks read', perMinute: settings.RATE_LIMIT_READS_PER_MINUTE },
+    lists: { what: 'conversation lists', perMinute: settings.RATE_LIMIT_LISTS_PER_MINUTE },
+    resumes: { what: 'replays', perMinute: settings.RATE_LIMIT_RESUMES_PER_MINUTE },
+  } as const;
+  const limit = (name: keyof typeof limitSettings) =>
+    metrics.countRateLimited(
+      name,
+      createRateLimiter({
+        redis,
+        keyPrefix: settings.REDIS_KEY_PREFIX,
+        name,
+        what: limitSettings[name].what,
+        limit: limitSettings[name].perMinute,
+        clock,
+        logger,
+      }),
+    );
   const operations = createChatOperations({
     pool,
     clock,
     newId: deps.newId,
     logger,
-    watermarks: createWriteWatermarks(redis, { keyPrefix: settings.REDIS_KEY_PREFIX }),
-    rateLimiter: metrics.countRateLimited(
-      createMessageRateLimiter({
-        redis,
-        keyPrefix: settings.REDIS_KEY_PREFIX,
-        limit: settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-        clock,
-        logger,
-      }),
-    ),
+    limits: { messages: limit('messages'), conversations: limit('conversations'), reads: limit('reads'), lists: limit('lists') },
     sendBatching: { maxBatchSize: settings.SEND_BATCH_SIZE, maxConcurrentBatches: settings.SEND_BATCHES_IN_FLIGHT },
     onMessagesAccepted: (count) => metrics.messagesAccepted(count),
     onSendBatch: (size) => metrics.sendBatch(size),
-    readYourWritesTimeoutMs: settings.READ_YOUR_WRITES_TIMEOUT_MS,
+    readConsistencyTimeoutMs: settings.READ_CONSISTENCY_TIMEOUT_MS,
     participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
   });
 
@@ -125,22 +146,33 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     maxFrameBytes: settings.WS_MAX_FRAME_BYTES,
     pingIntervalMs: settings.WS_PING_INTERVAL_MS,
     maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER,
+    maxSockets: settings.WS_MAX_SOCKETS,
+    maxUnauthenticatedSockets: settings.WS_MAX_UNAUTHENTICATED_SOCKETS,
     session: {
       operations,
       verifyToken,
       registry,
+      resumeLimiter: limit('resumes'),
       catchUp: (userId, after) => readCatchUp(pool, userId, after, { limit: settings.WS_CATCH_UP_LIMIT }),
       feedHorizon: () => readFeedHorizon(pool),
       decodeCursor,
       publish: (userId, frame) => subscriptions.publish(userId, frame),
-      typingThrottle: createTypingThrottle({ intervalMs: TYPING_INTERVAL_MS, clock }),
+      typingThrottle: createTypingThrottle({ ...TYPING_THROTTLE, clock }),
       clock,
       logger,
       authTimeoutMs: settings.WS_AUTH_TIMEOUT_MS,
       sendQueueBytes: settings.WS_SEND_QUEUE_BYTES,
+      catchUpBytes: settings.WS_CATCH_UP_BYTES,
     },
   });
   metrics.watchSockets(() => sockets.size);
+  const revocations = startRevocationSweep({
+    redis,
+    sockets: () => sockets.sessions(),
+    intervalMs: settings.WS_REVOCATION_CHECK_MS,
+    logger,
+    onPass: (pass) => metrics.revocationSweep(pass),
+  });
 
   const app = createRestApp({
     operations,
@@ -179,10 +211,12 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     server,
     port,
     stats: () => ({ sockets: sockets.size, subscribedUsers: subscriptions.size }),
+    sweepRevocations: () => revocations.sweep(),
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         recovery.close();
+        revocations.stop();
         server.closeIdleConnections();
         await sockets.close();
         subscriptions.close();

@@ -24,7 +24,7 @@ export type ProjectorDeps = {
   readonly batchSize: number;
   /**
    * How long a batch may keep filling after its first event arrived: fewer, larger transactions under load,
-   * for at most this much more projection lag (what a read-your-writes query may wait).
+   * for at most this much more projection lag (what a query's read-consistency wait may add).
    */
   readonly batchWaitMs?: number;
   /**

@@ -24,6 +24,11 @@ export function gatewayEnv(options: { readonly databaseUrl: string; readonly pre
     REDIS_URL: redisUrl(),
     REDIS_KEY_PREFIX: `${options.prefix}:`,
     JWT_SECRET: TEST_JWT_SECRET,
+    // Tests reuse a few user ids for many calls; the limits' own tests set them low.
+    RATE_LIMIT_CONVERSATIONS_PER_MINUTE: '100000',
+    RATE_LIMIT_READS_PER_MINUTE: '100000',
+    RATE_LIMIT_LISTS_PER_MINUTE: '100000',
+    RATE_LIMIT_RESUMES_PER_MINUTE: '100000',
     // Roles' operator ports: any free one, as test files run side by side.
     OPS_PORT: '0',
   };

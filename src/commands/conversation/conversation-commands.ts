@@ -130,6 +130,20 @@ async function findByClientMsgIds(
   );
 }
 
+/**
+ * For each input, the message already sent with its sender's client_msg_id to the same conversation (an
+ * idempotent retry), else null; one statement, nothing appended. What a sender over its rate limit still gets.
+ */
+export async function findRetriedMessages(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<(SentMessage | null)[]> {
+  const keys = inputs.flatMap((input) => (input.clientMsgId ? [{ senderId: input.senderId, clientMsgId: input.clientMsgId }] : []));
+  if (keys.length === 0) return inputs.map(() => null);
+  const originals = await findByClientMsgIds(deps, keys);
+  return inputs.map((input) => {
+    const original = input.clientMsgId ? originals.get(clientIdKey(input.senderId, input.clientMsgId)) : undefined;
+    return original?.conversationId === input.conversationId ? original : null;
+  });
+}
+
 const rejected = (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason });
 
 /**

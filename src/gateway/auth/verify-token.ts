@@ -1,12 +1,14 @@
 import { errors, jwtVerify } from 'jose';
 import { GatewayError } from '../errors.js';
 import { isCanonicalCompactToken } from './canonical-token.js';
-import type { RevokedTokens } from './revoked-tokens.js';
+import { revocationKey, type RevokedTokens } from './revoked-tokens.js';
 
 export type AuthenticatedUser = {
   readonly userId: number;
   /** When the token stops being valid (its `exp` plus the leeway), in epoch milliseconds. */
   readonly validUntilMs: number;
+  /** Where Matcha's logout would revoke this token: open sockets are checked against it (revocation-sweep.ts). */
+  readonly revocationKey: string;
 };
 
 /**
@@ -52,7 +54,7 @@ export function createTokenVerifier(deps: {
       throw new GatewayError('unauthorized', 'X-User-ID does not match the token');
     }
     if (await deps.revokedTokens.isRevoked(token)) throw new GatewayError('unauthorized', 'token has been revoked');
-    return { userId: Number(sub), validUntilMs: ((payload.exp ?? 0) + deps.leewaySeconds) * 1000 };
+    return { userId: Number(sub), validUntilMs: ((payload.exp ?? 0) + deps.leewaySeconds) * 1000, revocationKey: revocationKey(token) };
   };
 }
 

@@ -33,6 +33,21 @@ export type RequestId = string | number;
 
 const isFrameType = (type: string): type is ClientFrameType => Object.hasOwn(frameSchemas, type);
 
+const requestIdIn = (record: Record<string, unknown>): RequestId | undefined => {
+  const id = requestId.safeParse(record['request_id']);
+  return id.success ? id.data : undefined;
+};
+
+/** The `request_id` of a frame that is not handled (refused for overload), so its answer can carry it. */
+export function requestIdOf(text: string): RequestId | undefined {
+  try {
+    const json: unknown = JSON.parse(text);
+    return typeof json === 'object' && json !== null && !Array.isArray(json) ? requestIdIn(json as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export type ParsedFrame =
   | { readonly ok: true; readonly frame: ClientFrame }
   | { readonly ok: false; readonly error: GatewayError; readonly requestId: RequestId | undefined };
@@ -52,8 +67,7 @@ export function parseClientFrame(text: string): ParsedFrame {
     return { ok: false, error: new GatewayError('invalid_input', 'frame must be a JSON object'), requestId: undefined };
   }
   const record = json as Record<string, unknown>;
-  const id = requestId.safeParse(record['request_id']);
-  const echo = id.success ? id.data : undefined;
+  const echo = requestIdIn(record);
   const type = record['type'];
   if (typeof type !== 'string') {
     return { ok: false, error: new GatewayError('invalid_input', 'type is required'), requestId: echo };

@@ -15,6 +15,8 @@ export type SocketServer = {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Open sockets, authenticated or not. */
   readonly size: number;
+  /** The open sockets, for the revocation sweep. */
+  sessions(): Iterable<SocketSession>;
   /** Closes every socket with 1001, stops the heartbeat, then waits (5 s at most: the shutdown phase has 10) for the frame each socket is handling. */
   close(): Promise<void>;
 };
@@ -34,12 +36,22 @@ export function createSocketServer(deps: {
   readonly maxFrameBytes: number;
   readonly pingIntervalMs: number;
   readonly maxSocketsPerUser: number;
+  /** Open sockets on this gateway, authenticated or not, before upgrades get 503. */
+  readonly maxSockets: number;
+  /** Sockets still waiting for their first-frame `auth`, before upgrades without a token get 503. */
+  readonly maxUnauthenticatedSockets: number;
 }): SocketServer {
   const { logger } = deps;
   // maxPayload: ws closes a socket that sends a bigger frame with 1009, before buffering it whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxFrameBytes, clientTracking: false });
   const sessions = new Set<SocketSession>();
   let closing = false;
+  /** Sockets opened without a token that have not sent their `auth` frame yet (bounded by the auth timeout). */
+  const unauthenticated = (): number => {
+    let count = 0;
+    for (const session of sessions) if (!session.authenticated) count++;
+    return count;
+  };
 
   const heartbeat = setInterval(() => {
     for (const session of sessions) session.heartbeat();
@@ -84,6 +96,15 @@ export function createSocketServer(deps: {
     if (user && deps.session.registry.countOf(user.userId) >= deps.maxSocketsPerUser) {
       return refuse(socket, 429, 'rate_limited', `at most ${deps.maxSocketsPerUser} sockets per user`);
     }
+    // Memory and file descriptors are finite: past the caps, a client retries (on another gateway).
+    if (sessions.size >= deps.maxSockets) {
+      logger.warn({ sockets: sessions.size }, 'socket cap reached; refusing an upgrade');
+      return refuse(socket, 503, 'unavailable', 'this server holds as many sockets as it may; retry shortly');
+    }
+    if (!user && unauthenticated() >= deps.maxUnauthenticatedSockets) {
+      logger.warn({ limit: deps.maxUnauthenticatedSockets }, 'unauthenticated socket cap reached; refusing an upgrade');
+      return refuse(socket, 503, 'unavailable', 'too many sockets waiting to authenticate; retry shortly');
+    }
     if (closing || socket.destroyed) return void socket.destroy();
     const since = url.searchParams.get('since');
     wss.handleUpgrade(request, socket, head, (ws) => {
@@ -105,6 +126,7 @@ export function createSocketServer(deps: {
     get size() {
       return sessions.size;
     },
+    sessions: () => sessions,
     async close() {
       closing = true;
       clearInterval(heartbeat);

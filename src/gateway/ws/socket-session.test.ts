@@ -77,6 +77,7 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
       operations: {} as ChatOperations,
       verifyToken: () => Promise.reject(new Error('not used')),
       registry,
+      resumeLimiter: { consume: () => Promise.resolve({ key: 'k', member: 'm' }) },
       catchUp: (_userId, after) => {
         reads.push(after);
         return catchUp(after);
@@ -89,8 +90,9 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
       logger: pino({ level: 'silent' }),
       authTimeoutMs: 5_000,
       sendQueueBytes: 1 << 20,
+      catchUpBytes: 1 << 20,
     },
-    { user: { userId: USER, validUntilMs: Date.now() + 3_600_000 }, since: null },
+    { user: { userId: USER, validUntilMs: Date.now() + 3_600_000, revocationKey: 'blacklist:test' }, since: null },
   );
   const receivedCount = (count: number) =>
     new Promise<void>((resolve, reject) => {

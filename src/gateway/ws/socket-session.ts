@@ -1,38 +1,45 @@
 import type { WebSocket } from 'ws';
-import { compareFeedPositions, type FeedPosition } from '../../event-store/recorded-event.js';
+import type { FeedPosition } from '../../event-store/recorded-event.js';
 import type { Logger } from '../../shared/logger.js';
+import type { RevocableSocket } from '../auth/revocation-sweep.js';
 import type { AuthenticatedUser, VerifyToken } from '../auth/verify-token.js';
 import type { ChatOperations } from '../chat-operations.js';
 import { describeError, GatewayError } from '../errors.js';
-import { parseClientFrame, type ClientFrame, type RequestId } from './client-frames.js';
-import { isEventFrame, type DeliveredFrame } from './delivered-frames.js';
+import type { RateLimiter } from '../rate-limit.js';
+import { parseClientFrame, requestIdOf, type ClientFrame, type RequestId } from './client-frames.js';
+import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type Outgoing } from './delivery-gate.js';
 import { CLOSE, serverFrames } from './server-frames.js';
 import type { Recovery, RegisteredSocket, SocketRegistry } from './socket-registry.js';
-
-/** An event frame as the catch-up reader returns it. */
-export type ReplayFrame = { readonly conversation_id: string; readonly seq: number; readonly cursor: string };
+import { createSocketWriter } from './socket-writer.js';
 
 /** The user's event frames after a feed position, or `resync_required` when there are too many to replay. */
-export type CatchUp = (userId: number, after: FeedPosition) => Promise<{ frames: readonly ReplayFrame[] } | 'resync_required'>;
+export type CatchUp = (userId: number, after: FeedPosition) => Promise<{ frames: readonly CatchUpFrame[] } | 'resync_required'>;
 
 export type SessionDeps = {
   readonly operations: ChatOperations;
   readonly verifyToken: VerifyToken;
   readonly registry: SocketRegistry;
+  /** Replays per user (`?since=` and `resume`): each is a catch-up read. */
+  readonly resumeLimiter: Pick<RateLimiter, 'consume'>;
   readonly catchUp: CatchUp;
   /** The last feed position below the commit-safe horizon now (feed-horizon.ts). */
   readonly feedHorizon: () => Promise<FeedPosition>;
   readonly decodeCursor: (cursor: string) => FeedPosition | null;
   /** Publishes an ephemeral frame to a user's delivery subject. */
   readonly publish: (userId: number, frame: object) => void;
-  readonly typingThrottle: { shouldForward(userId: number, conversationId: string, isTyping: boolean): boolean };
+  readonly typingThrottle: { shouldForward(userId: number, conversationId: string): boolean };
   readonly clock: () => Date;
   readonly logger: Logger;
   readonly authTimeoutMs: number;
+  /** Unsent bytes of live frames per socket before it is closed (4008); also the bound on frames held while replaying. */
   readonly sendQueueBytes: number;
+  /** Most bytes one catch-up may send; a bigger one is replaced by `resync_required`. */
+  readonly catchUpBytes: number;
 };
 
-export type SocketSession = RegisteredSocket & {
+export type SocketSession = RegisteredSocket & RevocableSocket & {
+  /** Whether the socket has authenticated (upgrade-time or first frame). */
+  readonly authenticated: boolean;
   /** Pings the peer; terminates it when it did not answer the previous ping. */
   heartbeat(): void;
   close(code: number, reason: string): void;
@@ -70,20 +77,15 @@ async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | 'ti
 }
 
 /**
- * One WebSocket from open to close: authentication (upgrade-time, or a first `auth` frame within
- * `authTimeoutMs`), token expiry and refresh, client frames handled one at a time in arrival order (so a
- * client's sends are appended in the order it sent them), and delivery of event frames with, per
- * conversation, nothing at or below the last `seq` this socket was sent (the fan-out may repeat frames).
+ * One WebSocket from open to close: the transport around the delivery gate (delivery-gate.ts), which
+ * decides what of the user's event frames goes out and when. The session does the IO: authentication
+ * (upgrade-time, or a first `auth` frame within `authTimeoutMs`), token expiry and refresh, client frames
+ * handled one at a time in arrival order (so a client's sends are appended in the order it sent them), the
+ * catch-up and horizon reads the gate asks for, and writing what the gate returns through a bounded writer
+ * (socket-writer.ts) that lets a catch-up wait for a slow reader.
  *
- * Replay (`?since=` or `resume`): live frames are buffered from before the catch-up is read, the catch-up is
- * sent, then the buffered frames after the catch-up's last cursor: in order, without gap or duplicate.
- *
- * Recovery from a NATS outage (delivery-recovery.ts): core NATS drops what is published while the gateway's
- * subscriptions are gone, and the client, whose socket stayed open, would never ask for it. From `suspend`
- * (the disconnect) live frames are held; `recover` (after the reconnect) replays the same way from the
- * cursor of the last event frame this socket was sent, keeping the per-conversation seq guard so nothing
- * goes out twice. A socket that was sent no event frame yet replays from the horizon taken when it opened
- * (before it subscribed), so nothing committed after it opened is skipped.
+ * Every client frame with a `request_id` gets an answer with it: its `ack` or `error`, also when it is
+ * refused because too many frames are in flight.
  */
 export function startSocketSession(
   socket: WebSocket,
@@ -91,63 +93,53 @@ export function startSocketSession(
   options: { readonly user: AuthenticatedUser | null; readonly since: string | null },
 ): SocketSession {
   const { logger, clock } = deps;
+  const gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
+  const writer = createSocketWriter(socket, { maxUnsentBytes: deps.sendQueueBytes });
   let user: AuthenticatedUser | null = null;
   let registered = false;
   let closed = false;
   let alive = true;
-  /** Frames held back while the socket is not live yet or replays; null when live. */
-  let held: { frame: DeliveredFrame; text: string }[] | null = [];
-  let heldBytes = 0;
-  const lastSeq = new Map<string, number>();
-  /**
-   * Where `recover` reads from: the cursor of the last event frame sent, else the horizon taken at open (or
-   * at the last resync_required), else the `?since=` position; null when unknown (recover sends
-   * resync_required).
-   */
-  let recoverFrom: FeedPosition | string | null = null;
-  /** NATS outages (suspend calls) seen, and how many of them a replay has covered: held while they differ. */
-  let outages = 0;
-  let outagesRecovered = 0;
   let inFlight = 0;
+  /** Client frames, the open sequence and recoveries run here one after another. */
   let queue: Promise<void> = Promise.resolve();
   let authTimer: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
   let terminateTimer: NodeJS.Timeout | undefined;
-
-  function send(text: string): void {
-    if (closed || socket.readyState !== socket.OPEN) return;
-    // Bounded memory: a peer that leaves this much unread is cut off rather than buffered without end.
-    if (socket.bufferedAmount + Buffer.byteLength(text) > deps.sendQueueBytes) {
-      logger.warn({ userId: user?.userId, buffered: socket.bufferedAmount }, 'send queue full; closing slow socket');
-      close(CLOSE.slowConsumer, 'send queue full: the client does not read fast enough');
-      terminateTimer = setTimeout(() => socket.terminate(), TERMINATE_AFTER_MS);
-      return;
-    }
-    socket.send(text);
-  }
-
-  const sendFrame = (frame: object): void => send(JSON.stringify(frame));
-
-  /**
-   * Sends a frame from the delivery subject or the catch-up, unless this socket already had its seq.
-   * @returns whether it was sent.
-   */
-  function emit(frame: DeliveredFrame | ReplayFrame, text: string): boolean {
-    // Typing frames have no seq and always pass.
-    if ('seq' in frame) {
-      if (frame.seq <= (lastSeq.get(frame.conversation_id) ?? 0)) return false;
-      lastSeq.set(frame.conversation_id, frame.seq);
-      recoverFrom = frame.cursor;
-    }
-    send(text);
-    return true;
-  }
 
   function close(code: number, reason: string): void {
     if (closed) return;
     closed = true;
     // A close reason is at most 123 bytes; ours are ASCII.
     socket.close(code, reason.slice(0, 120));
+  }
+
+  function closeSlowReader(): void {
+    logger.warn({ userId: user?.userId, buffered: socket.bufferedAmount }, 'send queue full; closing slow socket');
+    close(CLOSE.slowConsumer, 'send queue full: the client does not read fast enough');
+    terminateTimer = setTimeout(() => socket.terminate(), TERMINATE_AFTER_MS);
+  }
+
+  function write(text: string, patient = false): void {
+    if (closed) return;
+    if (!writer.write(text, { patient })) closeSlowReader();
+  }
+
+  const sendFrame = (frame: object): void => write(JSON.stringify(frame));
+
+  /** Writes what the gate returned, in order. @returns how many catch-up frames and resyncs it held. */
+  function send(outgoing: readonly Outgoing[]): Recovery {
+    let replayed = 0;
+    let resyncRequired = false;
+    for (const item of outgoing) {
+      if (item.kind === 'frame') {
+        write(item.text, item.catchUp);
+        if (item.catchUp) replayed++;
+      } else {
+        write(JSON.stringify(serverFrames.resyncRequired(clock(), item.reason)), true);
+        resyncRequired = true;
+      }
+    }
+    return { replayed, resyncRequired };
   }
 
   function scheduleExpiry(current: AuthenticatedUser): void {
@@ -158,55 +150,6 @@ export function startSocketSession(
       if (user && clock().getTime() < user.validUntilMs) scheduleExpiry(user);
       else close(CLOSE.unauthorized, 'token expired; send an auth frame with a fresh token before it expires');
     }, Math.min(delay, MAX_TIMER_MS));
-  }
-
-  /**
-   * Ends a replay (or the wait for the first one): releases the held frames that come after `horizon`.
-   * While a NATS outage is not replayed yet, everything stays held for `recover`.
-   */
-  function goLive(horizon: FeedPosition | null): void {
-    if (outages !== outagesRecovered) return;
-    const frames = held ?? [];
-    held = null;
-    heldBytes = 0;
-    for (const { frame, text } of frames) {
-      if (horizon && isEventFrame(frame)) {
-        const position = deps.decodeCursor(frame.cursor);
-        if (position && compareFeedPositions(position, horizon) <= 0) continue;
-      }
-      emit(frame, text);
-    }
-  }
-
-  /** @throws GatewayError `invalid_input` for a cursor that is not one of ours (nothing is held then). */
-  async function replay(since: string): Promise<{ replayed: number; resync_required: boolean }> {
-    const after = deps.decodeCursor(since);
-    if (!after) throw new GatewayError('invalid_input', 'since: not a valid cursor');
-    if (!user) throw new Error('replay before authentication');
-    held ??= [];
-    let horizon: FeedPosition = after;
-    try {
-      const result = await withDeadline(deps.catchUp(user.userId, after), CATCH_UP_TIMEOUT_MS);
-      if (result === 'timed_out') logger.warn({ userId: user.userId }, 'catch-up read timed out; sending resync_required');
-      // A replay starts over: what this socket was sent before does not count against the catch-up.
-      lastSeq.clear();
-      if (result === 'resync_required' || result === 'timed_out') {
-        sendFrame(serverFrames.resyncRequired(clock(), 'too many events to replay; refetch over REST'));
-        recoverFrom = await readHorizon(user.userId);
-        goLive(null);
-        return { replayed: 0, resync_required: true };
-      }
-      recoverFrom = after;
-      for (const frame of result.frames) {
-        emit(frame, JSON.stringify(frame));
-        horizon = deps.decodeCursor(frame.cursor) ?? horizon;
-      }
-      goLive(horizon);
-      return { replayed: result.frames.length, resync_required: false };
-    } catch (error) {
-      goLive(null);
-      throw error;
-    }
   }
 
   /** The horizon now, or null (logged) when the database does not answer in time. */
@@ -221,52 +164,75 @@ export function startSocketSession(
     return null;
   }
 
-  /** The replay behind `recover`; runs in the socket's queue, so never alongside a `resume` replay. */
-  async function replayMissed(): Promise<Recovery> {
-    if (closed || !user || outages === outagesRecovered) return { replayed: 0, resyncRequired: false };
-    const { userId } = user;
-    const covering = outages;
-    const after = typeof recoverFrom === 'string' ? deps.decodeCursor(recoverFrom) : recoverFrom;
+  /**
+   * The catch-up the gate asked for, bounded in time. A read that fails, times out or is too long is a
+   * resync: the client refetches over REST, and the horizon read then is where a later recovery starts.
+   */
+  async function readCatchUp(userId: number, after: FeedPosition | null): Promise<CatchUpResult> {
     let result: Awaited<ReturnType<CatchUp>> | 'timed_out' | 'failed' | 'no_position' = 'no_position';
     if (after) {
       try {
         result = await withDeadline(deps.catchUp(userId, after), CATCH_UP_TIMEOUT_MS);
       } catch (error) {
-        logger.warn({ err: error, userId }, 'catch-up read after a NATS reconnect failed');
+        logger.warn({ err: error, userId }, 'catch-up read failed');
         result = 'failed';
       }
     }
-    if (closed) return { replayed: 0, resyncRequired: false };
-    if (after && typeof result === 'object') {
-      // Unlike `resume`, the seq guard stays: the client has what this socket sent, and gets none of it again.
-      let replayed = 0;
-      let horizon = after;
-      for (const frame of result.frames) {
-        if (emit(frame, JSON.stringify(frame))) replayed++;
-        horizon = deps.decodeCursor(frame.cursor) ?? horizon;
-      }
-      // A newer outage that began meanwhile keeps the frames held until its own replay.
-      outagesRecovered = covering;
-      goLive(horizon);
-      logger.debug({ userId, replayed }, 'replayed after a NATS reconnect');
-      return { replayed, resyncRequired: false };
-    }
-    logger.warn({ userId, why: result }, 'sending resync_required after a NATS reconnect');
-    sendFrame(serverFrames.resyncRequired(clock(), 'live frames may have been missed and cannot be replayed; refetch over REST'));
-    recoverFrom = await readHorizon(userId);
-    outagesRecovered = covering;
-    goLive(null);
-    return { replayed: 0, resyncRequired: true };
+    if (typeof result === 'object') return result;
+    if (result !== 'resync_required') logger.warn({ userId, why: result }, 'sending resync_required');
+    const reason =
+      result === 'resync_required'
+        ? 'too many events to replay; refetch over REST'
+        : 'missed frames cannot be replayed now; refetch over REST';
+    return { resync: reason, horizon: await readHorizon(userId) };
+  }
+
+  /**
+   * A client's `resume` frame.
+   * @throws GatewayError `rate_limited` or `invalid_cursor`; the socket stays as it was (live).
+   */
+  async function resume(userId: number, since: string): Promise<{ replayed: number; resync_required: boolean }> {
+    await deps.resumeLimiter.consume(userId);
+    const begun = gate.beginResume(since);
+    if (begun === 'invalid_cursor') throw invalidCursor();
+    const { replayed, resyncRequired } = send(gate.finishReplay(await readCatchUp(userId, begun.after)));
+    return { replayed, resync_required: resyncRequired };
+  }
+
+  const invalidCursor = () => new GatewayError('invalid_cursor', 'since: not a cursor this server issued; live frames continue from now');
+
+  /** After a NATS outage: replays what the subscription may have missed, once; nothing when not suspended. */
+  async function recoverMissed(): Promise<Recovery> {
+    if (closed || !user) return { replayed: 0, resyncRequired: false };
+    const begun = gate.beginRecovery();
+    if (begun === 'none') return { replayed: 0, resyncRequired: false };
+    const recovery = send(gate.finishReplay(await readCatchUp(user.userId, begun.after)));
+    logger.debug({ userId: user.userId, ...recovery }, 'replayed after a NATS reconnect');
+    return recovery;
   }
 
   async function authenticated(current: AuthenticatedUser): Promise<void> {
     clearTimeout(authTimer);
     user = current;
     scheduleExpiry(current);
-    // Where a replay after a NATS outage starts until this socket is sent an event frame. Taken before the
-    // socket is registered for live frames, so every event committed after it opened sorts after it.
-    const since = options.since === null ? null : deps.decodeCursor(options.since);
-    recoverFrom = since ?? (await readHorizon(current.userId));
+    // `?since=`: a replay, unless the cursor does not decode or the user is over the replay limit; then the
+    // socket opens live from now, after an error (and a resync_required for the limit: the client did ask
+    // for what it missed).
+    let refused: unknown = null;
+    let resuming: { readonly after: FeedPosition } | null = null;
+    if (options.since !== null) {
+      try {
+        await deps.resumeLimiter.consume(current.userId);
+        const begun = gate.beginResume(options.since);
+        if (begun === 'invalid_cursor') refused = invalidCursor();
+        else resuming = begun;
+      } catch (error) {
+        refused = error;
+      }
+    }
+    // Without a replay, a recovery after an outage starts from the horizon, taken before the socket is
+    // registered for live frames, so every event committed after it opened sorts after it.
+    const start = resuming === null ? await readHorizon(current.userId) : null;
     if (closed) return;
     const added = await deps.registry.add(current.userId, session);
     if (closed) {
@@ -277,12 +243,15 @@ export function startSocketSession(
     registered = true;
     logger.debug({ userId: current.userId }, 'socket authenticated');
     sendFrame(serverFrames.connected(clock(), current.userId));
-    if (options.since === null) return goLive(null);
-    try {
-      await replay(options.since);
-    } catch (error) {
-      answerError(undefined, error);
+    if (resuming !== null) {
+      send(gate.finishReplay(await readCatchUp(current.userId, resuming.after)));
+      return;
     }
+    if (refused !== null) answerError(undefined, refused);
+    if (refused instanceof GatewayError && refused.code !== 'invalid_cursor') {
+      write(JSON.stringify(serverFrames.resyncRequired(clock(), 'the missed frames were not replayed; refetch over REST')), true);
+    }
+    send(gate.open(start));
   }
 
   function answerError(requestId: RequestId | undefined, error: unknown): void {
@@ -316,12 +285,12 @@ export function startSocketSession(
       }
       case 'typing': {
         const other = await deps.operations.otherParticipant(userId, frame.conversation_id);
-        const forwarded = deps.typingThrottle.shouldForward(userId, frame.conversation_id, frame.is_typing);
+        const forwarded = deps.typingThrottle.shouldForward(userId, frame.conversation_id);
         if (forwarded) deps.publish(other, serverFrames.typing(clock(), frame.conversation_id, userId, frame.is_typing));
         return { forwarded };
       }
       case 'resume':
-        return replay(frame.since);
+        return resume(userId, frame.since);
       case 'ping':
         sendFrame(serverFrames.pong(clock(), frame.request_id));
         return NO_ACK;
@@ -342,7 +311,10 @@ export function startSocketSession(
     try {
       current = await deps.verifyToken(parsed.frame.token);
     } catch (error) {
-      return close(CLOSE.unauthorized, error instanceof GatewayError ? error.message : 'unauthorized');
+      // Only a refused token logs the user out (4401); the server failing to check one (Redis down) is 1011.
+      if (error instanceof GatewayError && error.code === 'unauthorized') return close(CLOSE.unauthorized, error.message);
+      logger.error({ err: error }, 'could not check a first-frame token');
+      return close(CLOSE.internalError, 'cannot check tokens right now; retry shortly');
     }
     if (closed) return;
     await authenticated(current);
@@ -365,31 +337,35 @@ export function startSocketSession(
     }
   }
 
+  /** Runs `task` after everything queued; a failure closes the socket with 1011. */
+  function enqueue<T>(task: () => Promise<T>, failed: T, what: string): Promise<T> {
+    const run = queue.then(task).catch((error: unknown) => {
+      logger.error({ err: error, userId: user?.userId }, `${what} failed`);
+      close(CLOSE.internalError, 'internal error');
+      return failed;
+    });
+    queue = run.then(() => undefined);
+    return run;
+  }
+
   const session: SocketSession = {
+    get authenticated() {
+      return user !== null;
+    },
+    get revocationKey() {
+      return closed ? null : (user?.revocationKey ?? null);
+    },
+    revoke() {
+      logger.info({ userId: user?.userId }, 'token revoked: closing the socket');
+      close(CLOSE.unauthorized, 'token has been revoked');
+    },
     deliver(frame, text) {
-      if (closed) return;
-      if (held === null) {
-        emit(frame, text);
-        return;
-      }
-      held.push({ frame, text });
-      heldBytes += text.length;
-      if (heldBytes > deps.sendQueueBytes) close(CLOSE.slowConsumer, 'too many frames waiting while replaying');
+      if (!closed) send(gate.deliver(frame, text));
     },
     suspend() {
-      if (closed) return;
-      outages++;
-      held ??= [];
+      if (!closed) gate.suspend();
     },
-    recover() {
-      const task = queue.then(replayMissed).catch((error: unknown): Recovery => {
-        logger.error({ err: error, userId: user?.userId }, 'replay after a NATS reconnect failed');
-        close(CLOSE.internalError, 'internal error');
-        return { replayed: 0, resyncRequired: false };
-      });
-      queue = task.then(() => undefined);
-      return task;
-    },
+    recover: () => enqueue(recoverMissed, { replayed: 0, resyncRequired: false }, 'replay after a NATS reconnect'),
     heartbeat() {
       if (!alive) {
         logger.debug({ userId: user?.userId }, 'peer did not answer the last ping; terminating');
@@ -419,27 +395,26 @@ export function startSocketSession(
   });
   socket.on('message', (data, isBinary) => {
     alive = true;
+    const text = isBinary ? null : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
     if (inFlight >= MAX_FRAMES_IN_FLIGHT) {
-      sendFrame(serverFrames.error(clock(), undefined, 'rate_limited', 'too many frames in flight; wait for answers'));
+      const requestId = text === null ? undefined : requestIdOf(text);
+      answerError(requestId, new GatewayError('rate_limited', `more than ${MAX_FRAMES_IN_FLIGHT} frames in flight; wait for answers`));
       return;
     }
     inFlight++;
-    const text = isBinary ? null : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
-    queue = queue
-      .then(() => {
+    void enqueue(
+      async () => {
         // Once the server closed this socket (shutdown, slow reader, error), frames still waiting are not
         // handled: no answer could reach the client, which retries them (by client_msg_id) on reconnect.
-        if (closed) return undefined;
+        if (closed) return;
         if (text === null) return answerError(undefined, new GatewayError('invalid_input', 'frames must be JSON text, not binary'));
         return onText(text);
-      })
-      .catch((error: unknown) => {
-        logger.error({ err: error, userId: user?.userId }, 'socket frame handling failed');
-        close(CLOSE.internalError, 'internal error');
-      })
-      .finally(() => {
-        inFlight--;
-      });
+      },
+      undefined,
+      'socket frame handling',
+    ).finally(() => {
+      inFlight--;
+    });
   });
   socket.on('error', (error) => {
     // ws reports a frame over maxPayload here, then closes with 1009 on its own.
@@ -456,10 +431,7 @@ export function startSocketSession(
 
   if (options.user) {
     const current = options.user;
-    queue = queue.then(() => authenticated(current)).catch((error: unknown) => {
-      logger.error({ err: error, userId: current.userId }, 'socket setup failed');
-      close(CLOSE.internalError, 'internal error');
-    });
+    void enqueue(() => authenticated(current), undefined, 'socket setup');
   } else {
     authTimer = setTimeout(
       () => close(CLOSE.unauthorized, `no auth frame within ${deps.authTimeoutMs} ms`),

@@ -1,8 +1,9 @@
+import type { Socket } from 'node:net';
 import { sql, type DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { sendMessage, startConversation, type CommandDeps } from '../../../src/commands/conversation/conversation-commands.js';
+import { sendMessage, sendMessages, startConversation, type CommandDeps } from '../../../src/commands/conversation/conversation-commands.js';
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { encodeCursor } from '../../../src/delivery/cursor.js';
 import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
@@ -21,6 +22,8 @@ let gateway: TestGateway;
 let tight: TestGateway;
 /** A heartbeat every 200 ms. */
 let fastPing: TestGateway;
+/** A send queue of 64 KiB: a tenth of a catch-up of 500 long messages. */
+let smallQueue: TestGateway;
 let prefix: string;
 let pool: DatabasePool;
 let deps: CommandDeps;
@@ -41,12 +44,13 @@ beforeAll(async () => {
     },
   });
   fastPing = await startTestGateway({ databaseUrl, prefix, env: { WS_PING_INTERVAL_MS: '200' } });
+  smallQueue = await startTestGateway({ databaseUrl, prefix, env: { WS_SEND_QUEUE_BYTES: String(64 * 1024) } });
   pool = gateway.pool;
   deps = { pool, clock: () => new Date(), newId: monotonicFactory() };
 });
 afterAll(async () => {
   await Promise.all(sockets.map((socket) => socket.close()));
-  await Promise.all([gateway.close(), tight.close(), fastPing.close()]);
+  await Promise.all([gateway.close(), tight.close(), fastPing.close(), smallQueue.close()]);
 });
 
 async function connect(userId: number, options: { on?: TestGateway; query?: string } = {}): Promise<TestSocket> {
@@ -132,7 +136,7 @@ describe('client frames', () => {
     expect(await errorFor({ type: 'typing', conversation_id: id, is_typing: 'yes' })).toMatchObject({ code: 'invalid_frame' });
     expect(await errorFor({ type: 'send_message', conversation_id: id, content: 'a'.repeat(1001) })).toMatchObject({ code: 'too_long' });
     expect(await errorFor({ type: 'send_message', conversation_id: id, content: '   ' })).toMatchObject({ code: 'blank_message' });
-    expect(await errorFor({ type: 'resume', since: 'not-a-cursor' })).toMatchObject({ code: 'invalid_frame' });
+    expect(await errorFor({ type: 'resume', since: 'not-a-cursor' })).toMatchObject({ code: 'invalid_cursor' });
 
     socket.ws.send(Buffer.from([1, 2, 3]), { binary: true });
     expect((await socket.waitFor(ofType('error')))['data']).toMatchObject({ code: 'invalid_frame' });
@@ -173,6 +177,40 @@ describe('client frames', () => {
     expect((await readStream(pool, id)).filter((event) => event.type === 'MessagesRead')).toHaveLength(2);
   });
 
+  it('bounds a typing flood that alternates true and false to two signals per second', async () => {
+    const id = await conversation(40, 41);
+    const sender = await connect(40);
+    const receiver = await connect(41);
+    const started = Date.now();
+    const acks = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => sender.request({ type: 'typing', conversation_id: id, is_typing: i % 2 === 0 })),
+    );
+    const seconds = Math.ceil((Date.now() - started) / 1_000);
+    const forwarded = acks.filter((ack) => (ack['data'] as { forwarded: boolean }).forwarded).length;
+    expect(forwarded).toBeGreaterThanOrEqual(2);
+    expect(forwarded).toBeLessThanOrEqual(2 * seconds);
+    // Barrier: a signal forwarded after the window has passed arrives behind everything forwarded before.
+    await sleep(1_000);
+    expect(await sender.request({ type: 'typing', conversation_id: id, is_typing: false })).toMatchObject({ data: { forwarded: true } });
+    await receiver.waitForCount(ofType('typing'), forwarded + 1);
+    expect(receiver.frames.filter(ofType('typing'))).toHaveLength(forwarded + 1);
+  });
+
+  it('answers every pipelined frame with its request_id, also those refused for overload', async () => {
+    const id = await conversation(42, 43);
+    const socket = await connect(42);
+    const ids = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    for (const [i, requestId] of ids.entries()) {
+      socket.send({ type: 'send_message', conversation_id: id, content: `pipelined ${i}`, request_id: requestId });
+    }
+    const answers = await socket.waitForCount((frame) => typeof frame['request_id'] === 'string' && ids.includes(frame['request_id']), 40);
+    expect(new Set(answers.map((frame) => frame['request_id']))).toEqual(new Set(ids));
+    const refused = answers.filter((frame) => frame.type === 'error');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const frame of refused) expect(frame['data']).toMatchObject({ code: 'rate_limited' });
+    expect(answers.filter((frame) => frame.type === 'ack').length + refused.length).toBe(40);
+  });
+
   it('closes the socket with 1009 on a frame over WS_MAX_FRAME_BYTES', async () => {
     const socket = await connect(9, { on: tight });
     socket.send({ type: 'send_message', conversation_id: 'x', content: 'a'.repeat(3000) });
@@ -190,12 +228,15 @@ describe('typing', () => {
     for (const socket of [first, second]) {
       expect(await socket.waitFor(ofType('typing'))).toMatchObject({ type: 'typing', conversation_id: id, data: { user_id: 10, is_typing: true } });
     }
-    // Same state again at once: throttled. A change of state always passes.
-    expect(await sender.request({ type: 'typing', conversation_id: id, is_typing: true })).toMatchObject({ data: { forwarded: false } });
+    // Two per second per sender and conversation, whatever the state says: the third at once is not forwarded.
     expect(await sender.request({ type: 'typing', conversation_id: id, is_typing: false })).toMatchObject({ data: { forwarded: true } });
+    expect(await sender.request({ type: 'typing', conversation_id: id, is_typing: true })).toMatchObject({ data: { forwarded: false } });
     await first.waitForCount(ofType('typing'), 2);
-    await sleep(100);
-    expect(first.frames.filter(ofType('typing')).map((frame) => (frame['data'] as { is_typing: boolean }).is_typing)).toEqual([true, false]);
+    // Barrier: once a second has passed, the next signal is forwarded, and it travels behind the refused one.
+    await sleep(1_000);
+    expect(await sender.request({ type: 'typing', conversation_id: id, is_typing: false })).toMatchObject({ data: { forwarded: true } });
+    await first.waitForCount(ofType('typing'), 3);
+    expect(first.frames.filter(ofType('typing')).map((frame) => (frame['data'] as { is_typing: boolean }).is_typing)).toEqual([true, false, false]);
     expect(sender.frames.filter(ofType('typing'))).toEqual([]);
     expect((await readStream(pool, id)).map((event) => event.type)).toEqual(['ConversationStarted']);
   });
@@ -304,10 +345,18 @@ describe('recovery', () => {
     await publish(30, [recordedEventFrame(liveEvent!)]);
     expect(await socket.waitFor((frame) => frame['seq'] === live.version && frame['conversation_id'] === id)).toMatchObject({ type: 'new_message' });
 
-    const bad = await connect(30, { query: '?since=garbage' });
-    expect((await bad.waitFor(ofType('error')))['data']).toMatchObject({ code: 'invalid_frame' });
-    bad.send({ type: 'ping' });
-    await bad.waitFor(ofType('pong'));
+  });
+
+  it('answers ?since=garbage and a bad resume with invalid_cursor, then delivers the next message live', async () => {
+    const id = await conversation(44, 45);
+    const bad = await connect(44, { query: '?since=garbage' });
+    expect((await bad.waitFor(ofType('error')))['data']).toMatchObject({ code: 'invalid_cursor' });
+    const resumed = await bad.request({ type: 'resume', since: 'bm90LWEtY3Vyc29y' });
+    expect(resumed).toMatchObject({ type: 'error', data: { code: 'invalid_cursor' } });
+    const live = await sendMessage(deps, { conversationId: id, senderId: 45, content: 'live after a bad cursor' });
+    const [liveEvent] = await readStream(pool, id, { afterVersion: live.version - 1 });
+    await publish(44, [recordedEventFrame(liveEvent!)]);
+    expect(await bad.waitFor(ofType('new_message'))).toMatchObject({ conversation_id: id, seq: live.version });
     expect(bad.ws.readyState).toBe(bad.ws.OPEN);
   });
 
@@ -335,4 +384,50 @@ describe('recovery', () => {
     await publish(35, [recordedEventFrame(latest)], tight);
     expect(await socket.waitFor(ofType('new_message'))).toMatchObject({ seq: latest.version });
   });
+
+  it('replays 500 long messages to a reader draining 64 KB/s at its pace: every frame, never a 4008 mid-replay', async () => {
+    const id = await conversation(46, 47);
+    const content = 'é'.repeat(300) + 'x'.repeat(700); // 1,000 characters, 1,300 bytes
+    for (let batch = 0; batch < 5; batch++) {
+      const sent = await sendMessages(deps, Array.from({ length: 100 }, () => ({ conversationId: id, senderId: 47, content, clientMsgId: null })));
+      expect(sent.every((result) => result.status === 'fulfilled')).toBe(true);
+    }
+    const [started] = await readStream(pool, id);
+    await waitForHorizon(id);
+
+    const socket = await openSocket(`${smallQueue.wsUrl}?since=${encodeCursor(started!)}`, { token: await mintToken(46) });
+    sockets.push(socket);
+    const stop = drainAt(socket, 64 * 1024);
+    try {
+      const replayed = await socket.waitForCount((frame) => frame.type === 'new_message' || frame.type === 'resync_required', 500, 40_000);
+      if (replayed.some((frame) => frame.type === 'resync_required')) {
+        expect(replayed.filter((frame) => frame.type === 'resync_required')).toHaveLength(1);
+      } else {
+        expect(replayed.map((frame) => frame['seq'])).toEqual(Array.from({ length: 500 }, (_, i) => i + 2));
+      }
+    } finally {
+      stop();
+    }
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    expect(smallQueue.logs()).not.toMatch(/send queue full/);
+  });
 });
+
+/** Reads the socket's TCP stream at about `bytesPerSecond` (a token bucket refilled every 50 ms). */
+function drainAt(socket: TestSocket, bytesPerSecond: number): () => void {
+  const tcp = (socket.ws as unknown as { _socket: Socket })._socket;
+  let allowance = 0;
+  tcp.on('data', (chunk: Buffer) => {
+    allowance -= chunk.length;
+    if (allowance <= 0) tcp.pause();
+  });
+  tcp.pause();
+  const timer = setInterval(() => {
+    allowance = Math.min(allowance + bytesPerSecond / 20, bytesPerSecond / 20);
+    if (allowance > 0) tcp.resume();
+  }, 50);
+  return () => {
+    clearInterval(timer);
+    tcp.resume();
+  };
+}

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { sql, type DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,20 +9,18 @@ import {
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { LIVE_TABLES } from '../../../src/projections/conversation/apply-conversation-events.js';
 import { listMessages } from '../../../src/projections/conversation/queries.js';
-import { createWriteWatermarks, waitForProjection } from '../../../src/projections/read-your-writes.js';
+import { awaitReadConsistency } from '../../../src/projections/read-consistency.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { eventSubject } from '../../../src/shared/nats.js';
-import { createRedis } from '../../../src/shared/redis.js';
 import { seedConversationLog } from '../../support/conversation-log.js';
 import { readWholeLog } from '../../support/event-log.js';
-import { createTestDatabase, natsUrl, redisUrl, testPrefix, testRoleEnv } from '../../support/infra.js';
+import { createTestDatabase, natsUrl, testPrefix, testRoleEnv } from '../../support/infra.js';
 import { connectTestNats } from '../../support/jetstream.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { foldReadModel, projectedEventCount, readModel, waitForLiveProjection } from '../../support/read-model.js';
 import { waitUntil } from '../../support/wait-until.js';
 
 let pool: DatabasePool;
-let redis: Redis;
 let env: Record<string, string>;
 let prefix: string;
 /** The projector left running by the first test, for the ones after it. */
@@ -37,13 +34,11 @@ beforeAll(async () => {
     LOG_LEVEL: 'warn',
   };
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 8 });
-  redis = createRedis(redisUrl());
   await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
 });
 
 afterAll(async () => {
   await stopAllRoles();
-  redis.disconnect();
   await pool.end();
 });
 
@@ -67,24 +62,23 @@ describe('the projector process', () => {
     expect(await readModel(pool, LIVE_TABLES)).toEqual(foldReadModel(await readWholeLog(pool)));
   }, 180_000);
 
-  it('lets a user read their own message right after sending it (read-your-writes), 300 times in a row', async () => {
+  it('lets either participant read a message right after it was sent (read consistency), 300 times in a row', async () => {
     await waitForLiveProjection(pool);
     const deps: CommandDeps = { pool, clock: () => new Date(), newId: monotonicFactory() };
-    const watermarks = createWriteWatermarks(redis, { keyPrefix: `${prefix}:` });
     const [alice, bob] = [7, 8];
     const { conversationId } = await startConversation(deps, { initiatorId: alice, otherUserId: bob });
     let waited = 0;
     for (let i = 0; i < 300; i++) {
       const sender = i % 2 === 0 ? alice : bob;
-      // What the gateway does: answer the command, record the version written, and before the same user's
-      // next query wait (bounded) until the projection has applied it.
-      const sent = await sendMessage(deps, { conversationId, senderId: sender, content: `ryw ${i}` });
-      await watermarks.record(sender, conversationId, sent.version);
-      const pending = await watermarks.pending(sender);
+      // The reader alternates too: the sender itself, then the recipient, who wrote nothing.
+      const reader = i % 4 < 2 ? sender : sender === alice ? bob : alice;
+      // What the gateway does: answer the command; before any query, wait (bounded) until the read tables
+      // have reached the log's head of the conversations read.
+      const sent = await sendMessage(deps, { conversationId, senderId: sender, content: `rc ${i}` });
       const projectedAlready = (await projectedVersionOf(conversationId)) >= sent.version;
-      expect(await waitForProjection(pool, pending, { timeoutMs: 5_000 })).toBe(true);
+      expect(await awaitReadConsistency(pool, { userId: reader, conversationId }, { timeoutMs: 5_000 })).toBe(true);
       if (!projectedAlready) waited++;
-      const page = await listMessages(pool, sender, conversationId, { limit: 1, offset: 0 });
+      const page = await listMessages(pool, reader, conversationId, { limit: 1, offset: 0 });
       expect(Array.isArray(page) && page[0]?.id).toBe(sent.id);
     }
     // The wait did real work: without it, some reads would have come before the projection.

@@ -1,0 +1,227 @@
+import { describe, expect, it } from 'vitest';
+import { decodeCursor, encodeCursor } from '../../delivery/cursor.js';
+import type { NewMessageFrame } from '../../delivery/event-frames.js';
+import type { FeedPosition } from '../../event-store/recorded-event.js';
+import { createDeliveryGate, type DeliveryGate, type Outgoing } from './delivery-gate.js';
+import type { DeliveredFrame } from './delivered-frames.js';
+
+/**
+ * The delivery gate with plain values: frames in, what goes out. Positions follow feed order: event `n` of
+ * conversation `c` sits at `(100 + n, n)`, so a frame's seq and its position agree.
+ */
+
+const at = (n: number): FeedPosition => ({ transactionId: BigInt(100 + n), globalPosition: BigInt(n) });
+const HORIZON: FeedPosition = { transactionId: 99n, globalPosition: 2n ** 63n - 1n };
+
+function frame(seq: number, conversation = 'c', message = `#${seq}`): NewMessageFrame {
+  const timestamp = new Date(0).toISOString();
+  return {
+    type: 'new_message',
+    conversation_id: conversation,
+    seq,
+    cursor: encodeCursor(at(seq)),
+    timestamp,
+    data: { id: `m${seq}`, sender_id: 8, message, timestamp, read_at: null, client_msg_id: null },
+  };
+}
+
+const typing: DeliveredFrame = {
+  type: 'typing',
+  conversation_id: 'c',
+  timestamp: new Date(0).toISOString(),
+  data: { user_id: 8, is_typing: true },
+};
+
+function gate(options: { heldBytes?: number; catchUpBytes?: number } = {}): DeliveryGate {
+  return createDeliveryGate({ decodeCursor, heldBytes: options.heldBytes ?? 1 << 20, catchUpBytes: options.catchUpBytes ?? 1 << 20 });
+}
+
+/** What a list of outgoing items shows a client: the seq of each event frame, `resync` for a resync. */
+function shown(outgoing: readonly Outgoing[]): (number | string)[] {
+  return outgoing.map((item) => {
+    if (item.kind === 'resync_required') return 'resync';
+    const parsed = JSON.parse(item.text) as { seq?: number; type: string };
+    return parsed.seq ?? parsed.type;
+  });
+}
+
+const deliver = (subject: DeliveryGate, ...frames: DeliveredFrame[]): Outgoing[] =>
+  frames.flatMap((item) => subject.deliver(item, JSON.stringify(item)));
+
+describe('the delivery gate', () => {
+  it('holds frames until it is opened, then goes live with the seq guard', () => {
+    // given a socket just registered
+    const subject = gate();
+    expect(subject.phase).toBe('opening');
+    expect(deliver(subject, frame(1))).toEqual([]);
+    // when it opens without a cursor
+    const released = subject.open(HORIZON);
+    // then the held frame goes out, then live frames as they come, each seq once, typing always
+    expect(shown(released)).toEqual([1]);
+    expect(subject.phase).toBe('live');
+    expect(shown(deliver(subject, frame(2), frame(2), frame(1), typing, frame(3)))).toEqual([2, 'typing', 3]);
+    expect(subject.recoverFrom).toEqual(at(3));
+    expect(released.every((item) => item.kind === 'frame' && !item.catchUp)).toBe(true);
+  });
+
+  it('replays a resume, then releases the held frames after the catch-up: no gap, no duplicate', () => {
+    // given a live socket that was sent 1..3
+    const subject = gate();
+    subject.open(HORIZON);
+    deliver(subject, frame(1), frame(2), frame(3));
+    // when the client resumes from 1, and 4 and 5 arrive live while the catch-up (2..4) is read
+    expect(subject.beginResume(encodeCursor(at(1)))).toEqual({ after: at(1) });
+    expect(subject.phase).toBe('replaying');
+    expect(deliver(subject, frame(4), frame(5))).toEqual([]);
+    const out = subject.finishReplay({ frames: [frame(2), frame(3), frame(4)] });
+    // then the catch-up goes out (patiently), then only 5 of the held frames; 2 and 3 again, as asked
+    expect(shown(out)).toEqual([2, 3, 4, 5]);
+    expect(out.map((item) => item.kind === 'frame' && item.catchUp)).toEqual([true, true, true, false]);
+    expect(subject.phase).toBe('live');
+    expect(shown(deliver(subject, frame(5), frame(6)))).toEqual([6]);
+  });
+
+  it('releases only the held frames after the resume cursor when the catch-up is empty', () => {
+    const subject = gate();
+    subject.open(HORIZON);
+    subject.beginResume(encodeCursor(at(2)));
+    deliver(subject, frame(2), frame(3));
+    expect(shown(subject.finishReplay({ frames: [] }))).toEqual([3]);
+    expect(subject.recoverFrom).toEqual(at(3));
+  });
+
+  it('answers an undecodable cursor with invalid_cursor and changes nothing', () => {
+    // given a socket opening with ?since=garbage
+    const subject = gate();
+    deliver(subject, frame(1));
+    // when the cursor is checked
+    for (const since of ['garbage', '', encodeCursor(at(1)) + '=', 'MTAxOjF', '!!!!']) {
+      expect(subject.beginResume(since)).toBe('invalid_cursor');
+    }
+    // then it is still opening, and goes live from the horizon like a socket without a cursor
+    expect(subject.phase).toBe('opening');
+    expect(shown(subject.open(HORIZON))).toEqual([1]);
+    expect(shown(deliver(subject, frame(2)))).toEqual([2]);
+    // and a bad resume on a live socket leaves it live
+    expect(subject.beginResume('garbage')).toBe('invalid_cursor');
+    expect(shown(deliver(subject, frame(3)))).toEqual([3]);
+  });
+
+  it('holds from a NATS outage, replays from the last frame sent, and keeps the seq guard', () => {
+    // given a live socket that was sent 1
+    const subject = gate();
+    subject.open(HORIZON);
+    deliver(subject, frame(1));
+    // when NATS drops, and the next connection brings 3 (also in the catch-up) and 4
+    subject.suspend();
+    expect(subject.phase).toBe('suspended');
+    expect(deliver(subject, frame(3), frame(4))).toEqual([]);
+    expect(subject.beginRecovery()).toEqual({ after: at(1) });
+    const out = subject.finishReplay({ frames: [frame(1), frame(2), frame(3)] });
+    // then 2 and 3 from the log, 4 from the held frames; 1 was sent before and is not repeated
+    expect(shown(out)).toEqual([2, 3, 4]);
+    expect(subject.phase).toBe('live');
+    expect(subject.beginRecovery()).toBe('none');
+  });
+
+  it('recovers from the horizon it opened with when no frame was sent yet', () => {
+    const subject = gate();
+    subject.open(HORIZON);
+    subject.suspend();
+    expect(subject.beginRecovery()).toEqual({ after: HORIZON });
+  });
+
+  it('keeps holding when NATS drops again during the recovery, until the next one covers it', () => {
+    const subject = gate();
+    subject.open(HORIZON);
+    deliver(subject, frame(1));
+    subject.suspend();
+    subject.beginRecovery();
+    subject.suspend(); // dropped again while the first catch-up is read
+    deliver(subject, frame(4));
+    expect(shown(subject.finishReplay({ frames: [frame(2)] }))).toEqual([2]);
+    expect(subject.phase).toBe('suspended');
+    expect(subject.beginRecovery()).toEqual({ after: at(2) });
+    expect(shown(subject.finishReplay({ frames: [frame(3)] }))).toEqual([3, 4]);
+    expect(subject.phase).toBe('live');
+  });
+
+  it('does not let a resume during an outage release frames the outage may have gapped', () => {
+    const subject = gate();
+    subject.open(HORIZON);
+    subject.suspend();
+    subject.beginResume(encodeCursor(at(0)));
+    deliver(subject, frame(3));
+    expect(shown(subject.finishReplay({ frames: [frame(1)] }))).toEqual([1]);
+    expect(subject.phase).toBe('suspended');
+    subject.beginRecovery();
+    expect(shown(subject.finishReplay({ frames: [frame(2), frame(3)] }))).toEqual([2, 3]);
+  });
+
+  it('sends resync_required instead of a catch-up too long to read, then goes live from the horizon', () => {
+    const subject = gate();
+    subject.open(HORIZON);
+    subject.beginResume(encodeCursor(at(1)));
+    deliver(subject, frame(7));
+    const later: FeedPosition = { transactionId: 500n, globalPosition: 2n ** 63n - 1n };
+    expect(shown(subject.finishReplay({ resync: 'too many', horizon: later }))).toEqual(['resync', 7]);
+    expect(subject.phase).toBe('live');
+    subject.suspend();
+    expect(subject.beginRecovery()).toEqual({ after: at(7) });
+  });
+
+  it('recovers with a resync when it never knew where it started', () => {
+    const subject = gate();
+    subject.open(null);
+    subject.suspend();
+    expect(subject.beginRecovery()).toEqual({ after: null });
+    expect(shown(subject.finishReplay({ resync: 'no position', horizon: HORIZON }))).toEqual(['resync']);
+    expect(subject.recoverFrom).toEqual(HORIZON);
+  });
+
+  it('replaces a catch-up over its byte budget with resync_required, and recovers after what it read', () => {
+    const long = 'x'.repeat(1_000);
+    const subject = gate({ catchUpBytes: 3_000 });
+    subject.open(HORIZON);
+    subject.beginResume(encodeCursor(at(0)));
+    deliver(subject, frame(3), frame(4));
+    const out = subject.finishReplay({ frames: [frame(1, 'c', long), frame(2, 'c', long), frame(3, 'c', long)] });
+    expect(shown(out)).toEqual(['resync', 4]);
+    subject.suspend();
+    expect(subject.beginRecovery()).toEqual({ after: at(4) });
+  });
+
+  it('drops held frames past their byte budget and ends the replay in resync_required, not a close', () => {
+    // given a replay in flight and a held-bytes budget of about three frames
+    const size = Buffer.byteLength(JSON.stringify(frame(1)));
+    const subject = gate({ heldBytes: size * 3 });
+    subject.open(HORIZON);
+    subject.beginResume(encodeCursor(at(0)));
+    // when five frames arrive before the catch-up returns
+    expect(deliver(subject, frame(2), frame(3), frame(4), frame(5), frame(6))).toEqual([]);
+    // then the replay ends in resync_required, none of the held frames go out, and it is live after
+    expect(shown(subject.finishReplay({ frames: [frame(1)] }))).toEqual(['resync']);
+    expect(subject.phase).toBe('live');
+    expect(subject.recoverFrom).toEqual(at(6));
+    expect(shown(deliver(subject, frame(7)))).toEqual([7]);
+  });
+
+  it('lets a recovery cover frames dropped for the budget while it waited to start', () => {
+    const size = Buffer.byteLength(JSON.stringify(frame(1)));
+    const subject = gate({ heldBytes: size });
+    subject.open(HORIZON);
+    deliver(subject, frame(1));
+    subject.suspend();
+    deliver(subject, frame(2), frame(3)); // over the budget: dropped, but committed before the catch-up reads
+    subject.beginRecovery();
+    expect(shown(subject.finishReplay({ frames: [frame(2), frame(3)] }))).toEqual([2, 3]);
+  });
+
+  it('refuses a second replay while one is in flight', () => {
+    const subject = gate();
+    subject.open(HORIZON);
+    subject.beginResume(encodeCursor(at(0)));
+    expect(() => subject.beginResume(encodeCursor(at(0)))).toThrow(/in flight/);
+    expect(() => subject.open(HORIZON)).toThrow(/phase replaying/);
+  });
+});

@@ -1,0 +1,248 @@
+import { compareFeedPositions, type FeedPosition } from '../../event-store/recorded-event.js';
+import { isEventFrame, type DeliveredFrame } from './delivered-frames.js';
+
+/**
+ * What one socket is sent of its user's event frames, and when: a pure state machine, no IO. The session
+ * (socket-session.ts) feeds it what happens — frames from the delivery subscription, a client's `resume`,
+ * a NATS outage and its end, what the catch-up read returned — and writes out what it returns, in order.
+ * The numbered steps of docs/delivery.md ("Resuming a socket", "When a gateway's NATS connection drops")
+ * are its methods.
+ *
+ * Phases:
+ * - `opening`: authenticated and subscribed, not yet told where it starts; frames are held;
+ * - `live`: frames go out as they come;
+ * - `replaying`: a catch-up read is in flight (a client's resume, or the recovery after an outage); frames
+ *   are held and released after it, minus what it returned;
+ * - `suspended`: NATS dropped the subscription, so frames may be missing; everything is held until the
+ *   recovery replay covers the outage.
+ *
+ * Guarantees, given frames that reach it in feed order apart from repeats:
+ * - per conversation, a frame goes out only if its `seq` is above the last one sent (the fan-out repeats
+ *   frames after a restart); a client's `resume` starts that count over;
+ * - held frames are released in arrival order after the catch-up's frames, dropping those at or before its
+ *   last position: no gap, no duplicate;
+ * - held frames are bounded (`heldBytes`); past the bound they are dropped and the replay ends in
+ *   `resync_required` instead (the client refetches over REST), and a catch-up over `catchUpBytes` is
+ *   replaced by `resync_required` as well. Neither closes the socket;
+ * - `recoverFrom` is where a replay after an outage must start so that nothing sent or skipped is missed:
+ *   the position of the last event frame sent, else the horizon the socket started from.
+ */
+
+/** An event frame as the catch-up read returns it. */
+export type CatchUpFrame = { readonly conversation_id: string; readonly seq: number; readonly cursor: string };
+
+/** What the session writes out. Catch-up frames may wait for a slow reader; live ones are bounded. */
+export type Outgoing =
+  | { readonly kind: 'frame'; readonly text: string; readonly catchUp: boolean }
+  | { readonly kind: 'resync_required'; readonly reason: string };
+
+/** What the catch-up read gave: the frames after `after`, or why the client must refetch instead. */
+export type CatchUpResult =
+  | { readonly frames: readonly CatchUpFrame[] }
+  | {
+      readonly resync: string;
+      /** The feed horizon read after the failed catch-up: where a later recovery starts (null: unknown). */
+      readonly horizon: FeedPosition | null;
+    };
+
+export type PhaseName = 'opening' | 'live' | 'replaying' | 'suspended';
+
+type Phase =
+  | { readonly name: 'opening' }
+  | { readonly name: 'live' }
+  | { readonly name: 'suspended' }
+  | {
+      readonly name: 'replaying';
+      readonly reason: 'resume' | 'recovery';
+      /** Where the catch-up reads from; null for a recovery with no known start. */
+      readonly after: FeedPosition | null;
+      /** The outages the replay covers: those counted when it began. */
+      readonly covers: number;
+    };
+
+type Held = { readonly frame: DeliveredFrame; readonly text: string; readonly bytes: number };
+
+export type DeliveryGate = {
+  readonly phase: PhaseName;
+  /** Where a recovery replay would start; null when unknown (it then answers `resync_required`). */
+  readonly recoverFrom: FeedPosition | null;
+  /** A frame from the user's delivery subscription. */
+  deliver(frame: DeliveredFrame, text: string): Outgoing[];
+  /** Step 0 (no `since`, or one that did not decode): go live, recovering from `start` until a frame is sent. */
+  open(start: FeedPosition | null): Outgoing[];
+  /**
+   * Steps 1-2 of a resume: decode the client's cursor and hold live frames.
+   * @returns the position to read the catch-up after, or `invalid_cursor` (nothing changes then).
+   */
+  beginResume(since: string): { readonly after: FeedPosition } | 'invalid_cursor';
+  /** Outage step 1: the subscription may be missing frames; hold everything until `beginRecovery`. */
+  suspend(): void;
+  /**
+   * Outage step 3: replay what the outage may have dropped. `none` when no outage is left to cover;
+   * `after: null` when the start is unknown (the caller reports `resync` with the horizon).
+   */
+  beginRecovery(): { readonly after: FeedPosition | null } | 'none';
+  /** Steps 3-5: the catch-up's frames, then the held ones after it; live, or suspended if an outage is pending. */
+  finishReplay(result: CatchUpResult): Outgoing[];
+};
+
+export function createDeliveryGate(options: {
+  readonly decodeCursor: (cursor: string) => FeedPosition | null;
+  /** Most bytes of frames held while not live, before they are dropped for a resync. */
+  readonly heldBytes: number;
+  /** Most bytes of frames one catch-up may send; a bigger one is replaced by `resync_required`. */
+  readonly catchUpBytes: number;
+}): DeliveryGate {
+  const { decodeCursor } = options;
+  let phase: Phase = { name: 'opening' };
+  let held: Held[] = [];
+  let heldBytes = 0;
+  /**
+   * Frames were dropped for the held bound since the last catch-up began, up to `droppedUpTo` (a position,
+   * or null when none of them had one): the next release is a resync.
+   */
+  let overflowed = false;
+  let droppedUpTo: FeedPosition | null = null;
+  const lastSeq = new Map<string, number>();
+  let recoverFrom: FeedPosition | null = null;
+  /** NATS outages seen, and how many of them a recovery replay has covered: frames are held while they differ. */
+  let outages = 0;
+  let recovered = 0;
+
+  const later = (a: FeedPosition | null, b: FeedPosition | null): FeedPosition | null =>
+    a === null ? b : b === null ? a : compareFeedPositions(a, b) >= 0 ? a : b;
+
+  /** The seq guard: passes a frame not sent yet for its conversation, and records it. */
+  function admit(frame: DeliveredFrame | CatchUpFrame): boolean {
+    if (!('seq' in frame)) return true; // typing frames: no seq, always pass
+    if (frame.seq <= (lastSeq.get(frame.conversation_id) ?? 0)) return false;
+    lastSeq.set(frame.conversation_id, frame.seq);
+    recoverFrom = decodeCursor(frame.cursor) ?? recoverFrom;
+    return true;
+  }
+
+  const positionOf = (frame: DeliveredFrame): FeedPosition | null => (isEventFrame(frame) ? decodeCursor(frame.cursor) : null);
+
+  function hold(frame: DeliveredFrame, text: string): void {
+    const bytes = Buffer.byteLength(text);
+    if (!overflowed && heldBytes + bytes <= options.heldBytes) {
+      held.push({ frame, text, bytes });
+      heldBytes += bytes;
+      return;
+    }
+    // Over the bound: drop what is held and whatever else comes before the next release, which becomes a
+    // resync. The client refetches over REST; a later recovery starts after the last frame dropped.
+    overflowed = true;
+    for (const item of [...held, { frame }]) droppedUpTo = later(droppedUpTo, positionOf(item.frame));
+    held = [];
+    heldBytes = 0;
+  }
+
+  /** Releases the held frames after `after` (all of them when null) and goes live, unless an outage is pending. */
+  function release(after: FeedPosition | null): Outgoing[] {
+    const out: Outgoing[] = [];
+    const keep: Held[] = [];
+    for (const item of held) {
+      const position = positionOf(item.frame);
+      if (after !== null && position !== null && compareFeedPositions(position, after) <= 0) continue;
+      keep.push(item);
+    }
+    if (outages !== recovered) {
+      phase = { name: 'suspended' };
+      held = keep;
+      heldBytes = keep.reduce((sum, item) => sum + item.bytes, 0);
+      return out;
+    }
+    held = [];
+    heldBytes = 0;
+    phase = { name: 'live' };
+    for (const item of keep) if (admit(item.frame)) out.push({ kind: 'frame', text: item.text, catchUp: false });
+    return out;
+  }
+
+  /** Replaces what would have been sent by `resync_required` when held frames were dropped. */
+  function resyncIfDropped(): Outgoing[] | null {
+    if (!overflowed) return null;
+    recoverFrom = later(recoverFrom, droppedUpTo);
+    overflowed = false;
+    droppedUpTo = null;
+    return [{ kind: 'resync_required', reason: 'too many frames arrived while replaying; refetch over REST' }, ...release(null)];
+  }
+
+  function beginReplay(reason: 'resume' | 'recovery', after: FeedPosition | null): void {
+    if (phase.name === 'replaying') throw new Error('a replay is already in flight');
+    phase = { name: 'replaying', reason, after, covers: outages };
+    // Frames dropped so far were committed before this catch-up reads, after a position they follow: it
+    // returns them.
+    overflowed = false;
+    droppedUpTo = null;
+  }
+
+  return {
+    get phase() {
+      return phase.name;
+    },
+    get recoverFrom() {
+      return recoverFrom;
+    },
+
+    deliver(frame, text) {
+      if (phase.name !== 'live') {
+        hold(frame, text);
+        return [];
+      }
+      return admit(frame) ? [{ kind: 'frame', text, catchUp: false }] : [];
+    },
+
+    open(start) {
+      if (phase.name !== 'opening') throw new Error(`open in phase ${phase.name}`);
+      recoverFrom = start;
+      return resyncIfDropped() ?? release(null);
+    },
+
+    beginResume(since) {
+      const after = decodeCursor(since);
+      if (!after) return 'invalid_cursor';
+      beginReplay('resume', after);
+      return { after };
+    },
+
+    suspend() {
+      outages++;
+      if (phase.name === 'live') phase = { name: 'suspended' };
+    },
+
+    beginRecovery() {
+      if (outages === recovered) return 'none';
+      const after = recoverFrom;
+      beginReplay('recovery', after);
+      return { after };
+    },
+
+    finishReplay(result) {
+      if (phase.name !== 'replaying') throw new Error(`finishReplay in phase ${phase.name}`);
+      const replay = phase;
+      if (replay.reason === 'recovery') recovered = replay.covers;
+      // A client's resume starts over: what this socket was sent before does not count against it.
+      if (replay.reason === 'resume') lastSeq.clear();
+      const resynced = resyncIfDropped();
+      if (resynced) return resynced;
+      if ('resync' in result) {
+        recoverFrom = result.horizon;
+        return [{ kind: 'resync_required', reason: result.resync }, ...release(null)];
+      }
+      // The client has everything up to the catch-up's last frame: sent now, or earlier on this socket.
+      const last = result.frames.reduce((position, frame) => decodeCursor(frame.cursor) ?? position, replay.after);
+      if (replay.reason === 'resume') recoverFrom = last;
+      else recoverFrom = later(recoverFrom, last);
+      const texts = result.frames.map((frame) => ({ frame, text: JSON.stringify(frame) }));
+      const bytes = texts.reduce((sum, { text }) => sum + Buffer.byteLength(text), 0);
+      if (bytes > options.catchUpBytes) {
+        return [{ kind: 'resync_required', reason: 'too much to replay; refetch over REST' }, ...release(last)];
+      }
+      const out: Outgoing[] = [];
+      for (const { frame, text } of texts) if (admit(frame)) out.push({ kind: 'frame', text, catchUp: true });
+      return [...out, ...release(last)];
+    },
+  };
+}
