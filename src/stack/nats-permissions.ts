@@ -113,6 +113,16 @@ export function generatePasswords(): Record<NatsRole, string> {
   return { relay: password(), projector: password(), fanout: password(), gateway: password() };
 }
 
+/**
+ * The users of a server started for one test or benchmark run, whose roles may pick any prefix, stream and
+ * durables: every role, and the operator to look from outside.
+ */
+export function runUsers(): { users: NatsUser[]; passwords: Record<NatsRole, string>; operatorPassword: string } {
+  const passwords = generatePasswords();
+  const operatorPassword = generatePasswords().relay;
+  return { users: [...roleUsers(ANY_SCOPE, passwords), operatorUser(operatorPassword)], passwords, operatorPassword };
+}
+
 /** The variables a role process connects with. */
 export function roleCredentialsEnv(role: NatsRole, password: string): { NATS_USER: string; NATS_PASSWORD: string } {
   return { NATS_USER: role, NATS_PASSWORD: password };

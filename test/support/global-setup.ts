@@ -6,7 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/shared/migrate.js';
 import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../src/stack/nats-server.js';
-import { ANY_SCOPE, generatePasswords, operatorUser, roleUsers, type NatsUser } from '../../src/stack/nats-permissions.js';
+import { runUsers, type NatsUser } from '../../src/stack/nats-permissions.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/stack/postgres.js';
 import { startRedisServer, type RedisServer } from '../../src/stack/redis-server.js';
 
@@ -49,7 +49,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const processDir = path.join(root, 'processes');
   await mkdir(processDir);
   const [postgresPort = 0, natsPort = 0, redisPort = 0] = await getFreePorts(3);
-  const natsUsers = [...roleUsers(ANY_SCOPE, generatePasswords()), operatorUser(generatePasswords().relay)];
+  const natsUsers = runUsers().users;
 
   const started = await Promise.allSettled([
     startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), port: postgresPort, durable: false }),
