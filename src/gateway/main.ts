@@ -16,7 +16,7 @@ const logger = createLogger({ role: 'gateway', level: config.LOG_LEVEL });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const redis = createRedis(config.REDIS_URL);
-const nc = await connectNats({ url: config.NATS_URL, name: 'gateway' });
+const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('gateway');
 const gateway = await startGateway(
   { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicUlids(), settings: config, metrics: createGatewayMetrics(registry) },

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import { forEachLine, isRunning, terminate, waitForExit } from '../../src/stack/child-process.js';
 import { killOnExit } from '../../src/stack/kill-on-exit.js';
+import { ROLES } from '../../src/stack/roles.js';
+import { natsRoleEnv } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ECHO = process.env['TEST_ROLE_LOGS'] === '1';
@@ -37,10 +39,12 @@ export async function spawnRole(options: {
   readonly args?: readonly string[];
 }): Promise<RoleProcess> {
   const entry = path.resolve(ROOT, options.entry);
+  // A role logs in to NATS as its own user, as under `npm start`; a test may pass other credentials in `env`.
+  const stackRole = ROLES.find((candidate) => path.resolve(ROOT, candidate.entry) === entry);
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
     cwd: ROOT,
     // OPS_PORT 0: each role's /metrics port is picked free, so roles of parallel test files never collide.
-    env: { ...process.env, OPS_PORT: '0', ...options.env },
+    env: { ...process.env, OPS_PORT: '0', ...(stackRole && natsRoleEnv(stackRole.name)), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
