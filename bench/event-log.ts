@@ -27,6 +27,7 @@ import { sleep } from '../src/shared/sleep.js';
 import { monotonicUlids } from '../src/shared/ulid.js';
 import { getFreePorts } from '../src/stack/free-port.js';
 import { startNatsServer } from '../src/stack/nats-server.js';
+import { roleCredentialsEnv, runUsers } from '../src/stack/nats-permissions.js';
 import { startEmbeddedPostgres } from '../src/stack/postgres.js';
 import { createSupervisor } from '../src/stack/supervisor.js';
 
@@ -40,7 +41,9 @@ const root = await mkdtemp(path.join(tmpdir(), 'matcha-bench-'));
 await chmod(root, 0o755); // Postgres runs as the postgres user when we are root
 const [pgPort = 0, natsPort = 0] = await getFreePorts(2);
 const postgres = await startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), port: pgPort, durable: true });
-const nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort });
+// The relay logs in as its own user, as under `npm start`; this script as the operator.
+const natsAuth = runUsers();
+const nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort, users: natsAuth.users });
 await postgres.createDatabase('bench');
 const databaseUrl = postgres.url('bench');
 await migrate(databaseUrl);
@@ -115,10 +118,11 @@ supervisor.start(
     NATS_URL: nats.url,
     NATS_STREAM: streamName,
     NATS_SUBJECT_PREFIX: prefix,
+    ...roleCredentialsEnv('relay', natsAuth.passwords.relay),
     LOG_LEVEL: 'warn',
   },
 );
-const nc = await connect({ servers: nats.url });
+const nc = await connect({ servers: nats.url, user: 'operator', pass: natsAuth.operatorPassword });
 const jsm = await nc.jetstreamManager();
 while (!(await jsm.streams.info(streamName).then(() => true, () => false))) await sleep(100);
 // Let the relay publish the backlog of part 1 before measuring.

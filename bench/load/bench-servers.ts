@@ -4,12 +4,16 @@ import path from 'node:path';
 import { migrate } from '../../src/shared/migrate.js';
 import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../src/stack/nats-server.js';
+import { runUsers, type NatsRole } from '../../src/stack/nats-permissions.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/stack/postgres.js';
 import { startRedisServer, type RedisServer } from '../../src/stack/redis-server.js';
 
 export type BenchServers = {
   readonly postgres: EmbeddedPostgres;
   readonly nats: NatsServer;
+  /** Each role logs in to NATS as its own user (as under `npm start`); the load tool as the operator. */
+  readonly natsPasswords: Readonly<Record<NatsRole, string>>;
+  readonly natsOperatorPassword: string;
   readonly redis: RedisServer;
   /** Our service's database (migrated) and the baseline's: one cluster, two databases. */
   readonly oursDatabaseUrl: string;
@@ -27,7 +31,8 @@ export async function startBenchServers(): Promise<BenchServers> {
   await chmod(root, 0o755); // Postgres runs as the postgres user when we are root
   const [pgPort = 0, natsPort = 0, redisPort = 0] = await getFreePorts(3);
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), port: pgPort, durable: true });
-  const nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort });
+  const natsAuth = runUsers();
+  const nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort, users: natsAuth.users });
   const redis = await startRedisServer({ dir: path.join(root, 'redis'), port: redisPort });
   await postgres.createDatabase('ours');
   await postgres.createDatabase('baseline');
@@ -36,6 +41,8 @@ export async function startBenchServers(): Promise<BenchServers> {
   return {
     postgres,
     nats,
+    natsPasswords: natsAuth.passwords,
+    natsOperatorPassword: natsAuth.operatorPassword,
     redis,
     oursDatabaseUrl,
     baselineDatabaseUrl: postgres.url('baseline'),

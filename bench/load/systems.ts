@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
 import { getFreePorts } from '../../src/stack/free-port.js';
+import { roleCredentialsEnv, type NatsRole } from '../../src/stack/nats-permissions.js';
 import { sleep } from './bounded-parallel.js';
 import type { BenchServers } from './bench-servers.js';
 import { answers200, startRoleProcess, waitUntil, type RoleProcess } from './role-process.js';
@@ -66,6 +67,7 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     FANOUT_DURABLE: `fanout`,
     ...options.roleEnv,
   };
+  const as = (role: NatsRole) => ({ ...env, ...roleCredentialsEnv(role, servers.natsPasswords[role]) });
   const profiled = { cpuProfileDir: options.cpuProfileDir };
   // Every role has an operators' port (/health, /ready, /metrics) with a fixed default: give each a free one.
   const ports = await getFreePorts(3 + 2 * options.instances);
@@ -73,13 +75,13 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
   const gatewayPorts = ports.slice(3, 3 + options.instances);
   const gatewayOpsPorts = ports.slice(3 + options.instances);
   const processes: RoleProcess[] = [];
-  const nc: NatsConnection = await connect({ servers: servers.nats.url });
+  const nc: NatsConnection = await connect({ servers: servers.nats.url, user: 'operator', pass: servers.natsOperatorPassword });
   try {
-    const relay = startRoleProcess('relay', 'src/relay/main.ts', { ...env, OPS_PORT: String(relayOps) }, profiled);
+    const relay = startRoleProcess('relay', 'src/relay/main.ts', { ...as('relay'), OPS_PORT: String(relayOps) }, profiled);
     processes.push(relay);
-    const projector = startRoleProcess('projector', 'src/projections/main.ts', { ...env, OPS_PORT: String(projectorOps) }, profiled);
+    const projector = startRoleProcess('projector', 'src/projections/main.ts', { ...as('projector'), OPS_PORT: String(projectorOps) }, profiled);
     processes.push(projector);
-    const fanout = startRoleProcess('fanout', 'src/fanout/main.ts', { ...env, OPS_PORT: String(fanoutOps) }, profiled);
+    const fanout = startRoleProcess('fanout', 'src/fanout/main.ts', { ...as('fanout'), OPS_PORT: String(fanoutOps) }, profiled);
     processes.push(fanout);
     const jsm = await nc.jetstreamManager();
     // The fan-out's consumer delivers only what is published after it exists: wait for it before any load.
@@ -93,7 +95,7 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     await waitUntil('the relay', () => answers200(`http://127.0.0.1:${relayOps}/ready`), { timeoutMs: START_TIMEOUT_MS, process: relay });
     const gateways = gatewayPorts.map((port, index) =>
       startRoleProcess(`gateway-${index + 1}`, 'src/gateway/main.ts', {
-        ...env,
+        ...as('gateway'),
         PORT: String(port),
         OPS_PORT: String(gatewayOpsPorts[index] ?? 0),
         JWT_SECRET: options.jwtSecret,

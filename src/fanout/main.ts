@@ -13,7 +13,7 @@ const logger = createLogger({ role: 'fanout', level: config.LOG_LEVEL });
 
 // Reads are rare (participants on a cache miss, gap fills): a small pool is enough.
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
-const nc = await connectNats({ url: config.NATS_URL, name: 'fanout' });
+const nc = await connectNats({ url: config.NATS_URL, name: 'fanout', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const lease = await createLeaderLease({
   databaseUrl: config.DATABASE_URL,
   name: `fanout:${config.NATS_STREAM}:${config.FANOUT_DURABLE}`,

@@ -15,6 +15,7 @@ import {
   listConversations,
   listMessages,
   type Conversation,
+  type ConversationPage,
   type Message,
   type MessagePage,
 } from '../projections/conversation/queries.js';
@@ -24,7 +25,9 @@ import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
 import { isAllowance, type Allowance, type RateLimiter } from './rate-limit.js';
 
-export type { Conversation, Message, MessagePage };
+export type { Conversation, ConversationPage, Message, MessagePage };
+
+const badConversationCursor = () => new GatewayError('invalid_input', '"before" is not one of your conversations');
 
 export type ChatOperationsDeps = CommandDeps & {
   readonly pool: DatabasePool;
@@ -58,7 +61,8 @@ export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly re
 
 /** What a user can do, the same for REST and WebSocket; each call is made on behalf of `userId`. */
 export type ChatOperations = {
-  listConversations(userId: number): Promise<Conversation[]>;
+  /** @throws GatewayError `invalid_input` when `before` is not one of the user's conversations. */
+  listConversations(userId: number, page?: ConversationPage): Promise<Conversation[]>;
   /** @throws GatewayError `not_found` (missing, or `userId` is not a participant). */
   getConversation(userId: number, conversationId: string): Promise<Conversation>;
   listMessages(userId: number, conversationId: string, page: MessagePage): Promise<Message[]>;
@@ -146,10 +150,13 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   }
 
   return {
-    async listConversations(userId) {
+    async listConversations(userId, page) {
+      if (page?.before !== undefined && !ULID.test(page.before)) throw badConversationCursor();
       await deps.limits.lists.consume(userId);
       await awaitConsistentRead({ userId });
-      return listConversations(pool, userId);
+      const result = await listConversations(pool, userId, page);
+      if (result === 'bad_cursor') throw badConversationCursor();
+      return result;
     },
 
     getConversation: findConversation,

@@ -1,28 +1,35 @@
 import type { NatsConnection, Subscription } from 'nats';
-import { deliverySubject } from '../shared/nats.js';
+import type { z } from 'zod';
+import { eventFrameSchema } from '../delivery/event-frames.js';
+import { deliverySubject, signalSubject } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
-import { deliveredFrame, type DeliveredFrame } from './ws/delivered-frames.js';
+import { typingFrame, type DeliveredFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
   /**
-   * Counts one more socket of `userId`; the first one subscribes to the user's delivery subject. Resolves
-   * once the NATS server has the subscription, so that anything published after that reaches us.
+   * Counts one more socket of `userId`; the first one subscribes to the user's delivery and signal subjects.
+   * Resolves once the NATS server has the subscriptions, so that anything published after that reaches us.
    */
   acquire(userId: number): Promise<void>;
   /** One socket fewer; the last one unsubscribes. */
   release(userId: number): void;
-  /** Publishes an ephemeral frame (typing) straight to a user's sockets, on whichever gateways hold them. */
+  /**
+   * Publishes an ephemeral frame (typing) straight to a user's sockets, on whichever gateways hold them, on
+   * the user's signal subject: gateways may not publish on delivery subjects (only the fan-out may).
+   */
   publish(userId: number, frame: object): void;
   /** Users with a subscription, for tests and metrics. */
   readonly size: number;
   close(): void;
 };
 
-type Entry = { count: number; readonly subscription: Subscription; readonly ready: Promise<void> };
+type Entry = { count: number; readonly subscriptions: readonly Subscription[]; readonly ready: Promise<void> };
 
 /**
- * One core-NATS subscription per user with at least one socket on this gateway, shared by the user's
- * sockets, so NATS routes a user's frames only to the gateways that hold that user.
+ * Two core-NATS subscriptions per user with at least one socket on this gateway, shared by the user's
+ * sockets, so NATS routes a user's frames only to the gateways that hold that user: the delivery subject
+ * (event frames, from the fan-out) and the signal subject (typing, from gateways). Each subject accepts only
+ * its own kind of frame, so that no gateway, whose NATS user may publish signals, can forge an event frame.
  */
 export function createDeliverySubscriptions(deps: {
   readonly nc: NatsConnection;
@@ -34,21 +41,30 @@ export function createDeliverySubscriptions(deps: {
   const entries = new Map<number, Entry>();
   const decoder = new TextDecoder();
 
-  function receive(userId: number, data: Uint8Array): void {
+  function receive(userId: number, data: Uint8Array, schema: z.ZodType<DeliveredFrame>, kind: string): void {
     const text = decoder.decode(data);
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      logger.warn({ userId }, 'delivery payload is not JSON; dropped');
+      logger.warn({ userId, subject: kind }, 'delivery payload is not JSON; dropped');
       return;
     }
-    const parsed = deliveredFrame.safeParse(json);
+    const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      logger.warn({ userId, issues: parsed.error.issues.slice(0, 3) }, 'delivery payload is not a frame; dropped');
+      logger.warn({ userId, subject: kind, issues: parsed.error.issues.slice(0, 3) }, `payload on the ${kind} subject is not its kind of frame; dropped`);
       return;
     }
     deps.onFrame(userId, parsed.data, text);
+  }
+
+  function subscribe(subject: string, userId: number, schema: z.ZodType<DeliveredFrame>, kind: string): Subscription {
+    return nc.subscribe(subject, {
+      callback: (error, message) => {
+        if (error) logger.warn({ err: error, userId, subject: kind }, 'delivery subscription error');
+        else receive(userId, message.data, schema, kind);
+      },
+    });
   }
 
   return {
@@ -58,15 +74,13 @@ export function createDeliverySubscriptions(deps: {
         existing.count++;
         return existing.ready;
       }
-      const subscription = nc.subscribe(deliverySubject(deps.subjectPrefix, userId), {
-        callback: (error, message) => {
-          if (error) logger.warn({ err: error, userId }, 'delivery subscription error');
-          else receive(userId, message.data);
-        },
-      });
-      // flush() is a round trip: once it returns, the server has processed our SUB.
+      const subscriptions = [
+        subscribe(deliverySubject(deps.subjectPrefix, userId), userId, eventFrameSchema, 'delivery'),
+        subscribe(signalSubject(deps.subjectPrefix, userId), userId, typingFrame, 'signal'),
+      ];
+      // flush() is a round trip: once it returns, the server has processed our SUBs.
       const ready = nc.flush();
-      entries.set(userId, { count: 1, subscription, ready });
+      entries.set(userId, { count: 1, subscriptions, ready });
       return ready;
     },
     release(userId) {
@@ -74,16 +88,16 @@ export function createDeliverySubscriptions(deps: {
       if (!entry) return;
       if (--entry.count > 0) return;
       entries.delete(userId);
-      entry.subscription.unsubscribe();
+      for (const subscription of entry.subscriptions) subscription.unsubscribe();
     },
     publish(userId, frame) {
-      nc.publish(deliverySubject(deps.subjectPrefix, userId), JSON.stringify(frame));
+      nc.publish(signalSubject(deps.subjectPrefix, userId), JSON.stringify(frame));
     },
     get size() {
       return entries.size;
     },
     close() {
-      for (const entry of entries.values()) entry.subscription.unsubscribe();
+      for (const entry of entries.values()) for (const subscription of entry.subscriptions) subscription.unsubscribe();
       entries.clear();
     },
   };

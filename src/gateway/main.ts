@@ -34,7 +34,7 @@ redis.on('ready', () => {
   if (redisDown) logger.info('Redis connection back');
   redisDown = false;
 });
-const nc = await connectNats({ url: config.NATS_URL, name: 'gateway' });
+const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('gateway');
 const gateway = await startGateway(
   { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicUlids(), settings: config, metrics: createGatewayMetrics(registry) },

@@ -12,7 +12,7 @@ const config = loadConfig(configSchemas.projector);
 const logger = createLogger({ role: 'projector', level: config.LOG_LEVEL });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 4 });
-const nc = await connectNats({ url: config.NATS_URL, name: 'projector' });
+const nc = await connectNats({ url: config.NATS_URL, name: 'projector', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('projector');
 const projector = startProjector({
   pool,

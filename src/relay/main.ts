@@ -13,7 +13,7 @@ const config = loadConfig(configSchemas.relay);
 const logger = createLogger({ role: 'relay', level: config.LOG_LEVEL });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
-const nc = await connectNats({ url: config.NATS_URL, name: 'relay' });
+const nc = await connectNats({ url: config.NATS_URL, name: 'relay', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const jsm = await nc.jetstreamManager();
 await ensureEventStream(jsm, {
   name: config.NATS_STREAM,

@@ -23,6 +23,12 @@ const baseSchema = z.object({
     .describe('Postgres connection string; built from DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD when absent'),
   DATABASE_POOL_SIZE: positiveInt.default(10),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222').describe('comma-separated NATS server URLs'),
+  NATS_USER: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (it names the reply inbox, one subject token)')
+    .optional()
+    .describe('this role\'s NATS user, with NATS_PASSWORD; the server grants each role only its subjects'),
+  NATS_PASSWORD: z.string().min(1).optional(),
   NATS_STREAM: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')

@@ -1,16 +1,35 @@
 import { connect, type NatsConnection } from 'nats';
 
-/** Connects to NATS; reconnects forever so that a restarted server is picked up again. `close()` is `drain()`. */
-export async function connectNats(options: { readonly url: string; readonly name: string }): Promise<NatsConnection> {
+/**
+ * Connects to NATS; reconnects forever so that a restarted server is picked up again. `close()` is `drain()`.
+ * With a user, the connection's reply inboxes are `_INBOX.<user>.…` (see `inboxPrefix`), so that the server
+ * can let each role subscribe to its own replies only.
+ */
+export async function connectNats(options: {
+  readonly url: string;
+  readonly name: string;
+  readonly user?: string | undefined;
+  readonly password?: string | undefined;
+}): Promise<NatsConnection> {
+  const { user, password } = options;
+  if ((user === undefined) !== (password === undefined)) {
+    throw new Error('NATS_USER and NATS_PASSWORD go together: set both or neither');
+  }
   return connect({
     servers: options.url.split(',').map((server) => server.trim()),
     name: options.name,
+    ...(user !== undefined && password !== undefined && { user, pass: password, inboxPrefix: inboxPrefix(user) }),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     // Otherwise every request (each JetStream publish, each ack wait) captures a stack trace up front, for a
     // better message if it times out: 15 % of the relay's CPU under load.
     noAsyncTraces: true,
   });
+}
+
+/** Where the replies to a user's requests (JetStream API, publish acks, pulled messages) arrive. */
+export function inboxPrefix(user: string): string {
+  return `_INBOX.${user}`;
 }
 
 /** Subject names, built in one place. `prefix` is one token (`chat` in production, random per test file). */
@@ -22,6 +41,20 @@ export function allEventsSubject(prefix: string): string {
   return `${prefix}.events.>`;
 }
 
+/** Event frames for one user's sockets; only the fan-out may publish here. */
 export function deliverySubject(prefix: string, userId: number): string {
   return `${prefix}.deliver.${userId}`;
+}
+
+/** Ephemeral frames (typing) for one user's sockets, published by gateways; never event frames. */
+export function signalSubject(prefix: string, userId: number): string {
+  return `${prefix}.signal.${userId}`;
+}
+
+export function allDeliverySubjects(prefix: string): string {
+  return `${prefix}.deliver.>`;
+}
+
+export function allSignalSubjects(prefix: string): string {
+  return `${prefix}.signal.>`;
 }

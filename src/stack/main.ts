@@ -7,6 +7,7 @@ import { migrate } from '../shared/migrate.js';
 import { isPortFree } from './free-port.js';
 import { lineTag } from './line-tag.js';
 import { startNatsServer } from './nats-server.js';
+import { generatePasswords, roleCredentialsEnv, roleUsers, type NatsRole } from './nats-permissions.js';
 import { startEmbeddedPostgres, untraversableParent } from './postgres.js';
 import { startRedisServer } from './redis-server.js';
 import { ROLES } from './roles.js';
@@ -143,14 +144,29 @@ async function postgresDataDir(): Promise<string> {
   return shared;
 }
 
-async function startNats(): Promise<{ url: string; note: string }> {
+/**
+ * Our own nats-server lets in only one user per role, each with its permissions and a password made up for
+ * this run (`passwords`, handed to the roles); an external NATS_URL is used as given, with the
+ * NATS_USER/NATS_PASSWORD of our environment if any.
+ */
+async function startNats(): Promise<{ url: string; note: string; passwords?: Record<NatsRole, string> }> {
   if (config.NATS_URL) return { url: config.NATS_URL, note: 'NATS_URL' };
   const storeDir = path.join(DATA_DIR, 'nats');
+  const passwords = generatePasswords();
+  const users = roleUsers(
+    {
+      subjectPrefix: config.NATS_SUBJECT_PREFIX,
+      stream: config.NATS_STREAM,
+      projectorDurable: config.PROJECTOR_DURABLE,
+      fanoutDurable: config.FANOUT_DURABLE,
+    },
+    passwords,
+  );
   const nats = own(
     'nats-server',
-    await startNatsServer({ storeDir, port: config.STACK_NATS_PORT, detached: true, ...serverLogs('nats') }),
+    await startNatsServer({ storeDir, port: config.STACK_NATS_PORT, users, detached: true, ...serverLogs('nats') }),
   );
-  return { url: nats.url, note: `nats-server -js, store in ${path.relative(ROOT, storeDir)}` };
+  return { url: nats.url, note: `nats-server -js, a user per role, store in ${path.relative(ROOT, storeDir)}`, passwords };
 }
 
 async function startRedis(): Promise<{ url: string; note: string }> {
@@ -192,7 +208,11 @@ async function startStack(): Promise<void> {
     jwtSecret,
     logLevel: config.LOG_LEVEL,
   });
-  for (const role of ROLES) supervisor.start(role, env);
+  const natsPasswords = results[1].status === 'fulfilled' ? results[1].value.passwords : undefined;
+  for (const role of ROLES) {
+    const password = natsPasswords?.[role.name];
+    supervisor.start(role, password === undefined ? env : { ...env, ...roleCredentialsEnv(role.name, password) });
+  }
 
   say('up');
   const rows: [string, string, string][] = [

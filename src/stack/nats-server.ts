@@ -1,5 +1,8 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { ExitStatus } from './child-process.js';
+import { renderAuthorization } from './nats-auth-config.js';
+import type { NatsUser } from './nats-permissions.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 
 export type NatsServerOptions = {
@@ -13,6 +16,8 @@ export type NatsServerOptions = {
     readonly port: number;
     readonly routePorts: readonly number[];
   };
+  /** The only clients let in, each with its permissions (nats-permissions.ts); none: anyone, anonymously. */
+  readonly users?: readonly NatsUser[];
   readonly detached?: boolean;
   readonly onLog?: (line: string) => void;
 };
@@ -34,6 +39,12 @@ export type NatsServer = {
 export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
   await mkdir(options.storeDir, { recursive: true });
   const args = ['-js', '-a', '127.0.0.1', '-p', String(options.port), '-sd', options.storeDir];
+  if (options.users) {
+    // The flags above override the file, which holds the users only; readable by us alone (passwords).
+    const configFile = path.join(options.storeDir, 'authorization.conf');
+    await writeFile(configFile, renderAuthorization(options.users), { mode: 0o600 });
+    args.push('-c', configFile);
+  }
   if (options.monitorPort !== undefined) args.push('-m', String(options.monitorPort));
   if (options.cluster) {
     const { name, serverName, port, routePorts } = options.cluster;
@@ -83,6 +94,7 @@ export async function startNatsCluster(options: {
   readonly storeDir: string;
   readonly clientPorts: readonly number[];
   readonly routePorts: readonly number[];
+  readonly users?: readonly NatsUser[];
   readonly onLog?: (line: string) => void;
 }): Promise<NatsCluster> {
   const nodes = await Promise.all(
@@ -96,6 +108,7 @@ export async function startNatsCluster(options: {
           port: options.routePorts[index] ?? 0,
           routePorts: options.routePorts.filter((_, other) => other !== index),
         },
+        ...(options.users && { users: options.users }),
         ...(options.onLog && { onLog: options.onLog }),
       }),
     ),

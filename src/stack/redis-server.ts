@@ -4,6 +4,8 @@ import { startServerProcess } from './server-process.js';
 export type RedisServerOptions = {
   readonly port: number;
   readonly dir: string;
+  /** ACL users (`[name, ...rule]`, password included); given any, the default user is switched off. */
+  readonly users?: readonly (readonly string[])[];
   readonly detached?: boolean;
   readonly onLog?: (line: string) => void;
 };
@@ -21,7 +23,10 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   const server = await startServerProcess({
     name: 'redis-server',
     command: 'redis-server',
-    args: ['--port', String(options.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', options.dir],
+    args: [
+      ...['--port', String(options.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', options.dir],
+      ...(options.users ? ['--user', 'default', 'off', 'resetpass', '-@all', ...options.users.flatMap((user) => ['--user', ...user])] : []),
+    ],
     port: options.port,
     ...(options.detached !== undefined && { detached: options.detached }),
     ...(options.onLog && { onLog: options.onLog }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig } from '../shared/config.js';
+import { configSchemas, loadConfig } from '../shared/config.js';
 
 /** `npm start`'s own settings. Like the roles' config module, the only place here that reads `process.env`. */
 
@@ -18,6 +18,11 @@ const stackSchema = z.object({
   STACK_POSTGRES_PORT: port.default(5433),
   STACK_NATS_PORT: port.default(4222),
   STACK_REDIS_PORT: port.default(6379),
+  // The roles read these too (they inherit our environment); the NATS users' permissions are built from them.
+  NATS_SUBJECT_PREFIX: configSchemas.base.shape.NATS_SUBJECT_PREFIX,
+  NATS_STREAM: configSchemas.base.shape.NATS_STREAM,
+  PROJECTOR_DURABLE: configSchemas.projector.shape.PROJECTOR_DURABLE,
+  FANOUT_DURABLE: configSchemas.fanout.shape.FANOUT_DURABLE,
   /** Echo the Postgres, NATS and Redis servers' own log lines. */
   STACK_SERVER_LOGS: z.stringbool().default(false),
 });

@@ -16,7 +16,7 @@ import { sleep } from '../../src/shared/sleep.js';
 import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsCluster, type NatsCluster } from '../../src/stack/nats-server.js';
 import { readWholeLog } from '../support/event-log.js';
-import { createTestDatabase, testPrefix, testRoleEnv } from '../support/infra.js';
+import { createTestDatabase, natsUsers, testPrefix, testRoleEnv } from '../support/infra.js';
 import { connectTestNats, readAllStored } from '../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../support/processes.js';
 import { foldReadModel, readModel, waitForLiveProjection } from '../support/read-model.js';
@@ -37,7 +37,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   storeDir = await mkdtemp(path.join(tmpdir(), 'matcha-nats-cluster-'));
   const ports = await getFreePorts(6);
-  cluster = await startNatsCluster({ storeDir, clientPorts: ports.slice(0, 3), routePorts: ports.slice(3) });
+  cluster = await startNatsCluster({ storeDir, clientPorts: ports.slice(0, 3), routePorts: ports.slice(3), users: natsUsers() });
   nc = await connectTestNats(cluster.url);
   // The client ports open before the JetStream meta leader is elected.
   await waitUntil(

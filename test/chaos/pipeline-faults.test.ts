@@ -11,7 +11,7 @@ import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../src/stack/nats-server.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/stack/postgres.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../support/gateway.js';
-import { testPrefix } from '../support/infra.js';
+import { natsUsers, testPrefix } from '../support/infra.js';
 import { spawnRole, type RoleProcess } from '../support/processes.js';
 import { waitForLiveProjection } from '../support/read-model.js';
 import { waitUntil } from '../support/wait-until.js';
@@ -136,7 +136,8 @@ beforeAll(async () => {
   postgresPort = pgPort!;
   gatewayPorts.push(...ports);
   postgres = await startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), port: postgresPort, durable: false });
-  nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort! });
+  // The run's NATS users: each role logs in as itself, as everywhere else.
+  nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort!, users: natsUsers() });
   await postgres.createDatabase('chaos');
   const databaseUrl = postgres.url('chaos');
   await migrate(databaseUrl);

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { connect } from 'nats';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, natsUrl, redisUrl, testPrefix, testStreamName } from '../support/infra.js';
+import { createTestDatabase, natsCredentials, natsUrl, redisUrl, testPrefix, testStreamName } from '../support/infra.js';
 import { spawnRole, stopAllRoles } from '../support/processes.js';
 
 afterAll(stopAllRoles);
@@ -23,7 +23,8 @@ describe('test infrastructure', () => {
   });
 
   it('reaches NATS with JetStream enabled', async () => {
-    const nc = await connect({ servers: natsUrl() });
+    const { user, password } = natsCredentials('operator');
+    const nc = await connect({ servers: natsUrl(), user, pass: password });
     try {
       const jsm = await nc.jetstreamManager();
       const info = await jsm.getAccountInfo();

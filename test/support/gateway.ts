@@ -13,7 +13,7 @@ import { configSchemas, loadConfig } from '../../src/shared/config.js';
 import { createDatabasePool } from '../../src/shared/database.js';
 import { connectNats } from '../../src/shared/nats.js';
 import { createRedis } from '../../src/shared/redis.js';
-import { natsUrl, redisUrl, testRoleEnv } from './infra.js';
+import { natsCredentials, natsUrl, redisUrl, testRoleEnv } from './infra.js';
 
 export const TEST_JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
 
@@ -68,7 +68,7 @@ export async function startTestGateway(options: {
   const logger = pino({ level: 'debug', base: { role: 'gateway' } }, sink);
   const pool = await createDatabasePool({ url: options.databaseUrl, maximumPoolSize: 6 });
   const redis = createRedis(settings.REDIS_URL);
-  const nc = await connectNats({ url: natsUrl(), name: 'test-gateway' });
+  const nc = await connectNats({ url: natsUrl(), name: 'test-gateway', ...natsCredentials('gateway') });
   const gateway = await startGateway(
     {
       pool,

@@ -6,6 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/shared/migrate.js';
 import { getFreePorts } from '../../src/stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../src/stack/nats-server.js';
+import { runUsers, type NatsUser } from '../../src/stack/nats-permissions.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/stack/postgres.js';
 import { startRedisServer, type RedisServer } from '../../src/stack/redis-server.js';
 
@@ -18,6 +19,12 @@ export type TestInfra = {
   /** Migrated once per run; each test file copies it. */
   readonly templateDatabase: string;
   readonly natsUrl: string;
+  /**
+   * The NATS users of the run, as in production (nats-permissions.ts) but for any prefix, stream and durable,
+   * plus `operator` (everything allowed) for tests that look from outside. Servers a test starts itself take
+   * the same users.
+   */
+  readonly natsUsers: readonly NatsUser[];
   readonly redisUrl: string;
   /** processes.ts leaves a file per running role here, so that teardown can kill what a dead worker left. */
   readonly processDir: string;
@@ -42,10 +49,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const processDir = path.join(root, 'processes');
   await mkdir(processDir);
   const [postgresPort = 0, natsPort = 0, redisPort = 0] = await getFreePorts(3);
+  const natsUsers = runUsers().users;
 
   const started = await Promise.allSettled([
     startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), port: postgresPort, durable: false }),
-    startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort }),
+    startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort, users: natsUsers }),
     startRedisServer({ port: redisPort, dir: path.join(root, 'redis') }),
   ]);
   const [postgres, nats, redis] = started.map((result) => (result.status === 'fulfilled' ? result.value : undefined)) as [
@@ -79,6 +87,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       postgresBaseUrl: postgres.adminUrl.slice(0, postgres.adminUrl.lastIndexOf('/')),
       templateDatabase: TEMPLATE_DATABASE,
       natsUrl: nats.url,
+      natsUsers,
       redisUrl: redis.url,
       processDir,
     });

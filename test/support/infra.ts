@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import type { NatsRole, NatsUser } from '../../src/stack/nats-permissions.js';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -61,6 +62,24 @@ export function testRoleEnv(options: { readonly databaseUrl: string; readonly pr
 
 export function natsUrl(): string {
   return inject('infra').natsUrl;
+}
+
+/** The run's NATS users, for a nats-server a test starts itself. */
+export function natsUsers(): readonly NatsUser[] {
+  return inject('infra').natsUsers;
+}
+
+/** The user and password a role connects with, or the operator's (everything allowed, for looking from outside). */
+export function natsCredentials(user: NatsRole | 'operator'): { user: string; password: string } {
+  const found = natsUsers().find((entry) => entry.user === user);
+  if (!found || typeof found.password !== 'string') throw new Error(`no NATS user ${user} in this test run`);
+  return { user: found.user, password: found.password };
+}
+
+/** A role's NATS_USER and NATS_PASSWORD. */
+export function natsRoleEnv(role: NatsRole): { NATS_USER: string; NATS_PASSWORD: string } {
+  const { user, password } = natsCredentials(role);
+  return { NATS_USER: user, NATS_PASSWORD: password };
 }
 
 export function redisUrl(): string {

@@ -1,11 +1,14 @@
 import { connect, type NatsConnection } from 'nats';
 import { eventMessage, type EventMessage } from '../../src/relay/event-message.js';
 import { sleep } from '../../src/shared/sleep.js';
+import { natsCredentials } from './infra.js';
 
 export type StoredEventMessage = EventMessage & { readonly msgId: string | undefined; readonly streamSequence: number };
 
+/** A connection of the test itself, as the operator: it looks at streams and stands in for roles. */
 export async function connectTestNats(url: string): Promise<NatsConnection> {
-  return connect({ servers: url, name: 'test' });
+  const { user, password } = natsCredentials('operator');
+  return connect({ servers: url.split(','), name: 'test', user, pass: password });
 }
 
 /** How many messages the stream stores now (0 when it does not exist yet). */

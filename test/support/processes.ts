@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import { forEachLine, isRunning, terminate, waitForExit } from '../../src/stack/child-process.js';
 import { killOnExit } from '../../src/stack/kill-on-exit.js';
+import { ROLES } from '../../src/stack/roles.js';
+import { natsRoleEnv } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ECHO = process.env['TEST_ROLE_LOGS'] === '1';
@@ -39,7 +41,9 @@ export async function spawnRole(options: {
   readonly unset?: readonly string[];
 }): Promise<RoleProcess> {
   const entry = path.resolve(ROOT, options.entry);
-  const env: Record<string, string | undefined> = { ...process.env, OPS_PORT: '0', ...options.env };
+  const stackRole = ROLES.find((candidate) => path.resolve(ROOT, candidate.entry) === entry);
+  // A role logs in to NATS as its own user, as under `npm start`; a test may pass other credentials in `env`.
+  const env: Record<string, string | undefined> = { ...process.env, OPS_PORT: '0', ...(stackRole && natsRoleEnv(stackRole.name)), ...options.env };
   for (const name of options.unset ?? []) delete env[name];
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
     cwd: ROOT,

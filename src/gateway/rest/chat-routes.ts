@@ -4,13 +4,15 @@ import { errorEnvelope, GatewayError } from '../errors.js';
 import type { AuthenticatedEnv } from './authenticate.js';
 import { ok } from './envelope.js';
 import { readJsonBody } from './read-json-body.js';
-import { parseInput, parsePageQuery, sendMessageBody, startConversationBody } from './request-schemas.js';
+import { parseConversationPageQuery, parseInput, parsePageQuery, sendMessageBody, startConversationBody } from './request-schemas.js';
 
 /** The seed's routes under `/api/v1/chat`, authenticated by the caller of this function. */
 export function chatRoutes(operations: ChatOperations): Hono<AuthenticatedEnv> {
   const routes = new Hono<AuthenticatedEnv>();
 
-  routes.get('/conversations', async (c) => ok(c, await operations.listConversations(c.var.userId)));
+  routes.get('/conversations', async (c) =>
+    ok(c, await operations.listConversations(c.var.userId, parseConversationPageQuery(c.req.query()))),
+  );
 
   routes.get('/conversations/:id', async (c) => ok(c, await operations.getConversation(c.var.userId, c.req.param('id'))));
 

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, type MessagePage } from '../../projections/conversation/queries.js';
+import {
+  DEFAULT_CONVERSATION_PAGE_SIZE,
+  DEFAULT_PAGE_SIZE,
+  MAX_CONVERSATION_PAGE_SIZE,
+  MAX_PAGE_SIZE,
+  type ConversationPage,
+  type MessagePage,
+} from '../../projections/conversation/queries.js';
 import { GatewayError } from '../errors.js';
 
 /** zod schemas of REST inputs; a failure is a GatewayError `invalid_input` naming the field. */
@@ -37,6 +44,24 @@ export function parsePageQuery(query: Record<string, string>): MessagePage {
     return { limit, before };
   }
   return { limit, offset: offset ?? 0 };
+}
+
+const conversationPageQuery = z.object({
+  limit: digits('limit')
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(1, `limit must be between 1 and ${MAX_CONVERSATION_PAGE_SIZE}`)
+        .max(MAX_CONVERSATION_PAGE_SIZE, `limit must be between 1 and ${MAX_CONVERSATION_PAGE_SIZE}`),
+    )
+    .optional(),
+  before: z.string().min(1, 'before must be a conversation id').max(64).optional(),
+});
+
+export function parseConversationPageQuery(query: Record<string, string>): ConversationPage {
+  const { limit = DEFAULT_CONVERSATION_PAGE_SIZE, before } = parseInput(conversationPageQuery, query);
+  return before === undefined ? { limit } : { limit, before };
 }
 
 /** @throws GatewayError `invalid_input` whose message names the first bad field. */

@@ -2,11 +2,12 @@ import { z } from 'zod';
 import { eventFrameSchema, type EventFrame } from '../../delivery/event-frames.js';
 
 /**
- * What arrives on a user's delivery subject: event frames from the fan-out (with `seq` and `cursor`) and
- * ephemeral `typing` frames from gateways. Validated at this boundary; the text is then forwarded as is.
+ * What arrives for a user's sockets: event frames from the fan-out (with `seq` and `cursor`) on the delivery
+ * subject, and ephemeral `typing` frames from gateways on the signal subject. Each subject is validated with
+ * its own schema at this boundary (delivery-subscriptions.ts); the text is then forwarded as is.
  */
 
-const typingFrame = z.object({
+export const typingFrame = z.object({
   type: z.literal('typing'),
   conversation_id: z.string().min(1),
   timestamp: z.string(),

@@ -45,22 +45,47 @@ function conversationColumns(userId: number) {
     CASE WHEN user1_id = ${userId} THEN user1_unread ELSE user2_unread END AS unread_count`;
 }
 
-/** The user's conversations, most recent activity first (the last message, or the creation before one). */
+export const MAX_CONVERSATION_PAGE_SIZE = 500;
+/** Above what most users have: for them the default answer is the whole list, as the seed's was. */
+export const DEFAULT_CONVERSATION_PAGE_SIZE = 100;
+
+/** A page of the list: at most `limit`, after the conversation `before` (an id from the previous page). */
+export type ConversationPage = { readonly limit: number; readonly before?: string };
+
+const cursorRow = z.object({ id: z.string() });
+
+/**
+ * The user's conversations, most recent activity first (the last message, or the creation before one), a page
+ * at a time: `before` is a keyset cursor on `(last_activity_at, id)` of a conversation of the user, as cheap
+ * at any depth as the first page.
+ * @returns `bad_cursor` when `before` is not one of the user's conversations.
+ */
 export async function listConversations(
   connection: CommonQueryMethods,
   userId: number,
+  page: ConversationPage = { limit: DEFAULT_CONVERSATION_PAGE_SIZE },
   tables: ReadTables = LIVE_TABLES,
-): Promise<Conversation[]> {
+): Promise<Conversation[] | 'bad_cursor'> {
   const table = sql.identifier([tables.discussion]);
-  // Two index range scans (one per participant column), merged: no scan of other users' rows.
+  let after = sql.fragment`TRUE`;
+  if (page.before !== undefined) {
+    const cursor = await connection.maybeOne(sql.type(cursorRow)`
+      SELECT id FROM ${table} WHERE id = ${page.before} AND (user1_id = ${userId} OR user2_id = ${userId})`);
+    if (!cursor) return 'bad_cursor';
+    // Compared with the row's own timestamp, to the microsecond.
+    after = sql.fragment`(last_activity_at, id) < (SELECT last_activity_at, id FROM ${table} WHERE id = ${cursor.id})`;
+  }
+  // Two index range scans (one per participant column), each cut at the page size, merged: no scan of other
+  // users' rows, and no more rows read than the page needs.
   const rows = await connection.any(sql.type(conversationRow)`
     SELECT ${conversationColumns(userId)}
     FROM (
-      SELECT * FROM ${table} WHERE user1_id = ${userId}
+      (SELECT * FROM ${table} WHERE user1_id = ${userId} AND ${after} ORDER BY last_activity_at DESC, id DESC LIMIT ${page.limit})
       UNION ALL
-      SELECT * FROM ${table} WHERE user2_id = ${userId}
+      (SELECT * FROM ${table} WHERE user2_id = ${userId} AND ${after} ORDER BY last_activity_at DESC, id DESC LIMIT ${page.limit})
     ) AS mine
-    ORDER BY last_activity_at DESC, id DESC`);
+    ORDER BY last_activity_at DESC, id DESC
+    LIMIT ${page.limit}`);
   return rows.map(toConversation);
 }
 

@@ -23,7 +23,7 @@ import { createDatabasePool } from '../../../src/shared/database.js';
 import { connectNats, deliverySubject, eventSubject } from '../../../src/shared/nats.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { readFeedEventually } from '../../support/event-log.js';
-import { createTestDatabase, natsUrl, testPrefix, testRoleEnv, testStreamName } from '../../support/infra.js';
+import { createTestDatabase, natsCredentials, natsUrl, testPrefix, testRoleEnv, testStreamName } from '../../support/infra.js';
 import { connectTestNats } from '../../support/jetstream.js';
 import { waitUntil } from '../../support/wait-until.js';
 import { spawnRole } from '../../support/processes.js';
@@ -310,9 +310,10 @@ describe('the fan-out role', () => {
         },
       }),
     );
-    const fanoutNats = await connectNats({ url: natsUrl(), name: 'fanout-in-test' });
+    const fanoutNats = await connectNats({ url: natsUrl(), name: 'fanout-in-test', ...natsCredentials('fanout') });
     const jsm = await fanoutNats.jetstreamManager();
-    await ensureEventStream(jsm, { name: stream, subjectPrefix: prefix, retentionDays: 1, replicas: 1 });
+    // The test stands in for the relay, which creates the stream: the fan-out's user may not.
+    await ensureEventStream(await nc.jetstreamManager(), { name: stream, subjectPrefix: prefix, retentionDays: 1, replicas: 1 });
     const lease = await createLeaderLease({ databaseUrl, name: `fanout:${stream}`, retryMs: 200 });
     const fanout = startFanout({
       pool,

@@ -9,7 +9,7 @@ import { sleep } from '../../../src/shared/sleep.js';
 import { getFreePorts } from '../../../src/stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../../src/stack/nats-server.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
-import { createTestDatabase, testPrefix } from '../../support/infra.js';
+import { createTestDatabase, natsCredentials, natsUsers, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { waitUntil } from '../../support/wait-until.js';
 
@@ -164,7 +164,7 @@ function recoveryLogs(): RecoveryLog[] {
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'matcha-nats-reconnect-'));
   const [natsPort, proxyPort, gatewayPort] = await getFreePorts(3);
-  nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort! });
+  nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort!, users: natsUsers() });
   proxy = await startProxy(proxyPort!, natsPort!);
   const databaseUrl = await createTestDatabase();
   prefix = testPrefix();
@@ -226,7 +226,7 @@ describe('delivery across a NATS outage, to sockets that stay open', () => {
 
   it('replays the frames published while only the gateway\'s connection was cut, exactly once, in order', async () => {
     // A direct subscriber shows when the fan-out has published (and acked) frames the gateway cannot get.
-    observer = await connectNats({ url: nats.url, name: 'observer' });
+    observer = await connectNats({ url: nats.url, name: 'observer', ...natsCredentials('operator') });
     const published = new Set<string>();
     observer.subscribe(deliverySubject(prefix, B), {
       callback: (error, message) => {

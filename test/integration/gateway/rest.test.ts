@@ -122,6 +122,17 @@ describe('GET /conversations and /conversations/:id', () => {
     expect(list.map((c) => c['id'])).toEqual([older, newer]);
     expect(list[0]).toMatchObject({ last_message_content: 'hello 5', unread_count: 1 });
     expect(list[0]!['last_message_at']).toMatch(ISO_MS);
+
+    // Pages: `limit`, and `before` the last conversation of the previous page.
+    const ids = (response: ApiResponse) => dataOf<{ id: string }[]>(response).map((c) => c.id);
+    expect(ids(await as(5).get('/conversations?limit=1'))).toEqual([older]);
+    expect(ids(await as(5).get(`/conversations?limit=1&before=${older}`))).toEqual([newer]);
+    expect(ids(await as(5).get(`/conversations?before=${newer}`))).toEqual([]);
+    expectError(await as(5).get('/conversations?limit=0'), 400, /limit/);
+    expectError(await as(5).get('/conversations?limit=501'), 400, /limit/);
+    expectError(await as(5).get('/conversations?before=garbage'), 400, /before/);
+    // Another user's conversation is no cursor of this one's.
+    expectError(await as(6).get(`/conversations?before=${newer}`), 400, /before/);
   });
 
   it('gives a participant the conversation, and a stranger the same 404 as a missing one', async () => {

@@ -7,10 +7,11 @@ import { sendMessage, sendMessages, startConversation, type CommandDeps } from '
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { encodeCursor } from '../../../src/delivery/cursor.js';
 import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
-import { deliverySubject } from '../../../src/shared/nats.js';
+import type { NatsConnection } from 'nats';
+import { connectNats, deliverySubject } from '../../../src/shared/nats.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { mintToken, openSocket, startTestGateway, upgradeStatus, type Frame, type TestGateway, type TestSocket } from '../../support/gateway.js';
-import { createTestDatabase, testPrefix } from '../../support/infra.js';
+import { createTestDatabase, natsCredentials, natsUrl, testPrefix } from '../../support/infra.js';
 
 /**
  * The WebSocket protocol against a gateway in this process. Event frames are published on the delivery
@@ -24,6 +25,8 @@ let tight: TestGateway;
 let fastPing: TestGateway;
 /** A send queue of 64 KiB: a tenth of a catch-up of 500 long messages. */
 let smallQueue: TestGateway;
+/** Stands in for the fan-out, with its NATS user: gateways may not publish on delivery subjects. */
+let fanoutNats: NatsConnection;
 let prefix: string;
 let pool: DatabasePool;
 let deps: CommandDeps;
@@ -45,12 +48,13 @@ beforeAll(async () => {
   });
   fastPing = await startTestGateway({ databaseUrl, prefix, env: { WS_PING_INTERVAL_MS: '200' } });
   smallQueue = await startTestGateway({ databaseUrl, prefix, env: { WS_SEND_QUEUE_BYTES: String(64 * 1024) } });
+  fanoutNats = await connectNats({ url: natsUrl(), name: 'fanout-in-test', ...natsCredentials('fanout') });
   pool = gateway.pool;
   deps = { pool, clock: () => new Date(), newId: monotonicFactory() };
 });
 afterAll(async () => {
   await Promise.all(sockets.map((socket) => socket.close()));
-  await Promise.all([gateway.close(), tight.close(), fastPing.close(), smallQueue.close()]);
+  await Promise.all([gateway.close(), tight.close(), fastPing.close(), smallQueue.close(), fanoutNats?.close()]);
 });
 
 async function connect(userId: number, options: { on?: TestGateway; query?: string } = {}): Promise<TestSocket> {
@@ -66,9 +70,9 @@ async function conversation(a: number, b: number): Promise<string> {
 }
 
 /** Publishes frames on a user's delivery subject, as the fan-out does, and waits until NATS has them. */
-async function publish(userId: number, frames: readonly object[], on: TestGateway = gateway): Promise<void> {
-  for (const frame of frames) on.nc.publish(deliverySubject(prefix, userId), JSON.stringify(frame));
-  await on.nc.flush();
+async function publish(userId: number, frames: readonly object[]): Promise<void> {
+  for (const frame of frames) fanoutNats.publish(deliverySubject(prefix, userId), JSON.stringify(frame));
+  await fanoutNats.flush();
 }
 
 /** Sends `count` messages and returns the frames of the whole conversation, from seq 1. */
@@ -276,7 +280,7 @@ describe('delivery', () => {
   it('ignores a payload on the delivery subject that is not a frame', async () => {
     const socket = await connect(15);
     await publish(15, [{ type: 'new_message', seq: 'one' }, { hello: 'world' }]);
-    gateway.nc.publish(deliverySubject(prefix, 15), 'not json');
+    fanoutNats.publish(deliverySubject(prefix, 15), 'not json');
     socket.send({ type: 'ping' });
     await socket.waitFor(ofType('pong'));
     await sleep(100);
@@ -312,7 +316,7 @@ describe('limits', () => {
     const big = { ...event!, data: { ...event!.data, message: 'x'.repeat(4_000) } };
     const open = tight.gateway.stats().sockets;
     for (let batch = 0; batch < 40 && tight.gateway.stats().sockets === open; batch++) {
-      await publish(24, Array.from({ length: 250 }, (_, i) => ({ ...big, seq: batch * 250 + i + 2 })), tight);
+      await publish(24, Array.from({ length: 250 }, (_, i) => ({ ...big, seq: batch * 250 + i + 2 })));
       await sleep(20);
     }
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
@@ -381,7 +385,7 @@ describe('recovery', () => {
     expect(await socket.waitFor(ofType('resync_required'))).toMatchObject({ type: 'resync_required' });
     expect(socket.frames.filter((frame) => 'seq' in frame)).toEqual([]);
     const latest = (await readStream(pool, id)).at(-1)!;
-    await publish(35, [recordedEventFrame(latest)], tight);
+    await publish(35, [recordedEventFrame(latest)]);
     expect(await socket.waitFor(ofType('new_message'))).toMatchObject({ seq: latest.version });
   });
 

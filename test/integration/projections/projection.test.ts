@@ -95,8 +95,18 @@ describe('the conversation projection', () => {
   it('keeps unread counts, the last message and read_at in step with sends and reads from both sides', async () => {
     const tables = await createReadTables(pool);
     await project(log, tables);
-    const forAlice = await listConversations(pool, alice, tables);
+    const forAlice = await listConversations(pool, alice, { limit: 100 }, tables);
+    if (forAlice === 'bad_cursor') throw new Error('no cursor was given');
     expect(forAlice.map((conversation) => conversation.id)).toEqual([withBob, withCarol]);
+    // A page at a time, keyed on the last conversation of the previous page: the same order, nothing twice.
+    const listPage = async (before?: string) => {
+      const answer = await listConversations(pool, alice, before === undefined ? { limit: 1 } : { limit: 1, before }, tables);
+      return answer === 'bad_cursor' ? answer : answer.map((conversation) => conversation.id);
+    };
+    expect(await listPage()).toEqual([withBob]);
+    expect(await listPage(withBob)).toEqual([withCarol]);
+    expect(await listPage(withCarol)).toEqual([]);
+    expect(await listPage('01ARZ3NDEKTSV4RRFFQ69G5FAV')).toBe('bad_cursor');
     expect(forAlice[0]).toMatchObject({ last_message_content: 'last word', unread_count: 1 });
     expect(forAlice[1]).toMatchObject({ last_message_content: 'are you there?', unread_count: 2 });
     expect(await getConversation(pool, bob, withBob, tables)).toMatchObject({ unread_count: 2 }); // a3, a4

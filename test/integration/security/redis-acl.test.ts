@@ -1,0 +1,109 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRevokedTokens, revocationKey } from '../../../src/gateway/auth/revoked-tokens.js';
+import { pino } from 'pino';
+import { startRevocationSweep } from '../../../src/gateway/auth/revocation-sweep.js';
+import { createRateLimiter, isAllowance } from '../../../src/gateway/rate-limit.js';
+import { redisReady } from '../../../src/shared/readiness.js';
+import { createRedis } from '../../../src/shared/redis.js';
+import { getFreePort } from '../../../src/stack/free-port.js';
+import { GATEWAY_REDIS_USER, gatewayRedisAcl } from '../../../src/stack/redis-acl.js';
+import { startRedisServer, type RedisServer } from '../../../src/stack/redis-server.js';
+
+/**
+ * The gateway's Redis user (src/stack/redis-acl.ts, as docker-compose sets it up) on a private redis-server
+ * with the default user off: what the gateway does works, the rest is refused. `matcha` stands in for
+ * Matcha's logout, which writes `blacklist:*`.
+ */
+
+const PREFIX = 'chat:';
+const PASSWORD = 'gateway-password-0123456789';
+let root: string;
+let server: RedisServer;
+let gateway: Redis;
+let matcha: Redis;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'matcha-redis-acl-'));
+  server = await startRedisServer({
+    port: await getFreePort(),
+    dir: root,
+    users: [
+      [GATEWAY_REDIS_USER, ...gatewayRedisAcl(PREFIX), `>${PASSWORD}`],
+      ['matcha', 'on', '>matcha-password', '~blacklist:*', '+set'],
+    ],
+  });
+  const url = new URL(server.url);
+  gateway = createRedis(`redis://${GATEWAY_REDIS_USER}:${PASSWORD}@${url.host}`);
+  matcha = new Redis(`redis://matcha:matcha-password@${url.host}`);
+});
+
+afterAll(async () => {
+  gateway?.disconnect();
+  matcha?.disconnect();
+  await server?.close();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe('the gateway\'s Redis user', () => {
+  it('does what the gateway does: rate limits and refunds, revoked tokens, the revocation sweep, readiness', async () => {
+    const logger = pino({ level: 'silent' });
+    const limiter = createRateLimiter({ redis: gateway, keyPrefix: PREFIX, name: 'messages', what: 'messages', limit: 1, clock: () => new Date(), logger });
+    const [first, second] = await limiter.consumeEach([7, 7]);
+    expect(first && isAllowance(first)).toBe(true);
+    expect(second).toMatchObject({ code: 'rate_limited' });
+    if (!first || !isAllowance(first)) throw new Error('no allowance');
+    await limiter.refund([first]);
+    expect(isAllowance((await limiter.consumeEach([7]))[0]!)).toBe(true);
+
+    let closed = 0;
+    const sweep = startRevocationSweep({
+      redis: gateway,
+      sockets: () => [{ revocationKey: revocationKey('token-0'), revoke: () => void closed++ }],
+      intervalMs: 3_600_000,
+      logger,
+    });
+    await matcha.set(revocationKey('token-0'), '1');
+    expect(await sweep.sweep()).toBe(1);
+    sweep.stop();
+    expect(closed).toBe(1);
+
+    const revoked = createRevokedTokens(gateway, logger);
+    expect(await revoked.isRevoked('token-1')).toBe(false);
+    await matcha.set(revocationKey('token-1'), '1');
+    expect(await revoked.isRevoked('token-1')).toBe(true);
+
+    await redisReady(gateway).probe();
+  });
+
+  it('refuses the rest: writing blacklist:*, other keys, other commands, other users\' scripts', async () => {
+    // NOPERM, or from inside a script (Redis 7.0): "The user executing the script can't …".
+    const refused = /NOPERM|user executing the script can't/;
+    await expect(gateway.set(revocationKey('token-2'), '1')).rejects.toThrow(refused);
+    await expect(gateway.eval("return redis.call('SET', KEYS[1], '1')", 1, 'blacklist:x')).rejects.toThrow(refused);
+    // Commands the gateway may run, on a key it may only read: no expiring a revocation early.
+    await matcha.set(revocationKey('token-3'), '1');
+    await expect(gateway.eval("return redis.call('PEXPIRE', KEYS[1], 1)", 1, revocationKey('token-3'))).rejects.toThrow(refused);
+    await expect(gateway.eval("return redis.call('HSET', KEYS[1], 'f', '1')", 1, 'blacklist:x')).rejects.toThrow(refused);
+    await expect(gateway.eval("return redis.call('ZCARD', KEYS[1])", 1, 'other:key')).rejects.toThrow(refused);
+    await expect(gateway.eval("return redis.call('DEL', KEYS[1])", 1, `${PREFIX}x`)).rejects.toThrow(refused);
+    await expect(gateway.call('HGETALL', 'other:key')).rejects.toThrow(refused);
+    await expect(gateway.flushall()).rejects.toThrow(refused);
+    await expect(gateway.keys('*')).rejects.toThrow(refused);
+    await expect(gateway.config('GET', '*')).rejects.toThrow(refused);
+    await expect(gateway.publish('channel', 'x')).rejects.toThrow(refused);
+  });
+
+  it('lets nobody in without a user', async () => {
+    const anonymous = new Redis(server.url, { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0 });
+    try {
+      await anonymous.connect();
+      await expect(anonymous.call('EXISTS', 'blacklist:x')).rejects.toThrow(/NOAUTH/);
+    } finally {
+      anonymous.disconnect();
+    }
+  });
+});
