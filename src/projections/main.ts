@@ -35,6 +35,7 @@ await serveWorkerRole({
   worker: projector,
   logger,
   opsPort: config.OPS_PORT,
+  opsHost: config.OPS_HOST,
   registry,
   pool,
   nc,
