@@ -17,6 +17,7 @@ import { watchDeliveryConnection } from './delivery-recovery.js';
 import { createDeliverySubscriptions } from './delivery-subscriptions.js';
 import { readFeedHorizon } from './feed-horizon.js';
 import { createRateLimiter } from './rate-limit.js';
+import { createSocketLeases } from './socket-leases.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
@@ -39,6 +40,7 @@ export type GatewaySettings = Pick<
   | 'WS_MAX_SOCKETS'
   | 'WS_MAX_UNAUTHENTICATED_SOCKETS'
   | 'WS_REVOCATION_CHECK_MS'
+  | 'WS_SOCKET_LEASE_TTL_MS'
   | 'WS_MAX_FRAME_BYTES'
   | 'WS_PING_INTERVAL_MS'
   | 'WS_AUTH_TIMEOUT_MS'
@@ -139,6 +141,14 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     },
   });
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
+  const leases = createSocketLeases({
+    redis,
+    keyPrefix: settings.REDIS_KEY_PREFIX,
+    maxPerUser: settings.MAX_SOCKETS_PER_USER,
+    ttlMs: settings.WS_SOCKET_LEASE_TTL_MS,
+    clock,
+    logger,
+  });
 
   const sockets = createSocketServer({
     logger,
@@ -153,6 +163,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       verifyToken,
       registry,
       resumeLimiter: limit('resumes'),
+      leases,
       catchUp: (userId, after) => readCatchUp(pool, userId, after, { limit: settings.WS_CATCH_UP_LIMIT }),
       feedHorizon: () => readFeedHorizon(pool),
       decodeCursor,
@@ -173,6 +184,14 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     logger,
     onPass: (pass) => metrics.revocationSweep(pass),
   });
+  // A third of the lease's life between renewals: two may fail before a live socket's place lapses.
+  const leaseRenewal = setInterval(() => {
+    const open = [...sockets.sessions()].flatMap((session) => (session.lease ? [session.lease] : []));
+    leases.renew(open).catch((error: unknown) => {
+      logger.warn({ reason: error instanceof Error ? error.message : 'unknown error' }, 'could not renew socket leases; retrying at the next tick');
+    });
+  }, settings.WS_SOCKET_LEASE_TTL_MS / 3);
+  leaseRenewal.unref();
 
   const app = createRestApp({
     operations,
@@ -217,6 +236,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         recovery.close();
         revocations.stop();
+        clearInterval(leaseRenewal);
         server.closeIdleConnections();
         await sockets.close();
         subscriptions.close();

@@ -20,11 +20,12 @@ export function gatewayRedisAcl(keyPrefix: string): string[] {
     '+info',
     '+ping',
     '+quit',
-    // revoked-tokens.ts and the revocation sweep; rate-limit.ts (its script, and refunds).
+    // revoked-tokens.ts and the revocation sweep; rate-limit.ts (its script, and refunds); socket-leases.ts
+    // (its script, release, and the renewal's ZADD and PEXPIRE, listed below).
     '+exists',
     '+eval',
     '+zrem',
-    // Run by the script of rate-limit.ts.
+    // Run by the scripts of rate-limit.ts and socket-leases.ts.
     '+zremrangebyscore',
     '+zcard',
     '+zadd',

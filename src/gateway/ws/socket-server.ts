@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import { bearerToken } from '../auth/bearer-token.js';
 import type { AuthenticatedUser } from '../auth/verify-token.js';
 import { describeError, errorEnvelope, type ErrorCode } from '../errors.js';
+import type { SocketLease } from '../socket-leases.js';
 import { CLOSE } from './server-frames.js';
 import { startSocketSession, type SessionDeps, type SocketSession } from './socket-session.js';
 
@@ -105,11 +106,30 @@ export function createSocketServer(deps: {
       logger.warn({ limit: deps.maxUnauthenticatedSockets }, 'unauthenticated socket cap reached; refusing an upgrade');
       return refuse(socket, 503, 'unavailable', 'too many sockets waiting to authenticate; retry shortly');
     }
-    if (closing || socket.destroyed) return void socket.destroy();
+    // The cap across gateways: a place in the user's count, taken before the socket opens.
+    let lease: SocketLease | undefined;
+    if (user) {
+      let taken: SocketLease | 'too_many';
+      try {
+        taken = await deps.session.leases.acquire(user.userId);
+      } catch (error) {
+        const answer = describeError(error);
+        return refuse(socket, answer.status, answer.restCode, answer.message);
+      }
+      if (taken === 'too_many') return refuse(socket, 429, 'rate_limited', `at most ${deps.maxSocketsPerUser} sockets per user`);
+      lease = taken;
+    }
+    if (closing || socket.destroyed) {
+      if (lease) deps.session.leases.release(lease);
+      return void socket.destroy();
+    }
     const since = url.searchParams.get('since');
     wss.handleUpgrade(request, socket, head, (ws) => {
-      if (closing) return ws.close(CLOSE.goingAway, 'server is shutting down');
-      const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since });
+      if (closing) {
+        if (lease) deps.session.leases.release(lease);
+        return ws.close(CLOSE.goingAway, 'server is shutting down');
+      }
+      const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since, ...(lease && { lease }) });
       sessions.add(session);
       ws.once('close', () => sessions.delete(session));
     });

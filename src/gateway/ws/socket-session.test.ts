@@ -78,6 +78,7 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
       verifyToken: () => Promise.reject(new Error('not used')),
       registry,
       resumeLimiter: { consume: () => Promise.resolve({ key: 'k', member: 'm' }) },
+      leases: { acquire: (userId) => Promise.resolve({ userId, id: 'lease' }), release: () => undefined },
       catchUp: (_userId, after) => {
         reads.push(after);
         return catchUp(after);

@@ -6,6 +6,7 @@ import type { AuthenticatedUser, VerifyToken } from '../auth/verify-token.js';
 import type { ChatOperations } from '../chat-operations.js';
 import { describeError, GatewayError } from '../errors.js';
 import type { RateLimiter } from '../rate-limit.js';
+import type { SocketLease, SocketLeases } from '../socket-leases.js';
 import { parseClientFrame, requestIdOf, type ClientFrame, type RequestId } from './client-frames.js';
 import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type Outgoing } from './delivery-gate.js';
 import { CLOSE, serverFrames } from './server-frames.js';
@@ -19,6 +20,8 @@ export type SessionDeps = {
   readonly operations: ChatOperations;
   readonly verifyToken: VerifyToken;
   readonly registry: SocketRegistry;
+  /** The per-user socket cap across gateways. */
+  readonly leases: Pick<SocketLeases, 'acquire' | 'release'>;
   /** Replays per user (`?since=` and `resume`): each is a catch-up read. */
   readonly resumeLimiter: Pick<RateLimiter, 'consume'>;
   readonly catchUp: CatchUp;
@@ -40,6 +43,8 @@ export type SessionDeps = {
 export type SocketSession = RegisteredSocket & RevocableSocket & {
   /** Whether the socket has authenticated (upgrade-time or first frame). */
   readonly authenticated: boolean;
+  /** Its place in the user's socket count across gateways, renewed by the gateway; null before it has one. */
+  readonly lease: SocketLease | null;
   /** Pings the peer; terminates it when it did not answer the previous ping. */
   heartbeat(): void;
   close(code: number, reason: string): void;
@@ -90,12 +95,18 @@ async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | 'ti
 export function startSocketSession(
   socket: WebSocket,
   deps: SessionDeps,
-  options: { readonly user: AuthenticatedUser | null; readonly since: string | null },
+  options: {
+    readonly user: AuthenticatedUser | null;
+    readonly since: string | null;
+    /** Taken at the upgrade for a socket authenticated there; a first-frame socket takes its own. */
+    readonly lease?: SocketLease;
+  },
 ): SocketSession {
   const { logger, clock } = deps;
   const gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
   const writer = createSocketWriter(socket, { maxUnsentBytes: deps.sendQueueBytes });
   let user: AuthenticatedUser | null = null;
+  let lease: SocketLease | null = options.lease ?? null;
   let registered = false;
   let closed = false;
   let alive = true;
@@ -105,6 +116,11 @@ export function startSocketSession(
   let authTimer: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
   let terminateTimer: NodeJS.Timeout | undefined;
+
+  function releaseLease(): void {
+    if (lease) deps.leases.release(lease);
+    lease = null;
+  }
 
   function close(code: number, reason: string): void {
     if (closed) return;
@@ -234,6 +250,13 @@ export function startSocketSession(
     // registered for live frames, so every event committed after it opened sorts after it.
     const start = resuming === null ? await readHorizon(current.userId) : null;
     if (closed) return;
+    if (!lease) {
+      const taken = await deps.leases.acquire(current.userId);
+      if (taken === 'too_many') return close(CLOSE.tooManySockets, 'too many sockets for this user');
+      lease = taken;
+      // Closed while the lease was taken: the close handler ran before it existed.
+      if (closed) return releaseLease();
+    }
     const added = await deps.registry.add(current.userId, session);
     if (closed) {
       if (added === 'added') deps.registry.remove(current.userId, session);
@@ -352,6 +375,9 @@ export function startSocketSession(
     get authenticated() {
       return user !== null;
     },
+    get lease() {
+      return closed ? null : lease;
+    },
     get revocationKey() {
       return closed ? null : (user?.revocationKey ?? null);
     },
@@ -427,6 +453,7 @@ export function startSocketSession(
     clearTimeout(terminateTimer);
     if (registered && user) deps.registry.remove(user.userId, session);
     registered = false;
+    releaseLease();
   });
 
   if (options.user) {

@@ -7,6 +7,7 @@ import { createRevokedTokens, revocationKey } from '../../../src/gateway/auth/re
 import { pino } from 'pino';
 import { startRevocationSweep } from '../../../src/gateway/auth/revocation-sweep.js';
 import { createRateLimiter, isAllowance } from '../../../src/gateway/rate-limit.js';
+import { createSocketLeases } from '../../../src/gateway/socket-leases.js';
 import { redisReady } from '../../../src/shared/readiness.js';
 import { createRedis } from '../../../src/shared/redis.js';
 import { getFreePort } from '../../../src/stack/free-port.js';
@@ -58,6 +59,14 @@ describe('the gateway\'s Redis user', () => {
     if (!first || !isAllowance(first)) throw new Error('no allowance');
     await limiter.refund([first]);
     expect(isAllowance((await limiter.consumeEach([7]))[0]!)).toBe(true);
+
+    const leases = createSocketLeases({ redis: gateway, keyPrefix: PREFIX, maxPerUser: 1, ttlMs: 60_000, clock: () => new Date(), logger });
+    const lease = await leases.acquire(7);
+    expect(await leases.acquire(7)).toBe('too_many');
+    if (lease === 'too_many') throw new Error('no lease');
+    await leases.renew([lease]);
+    leases.release(lease);
+    await expect.poll(() => leases.acquire(7)).not.toBe('too_many');
 
     let closed = 0;
     const sweep = startRevocationSweep({
