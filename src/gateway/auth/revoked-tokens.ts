@@ -12,15 +12,18 @@ export function revocationKey(token: string): string {
 }
 
 export type RevokedTokens = {
-  /** @throws GatewayError `unavailable` when Redis does not answer: not knowing is not "revoked". */
-  isRevoked(token: string): Promise<boolean>;
+  /**
+   * Whether the token whose `revocationKey` this is was revoked.
+   * @throws GatewayError `unavailable` when Redis does not answer: not knowing is not "revoked".
+   */
+  isRevoked(key: string): Promise<boolean>;
 };
 
 export function createRevokedTokens(redis: Redis, logger: Logger): RevokedTokens {
   return {
-    async isRevoked(token) {
+    async isRevoked(key) {
       try {
-        return (await redis.exists(revocationKey(token))) === 1;
+        return (await redis.exists(key)) === 1;
       } catch (error) {
         throw redisUnavailable(logger, error, 'cannot check whether the token is revoked');
       }

@@ -81,9 +81,9 @@ describe('the gateway\'s Redis user', () => {
     expect(closed).toBe(1);
 
     const revoked = createRevokedTokens(gateway, logger);
-    expect(await revoked.isRevoked('token-1')).toBe(false);
+    expect(await revoked.isRevoked(revocationKey('token-1'))).toBe(false);
     await matcha.set(revocationKey('token-1'), '1');
-    expect(await revoked.isRevoked('token-1')).toBe(true);
+    expect(await revoked.isRevoked(revocationKey('token-1'))).toBe(true);
 
     await redisReady(gateway).probe();
   });
