@@ -53,9 +53,9 @@ export function createTokenVerifier(deps: {
     if (claimed !== undefined && claimed.trim() !== sub) {
       throw new GatewayError('unauthorized', 'X-User-ID does not match the token');
     }
-    const revoked = revocationKey(token);
-    if (await deps.revokedTokens.isRevoked(revoked)) throw new GatewayError('unauthorized', 'token has been revoked');
-    return { userId: Number(sub), validUntilMs: ((payload.exp ?? 0) + deps.leewaySeconds) * 1000, revocationKey: revoked };
+    const revocation = revocationKey(token);
+    if (await deps.revokedTokens.isRevoked(revocation)) throw new GatewayError('unauthorized', 'token has been revoked');
+    return { userId: Number(sub), validUntilMs: ((payload.exp ?? 0) + deps.leewaySeconds) * 1000, revocationKey: revocation };
   };
 }
 
