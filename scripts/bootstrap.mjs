@@ -56,6 +56,9 @@ function ensureServerBinaries() {
   if (!process.env.REDIS_URL && !onPath('redis-server')) needed.push('redis-server');
   // The browser test drives Debian's chromium (playwright-core never downloads a browser).
   if (mode === 'test' && !onPath('chromium')) needed.push('chromium');
+  // The deployment tests check docker-compose.yml (no engine needed) and the load balancer's configuration.
+  if (mode === 'test' && !onPath('docker-compose')) needed.push('docker-compose');
+  if (mode === 'test' && !onPath('haproxy')) needed.push('haproxy');
   if (needed.length === 0) return;
 
   if (process.getuid?.() !== 0) {

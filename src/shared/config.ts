@@ -90,35 +90,36 @@ const commaList = z
   .default('')
   .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
 
-const gatewaySchema = baseSchema
-  .extend({
-    PORT: z.coerce.number().int().min(0).max(65_535).default(8004),
-    OPS_PORT: opsPort(9100),
-    JWT_SECRET: z.string().min(1).optional().describe('HS256 secret shared with Matcha\'s auth service'),
-    JWT_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew allowed on exp/nbf'),
-    ALLOWED_ORIGINS: commaList.describe('comma-separated Origins allowed to open the WebSocket; empty: any'),
-    RATE_LIMIT_MESSAGES_PER_MINUTE: positiveInt.default(100).describe('messages appended per user, across REST, WS and gateways'),
-    RATE_LIMIT_CONVERSATIONS_PER_MINUTE: positiveInt.default(30).describe('conversations started per user'),
-    RATE_LIMIT_READS_PER_MINUTE: positiveInt.default(120).describe('marks read per user (REST, read and join_conversation frames)'),
-    RATE_LIMIT_LISTS_PER_MINUTE: positiveInt.default(60).describe('conversation lists per user'),
-    RATE_LIMIT_RESUMES_PER_MINUTE: positiveInt.default(30).describe('replays per user (?since= and resume frames)'),
-    MAX_SOCKETS_PER_USER: positiveInt.max(1_000).default(10),
-    WS_MAX_SOCKETS: positiveInt.default(50_000).describe('open sockets per gateway before upgrades get 503'),
-    WS_MAX_UNAUTHENTICATED_SOCKETS: positiveInt.default(1_000).describe('sockets waiting for their first-frame auth before upgrades without a token get 503'),
-    WS_SOCKET_LEASE_TTL_MS: positiveInt.min(300).max(600_000).default(60_000).describe('how long a dead gateway\'s sockets still count against their users\' cap'),
-    WS_REVOCATION_CHECK_MS: positiveInt.min(100).max(15_000).default(10_000).describe('how often open sockets\' tokens are checked against revocations'),
-    WS_MAX_FRAME_BYTES: positiveInt.min(1_024).max(1_048_576).default(8_192).describe('larger frames close with 1009'),
-    WS_PING_INTERVAL_MS: positiveInt.default(30_000).describe('a peer that misses one ping interval is dropped'),
-    WS_AUTH_TIMEOUT_MS: positiveInt.default(5_000).describe('time to send the first-frame auth'),
-    WS_SEND_QUEUE_BYTES: positiveInt.default(1_048_576).describe('unsent bytes per socket before it is closed (4008)'),
-    WS_CATCH_UP_LIMIT: positiveInt.max(10_000).default(500).describe('frames replayed on resume before resync_required'),
-    WS_CATCH_UP_BYTES: positiveInt.default(2_097_152).describe('bytes of frames one catch-up may send before resync_required'),
-    HTTP_BODY_LIMIT_BYTES: positiveInt.default(16_384),
-    READ_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000).describe('how long a query waits for the read tables to reach the log (then 503 read_model_behind)'),
-    SEND_BATCH_SIZE: positiveInt.max(1_000).default(100).describe('most sends appended in one transaction'),
-    SEND_BATCHES_IN_FLIGHT: positiveInt.max(64).default(1).describe('send transactions running at once; more sends wait for the next'),
-    REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit keys (not of blacklist:)'),
-  })
+const gatewayVariables = baseSchema.extend({
+  PORT: z.coerce.number().int().min(0).max(65_535).default(8004),
+  OPS_PORT: opsPort(9100),
+  JWT_SECRET: z.string().min(1).optional().describe('HS256 secret shared with Matcha\'s auth service'),
+  JWT_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew allowed on exp/nbf'),
+  ALLOWED_ORIGINS: commaList.describe('comma-separated Origins allowed to open the WebSocket; empty: any'),
+  RATE_LIMIT_MESSAGES_PER_MINUTE: positiveInt.default(100).describe('messages appended per user, across REST, WS and gateways'),
+  RATE_LIMIT_CONVERSATIONS_PER_MINUTE: positiveInt.default(30).describe('conversations started per user'),
+  RATE_LIMIT_READS_PER_MINUTE: positiveInt.default(120).describe('marks read per user (REST, read and join_conversation frames)'),
+  RATE_LIMIT_LISTS_PER_MINUTE: positiveInt.default(60).describe('conversation lists per user'),
+  RATE_LIMIT_RESUMES_PER_MINUTE: positiveInt.default(30).describe('replays per user (?since= and resume frames)'),
+  MAX_SOCKETS_PER_USER: positiveInt.max(1_000).default(10),
+  WS_MAX_SOCKETS: positiveInt.default(50_000).describe('open sockets per gateway before upgrades get 503'),
+  WS_MAX_UNAUTHENTICATED_SOCKETS: positiveInt.default(1_000).describe('sockets waiting for their first-frame auth before upgrades without a token get 503'),
+  WS_SOCKET_LEASE_TTL_MS: positiveInt.min(300).max(600_000).default(60_000).describe('how long a dead gateway\'s sockets still count against their users\' cap'),
+  WS_REVOCATION_CHECK_MS: positiveInt.min(100).max(15_000).default(10_000).describe('how often open sockets\' tokens are checked against revocations'),
+  WS_MAX_FRAME_BYTES: positiveInt.min(1_024).max(1_048_576).default(8_192).describe('larger frames close with 1009'),
+  WS_PING_INTERVAL_MS: positiveInt.default(30_000).describe('a peer that misses one ping interval is dropped'),
+  WS_AUTH_TIMEOUT_MS: positiveInt.default(5_000).describe('time to send the first-frame auth'),
+  WS_SEND_QUEUE_BYTES: positiveInt.default(1_048_576).describe('unsent bytes per socket before it is closed (4008)'),
+  WS_CATCH_UP_LIMIT: positiveInt.max(10_000).default(500).describe('frames replayed on resume before resync_required'),
+  WS_CATCH_UP_BYTES: positiveInt.default(2_097_152).describe('bytes of frames one catch-up may send before resync_required'),
+  HTTP_BODY_LIMIT_BYTES: positiveInt.default(16_384),
+  READ_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000).describe('how long a query waits for the read tables to reach the log (then 503 read_model_behind)'),
+  SEND_BATCH_SIZE: positiveInt.max(1_000).default(100).describe('most sends appended in one transaction'),
+  SEND_BATCHES_IN_FLIGHT: positiveInt.max(64).default(1).describe('send transactions running at once; more sends wait for the next'),
+  REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit keys (not of blacklist:)'),
+});
+
+const gatewaySchema = gatewayVariables
   .superRefine((config, context) => {
     // Only an explicit development or test environment may use the public development secret.
     if (config.NODE_ENV === 'development' || config.NODE_ENV === 'test') return;
@@ -141,7 +142,43 @@ export type ProjectorConfig = z.infer<typeof projectorSchema>;
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 export type FanoutConfig = z.infer<typeof fanoutSchema>;
 
-export const configSchemas = { base: baseSchema, relay: relaySchema, projector: projectorSchema, gateway: gatewaySchema, fanout: fanoutSchema } as const;
+/** `node dist/healthcheck/main.js`, the image's HEALTHCHECK: where this container's role serves /health. */
+const healthcheckSchema = z.object({
+  OPS_HOST: baseSchema.shape.OPS_HOST,
+  OPS_PORT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65_535)
+    .describe('the role\'s ops port, required: 9100 gateway, 9101 relay, 9102 projector, 9103 fan-out'),
+});
+
+export const configSchemas = {
+  base: baseSchema,
+  relay: relaySchema,
+  projector: projectorSchema,
+  gateway: gatewaySchema,
+  fanout: fanoutSchema,
+  healthcheck: healthcheckSchema,
+} as const;
+
+/** The variables the seed's deployment sets, read only as fallbacks (see withSeedFallbacks). */
+const SEED_VARIABLES = ['DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD', 'REDIS_HOST', 'REDIS_PORT'] as const;
+type SeedVariable = (typeof SEED_VARIABLES)[number];
+
+const schemaVariables = {
+  base: baseSchema,
+  relay: relaySchema,
+  projector: projectorSchema,
+  gateway: gatewayVariables,
+  fanout: fanoutSchema,
+  healthcheck: healthcheckSchema,
+} as const satisfies Record<keyof typeof configSchemas, z.ZodObject>;
+
+/** Every environment variable `loadConfig(configSchemas[name])` reads: the schema's own and the seed's fallbacks. */
+export function configVariables(name: keyof typeof configSchemas): readonly string[] {
+  return [...Object.keys(schemaVariables[name].shape), ...SEED_VARIABLES];
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -150,18 +187,19 @@ export class ConfigError extends Error {
 /** Accepts the seed's variables (DB_*, REDIS_HOST/REDIS_PORT, REDIS_URL without scheme) as fallbacks. */
 function withSeedFallbacks(env: Env): Env {
   const out: Env = { ...env };
-  if (!out['DATABASE_URL'] && out['DB_HOST']) {
-    const user = encodeURIComponent(out['DB_USER'] ?? 'postgres');
-    const password = out['DB_PASSWORD'] ? `:${encodeURIComponent(out['DB_PASSWORD'])}` : '';
-    const port = out['DB_PORT'] ?? '5432';
-    const name = out['DB_NAME'] ?? 'matcha_dev';
-    out['DATABASE_URL'] = `postgres://${user}${password}@${out['DB_HOST']}:${port}/${name}`;
+  const seed = (name: SeedVariable): string | undefined => env[name];
+  const dbHost = seed('DB_HOST');
+  if (!out['DATABASE_URL'] && dbHost) {
+    const user = encodeURIComponent(seed('DB_USER') ?? 'postgres');
+    const password = seed('DB_PASSWORD');
+    const port = seed('DB_PORT') ?? '5432';
+    const name = seed('DB_NAME') ?? 'matcha_dev';
+    out['DATABASE_URL'] = `postgres://${user}${password ? `:${encodeURIComponent(password)}` : ''}@${dbHost}:${port}/${name}`;
   }
   const redisUrl = out['REDIS_URL'];
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) out['REDIS_URL'] = `redis://${redisUrl}`;
-  if (!out['REDIS_URL'] && out['REDIS_HOST']) {
-    out['REDIS_URL'] = `redis://${out['REDIS_HOST']}:${out['REDIS_PORT'] ?? '6379'}`;
-  }
+  const redisHost = seed('REDIS_HOST');
+  if (!out['REDIS_URL'] && redisHost) out['REDIS_URL'] = `redis://${redisHost}:${seed('REDIS_PORT') ?? '6379'}`;
   return out;
 }
 

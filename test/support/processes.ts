@@ -29,24 +29,29 @@ const running = new Set<RoleProcess>();
 
 /**
  * Runs a role's `main.ts` as a real process (`node --import tsx <entry>`, cwd = repo root) with the test
- * environment plus `env`. Output is captured; set TEST_ROLE_LOGS=1 to also echo it.
+ * environment plus `env`; a compiled `.js` entry runs with plain `node`, as in the image. Output is captured;
+ * set TEST_ROLE_LOGS=1 to also echo it.
  */
 export async function spawnRole(options: {
   readonly name: string;
   readonly entry: string;
+  /** The folder the entry is relative to and the process runs in; the repository when not given. */
+  readonly cwd?: string;
   readonly env: Readonly<Record<string, string>>;
   /** Command-line arguments after the entry (the replay CLI's options). */
   readonly args?: readonly string[];
   /** Variables of this process's environment (NODE_ENV, say) the role must not inherit. */
   readonly unset?: readonly string[];
 }): Promise<RoleProcess> {
-  const entry = path.resolve(ROOT, options.entry);
+  const cwd = options.cwd ?? ROOT;
+  const entry = path.resolve(cwd, options.entry);
   const stackRole = ROLES.find((candidate) => path.resolve(ROOT, candidate.entry) === entry);
   // A role logs in to NATS as its own user, as under `npm start`; a test may pass other credentials in `env`.
   const env: Record<string, string | undefined> = { ...process.env, OPS_PORT: '0', ...(stackRole && natsRoleEnv(stackRole.name)), ...options.env };
   for (const name of options.unset ?? []) delete env[name];
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
-    cwd: ROOT,
+  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...loader, entry, ...(options.args ?? [])], {
+    cwd,
     // OPS_PORT 0: each role's /metrics port is picked free, so roles of parallel test files never collide.
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
