@@ -92,7 +92,7 @@ async function expectTablesToFoldTheLogWithout(failed: readonly RecordedEvent[])
 
 let poisoned: RecordedEvent;
 
-describe('the projector when an event fails', () => {
+describe('the projector when an event fails', { timeout: 120_000 }, () => {
   it('applies the rest of a failed batch one by one, retries the bad event, then records it', async () => {
     for (let i = 0; i < 6; i++) {
       const users: [number, number] = [2 * i + 1, 2 * i + 2];

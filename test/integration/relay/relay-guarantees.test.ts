@@ -55,7 +55,7 @@ type Relay = RoleProcess & { readonly opsPort: number };
 async function startRelay(env: Record<string, string>, name: string): Promise<Relay> {
   const relay = await spawnRole({ name, entry: 'src/relay/main.ts', env });
   running.push(relay);
-  const line = await relay.waitForOutput(/ops server on port \d+/);
+  const line = await relay.waitForOutput(/ops server on port \d+/, 60_000);
   return Object.assign(relay, { opsPort: Number(/(\d+)$/.exec(line)?.[1]) });
 }
 
@@ -132,7 +132,8 @@ async function lastStoredPosition(stream: string): Promise<string | undefined> {
   return last.header.get(FEED_POSITION_HEADER);
 }
 
-describe('the relay, counted publish by publish', () => {
+// Each test starts up to two relay processes and waits on them: generous on a loaded 2-core machine.
+describe('the relay, counted publish by publish', { timeout: 120_000 }, () => {
   it('keeps its checkpoint across a restart: the next leader publishes only what came after', async () => {
     const { pool, env, stream, consumer } = await setting();
     try {
