@@ -56,6 +56,19 @@ async function appendConcurrently(pool: DatabasePool, options: { count: number; 
   );
 }
 
+/**
+ * The barrier instead of a pause: a sentinel appended after everything else is stored last, since one relay
+ * publishes in feed order; once it is there, anything extra (a repeat) would be stored before it.
+ * @returns what the stream holds before the sentinel.
+ */
+async function storedBeforeASentinel(pool: DatabasePool, stream: string, expected: number): Promise<StoredEventMessage[]> {
+  const [sentinel] = await appendNext(pool, `sentinel-${expected}`, { sentinel: true });
+  await waitForStoredCount(nc, stream, expected + 1);
+  const stored = await readAllStored(nc, stream);
+  expect(stored.at(-1)?.event_id).toBe(sentinel!.eventId);
+  return stored.slice(0, -1);
+}
+
 /** Exactly once (distinct Nats-Msg-Id = stored = expected) and, per conversation, versions 1..n in order. */
 function expectExactlyOnceInOrder(stored: readonly StoredEventMessage[], expected: number): void {
   expect(stored).toHaveLength(expected);
@@ -75,8 +88,7 @@ describe('the relay', () => {
       await startRelay(env);
       await appendConcurrently(pool, { count: 10_000, writers: 8, streams: 100, tag: 'bulk' });
       await waitForStoredCount(nc, stream, 10_000);
-      await sleep(500); // anything extra would show up by now
-      expectExactlyOnceInOrder(await readAllStored(nc, stream), 10_000);
+      expectExactlyOnceInOrder(await storedBeforeASentinel(pool, stream, 10_000), 10_000);
     } finally {
       await pool.end();
     }
@@ -96,8 +108,7 @@ describe('the relay', () => {
       await startRelay({ ...env, RELAY_BATCH_SIZE: '20' }, 'relay-2');
       await writing;
       await waitForStoredCount(nc, stream, 10_000);
-      await sleep(500);
-      expectExactlyOnceInOrder(await readAllStored(nc, stream), 10_000);
+      expectExactlyOnceInOrder(await storedBeforeASentinel(pool, stream, 10_000), 10_000);
     } finally {
       await pool.end();
     }
@@ -120,8 +131,7 @@ describe('the relay', () => {
       await appendConcurrently(pool, { count: 3_000, writers: 4, streams: 30, tag: 'pair' });
       await b.waitForOutput(/leadership acquired/, 30_000);
       await waitForStoredCount(nc, stream, 6_000);
-      await sleep(500);
-      expectExactlyOnceInOrder(await readAllStored(nc, stream), 6_000);
+      expectExactlyOnceInOrder(await storedBeforeASentinel(pool, stream, 6_000), 6_000);
     } finally {
       await pool.end();
     }
