@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
-import { getFreePorts } from '../../src/stack/free-port.js';
-import { roleCredentialsEnv, type NatsRole } from '../../src/stack/nats-permissions.js';
+import { getFreePorts } from '../../stack/free-port.js';
+import { roleCredentialsEnv, type NatsRole } from '../../stack/nats-permissions.js';
 import { sleep } from './bounded-parallel.js';
 import type { BenchServers } from './bench-servers.js';
 import { answers200, startRoleProcess, waitUntil, type RoleProcess } from './role-process.js';

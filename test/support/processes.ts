@@ -3,9 +3,9 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
-import { forEachLine, isRunning, terminate, waitForExit } from '../../src/stack/child-process.js';
-import { killOnExit } from '../../src/stack/kill-on-exit.js';
-import { ROLES } from '../../src/stack/roles.js';
+import { forEachLine, isRunning, terminate, waitForExit } from '../../stack/child-process.js';
+import { killOnExit } from '../../stack/kill-on-exit.js';
+import { ROLES } from '../../stack/roles.js';
 import { natsRoleEnv } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configSchemas, loadConfig } from '../shared/config.js';
+import { configSchemas, loadConfig } from '../src/shared/config.js';
 
 /** `npm start`'s own settings. Like the roles' config module, the only place here that reads `process.env`. */
 

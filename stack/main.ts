@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../shared/config.js';
-import { migrate } from '../shared/migrate.js';
+import { ConfigError } from '../src/shared/config.js';
+import { migrate } from '../src/shared/migrate.js';
 import { isPortFree } from './free-port.js';
 import { lineTag } from './line-tag.js';
 import { startNatsServer } from './nats-server.js';
@@ -19,7 +19,7 @@ import { createSupervisor } from './supervisor.js';
  * migrates, runs every role as its own process, and on Ctrl-C stops the roles first, then the servers.
  */
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DATA_DIR = path.join(ROOT, '.data');
 const tag = lineTag('stack');
 const say = (message: string): void => void process.stdout.write(`${tag} ${message}\n`);
