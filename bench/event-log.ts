@@ -109,7 +109,7 @@ for (const batchSize of [10, 100]) {
 
 const prefix = 'bench';
 const streamName = 'BENCH_EVENTS';
-const supervisor = createSupervisor({ cwd: path.resolve(import.meta.dirname, '..'), onExit: () => undefined });
+const supervisor = createSupervisor({ cwd: path.resolve(import.meta.dirname, '..'), report: (line) => void process.stderr.write(`${line}\n`) });
 supervisor.start(
   { name: 'relay', entry: 'src/relay/main.ts' },
   {
