@@ -39,13 +39,15 @@ export async function spawnRole(options: {
   readonly args?: readonly string[];
   /** Variables of this process's environment (NODE_ENV, say) the role must not inherit. */
   readonly unset?: readonly string[];
+  /** Modules node loads before the entry (`--import`), after tsx: a test's fault, say. */
+  readonly preload?: readonly string[];
 }): Promise<RoleProcess> {
   const entry = path.resolve(ROOT, options.entry);
   const stackRole = ROLES.find((candidate) => path.resolve(ROOT, candidate.entry) === entry);
   // A role logs in to NATS as its own user, as under `npm start`; a test may pass other credentials in `env`.
   const env: Record<string, string | undefined> = { ...process.env, OPS_PORT: '0', ...(stackRole && natsRoleEnv(stackRole.name)), ...options.env };
   for (const name of options.unset ?? []) delete env[name];
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, ...(options.args ?? [])], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', ...(options.preload ?? []).flatMap((module) => ['--import', path.resolve(ROOT, module)]), entry, ...(options.args ?? [])], {
     cwd: ROOT,
     // OPS_PORT 0: each role's /metrics port is picked free, so roles of parallel test files never collide.
     env,
