@@ -13,8 +13,7 @@ const config = loadConfig(configSchemas.fanout);
 const logger = createLogger({ role: 'fanout', level: config.LOG_LEVEL });
 const hygiene = installProcessHygiene({ logger });
 
-// Reads are rare (participants on a cache miss, gap fills): a small pool is enough.
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'fanout', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const lease = await createLeaderLease({
   databaseUrl: config.DATABASE_URL,

@@ -13,7 +13,7 @@ const config = loadConfig(configSchemas.projector);
 const logger = createLogger({ role: 'projector', level: config.LOG_LEVEL });
 const hygiene = installProcessHygiene({ logger });
 
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 4 });
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'projector', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('projector');
 const projector = startProjector({

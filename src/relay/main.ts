@@ -14,7 +14,7 @@ const config = loadConfig(configSchemas.relay);
 const logger = createLogger({ role: 'relay', level: config.LOG_LEVEL });
 const hygiene = installProcessHygiene({ logger });
 
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'relay', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const jsm = await nc.jetstreamManager();
 await ensureEventStream(jsm, {
