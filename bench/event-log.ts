@@ -25,11 +25,11 @@ import { createDatabasePool } from '../src/shared/database.js';
 import { migrate } from '../src/shared/migrate.js';
 import { sleep } from '../src/shared/sleep.js';
 import { monotonicUlids } from '../src/shared/ulid.js';
-import { getFreePorts } from '../src/stack/free-port.js';
-import { startNatsServer } from '../src/stack/nats-server.js';
-import { roleCredentialsEnv, runUsers } from '../src/stack/nats-permissions.js';
-import { startEmbeddedPostgres } from '../src/stack/postgres.js';
-import { createSupervisor } from '../src/stack/supervisor.js';
+import { getFreePorts } from '../stack/free-port.js';
+import { startNatsServer } from '../stack/nats-server.js';
+import { roleCredentialsEnv, runUsers } from '../stack/nats-permissions.js';
+import { startEmbeddedPostgres } from '../stack/postgres.js';
+import { createSupervisor } from '../stack/supervisor.js';
 
 const { values: args } = parseArgs({
   options: { seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '500' } },
@@ -109,7 +109,7 @@ for (const batchSize of [10, 100]) {
 
 const prefix = 'bench';
 const streamName = 'BENCH_EVENTS';
-const supervisor = createSupervisor({ cwd: path.resolve(import.meta.dirname, '..'), onExit: () => undefined });
+const supervisor = createSupervisor({ cwd: path.resolve(import.meta.dirname, '..'), report: (line) => void process.stderr.write(`${line}\n`) });
 supervisor.start(
   { name: 'relay', entry: 'src/relay/main.ts' },
   {

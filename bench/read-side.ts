@@ -19,8 +19,8 @@ import { CONVERSATIONS_PROJECTION } from '../src/projections/read-model-generati
 import { rebuildProjection } from '../src/replay/rebuild-projection.js';
 import { createDatabasePool } from '../src/shared/database.js';
 import { migrate } from '../src/shared/migrate.js';
-import { getFreePorts } from '../src/stack/free-port.js';
-import { startEmbeddedPostgres } from '../src/stack/postgres.js';
+import { getFreePorts } from '../stack/free-port.js';
+import { startEmbeddedPostgres } from '../stack/postgres.js';
 import { seedConversationLog } from '../test/support/conversation-log.js';
 
 const { values: args } = parseArgs({

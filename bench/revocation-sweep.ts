@@ -19,8 +19,8 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { startRevocationSweep, type RevocableSocket } from '../src/gateway/auth/revocation-sweep.js';
 import { createRedis } from '../src/shared/redis.js';
-import { getFreePort } from '../src/stack/free-port.js';
-import { startRedisServer } from '../src/stack/redis-server.js';
+import { getFreePort } from '../stack/free-port.js';
+import { startRedisServer } from '../stack/redis-server.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -126,9 +126,9 @@ function signalNumber(signal) {
 function runStart() {
   // Its own process group: a terminal Ctrl-C reaches only us, and the stack then stops its parts in order
   // (roles before the servers they use) instead of all of them receiving SIGINT at once.
-  // The roles refuse the development JWT secret unless NODE_ENV says development (src/stack sets it for them).
+  // The roles refuse the development JWT secret unless NODE_ENV says development (stack sets it for them).
   const env = { ...process.env, NODE_ENV: process.env.NODE_ENV || 'development' };
-  return run(process.execPath, ['--import', 'tsx', 'src/stack/main.ts'], { detached: true, env });
+  return run(process.execPath, ['--import', 'tsx', 'stack/main.ts'], { detached: true, env });
 }
 
 async function runTests() {

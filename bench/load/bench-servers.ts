@@ -2,11 +2,11 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate } from '../../src/shared/migrate.js';
-import { getFreePorts } from '../../src/stack/free-port.js';
-import { startNatsServer, type NatsServer } from '../../src/stack/nats-server.js';
-import { runUsers, type NatsRole } from '../../src/stack/nats-permissions.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/stack/postgres.js';
-import { startRedisServer, type RedisServer } from '../../src/stack/redis-server.js';
+import { getFreePorts } from '../../stack/free-port.js';
+import { startNatsServer, type NatsServer } from '../../stack/nats-server.js';
+import { runUsers, type NatsRole } from '../../stack/nats-permissions.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../stack/postgres.js';
+import { startRedisServer, type RedisServer } from '../../stack/redis-server.js';
 
 export type BenchServers = {
   readonly postgres: EmbeddedPostgres;

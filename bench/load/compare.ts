@@ -132,7 +132,7 @@ note(`machine: ${machine()}`);
 const servers: BenchServers = await startBenchServers();
 let running: RunningSystem | undefined;
 let starts = 0;
-// Ctrl-C: exit handlers (src/stack/kill-on-exit.ts) kill every process we started.
+// Ctrl-C: exit handlers (stack/kill-on-exit.ts) kill every process we started.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 
 async function withSystem<T>(name: SystemName, instances: number, work: (system: RunningSystem) => Promise<T>): Promise<T> {

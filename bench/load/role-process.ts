@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { describeExit, forEachLine, isRunning, terminate, waitForExit } from '../../src/stack/child-process.js';
-import { killOnExit } from '../../src/stack/kill-on-exit.js';
+import { describeExit, forEachLine, isRunning, terminate, waitForExit } from '../../stack/child-process.js';
+import { killOnExit } from '../../stack/kill-on-exit.js';
 
 export type RoleProcess = {
   readonly name: string;

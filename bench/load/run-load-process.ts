@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { forEachLine, waitForExit } from '../../src/stack/child-process.js';
-import { killOnExit } from '../../src/stack/kill-on-exit.js';
+import { forEachLine, waitForExit } from '../../stack/child-process.js';
+import { killOnExit } from '../../stack/kill-on-exit.js';
 import type { LoadReport } from './run-load.js';
 
 const MAIN = path.resolve(import.meta.dirname, 'main.ts');

@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
-import { getFreePorts } from '../../src/stack/free-port.js';
-import { roleCredentialsEnv, type NatsRole } from '../../src/stack/nats-permissions.js';
+import { getFreePorts } from '../../stack/free-port.js';
+import { roleCredentialsEnv, type NatsRole } from '../../stack/nats-permissions.js';
 import { sleep } from './bounded-parallel.js';
 import type { BenchServers } from './bench-servers.js';
 import { answers200, startRoleProcess, waitUntil, type RoleProcess } from './role-process.js';
@@ -62,7 +62,6 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     REDIS_URL: servers.redis.url,
     NATS_STREAM: stream,
     NATS_SUBJECT_PREFIX: prefix,
-    DATABASE_POOL_SIZE: String(options.poolSize),
     PROJECTOR_DURABLE: `projector`,
     FANOUT_DURABLE: `fanout`,
     ...options.roleEnv,
@@ -96,6 +95,8 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     const gateways = gatewayPorts.map((port, index) =>
       startRoleProcess(`gateway-${index + 1}`, 'src/gateway/main.ts', {
         ...as('gateway'),
+        // --pool-size is the gateway's, as it is the baseline's; the other roles keep their own defaults.
+        DATABASE_POOL_SIZE: String(options.poolSize),
         PORT: String(port),
         OPS_PORT: String(gatewayOpsPorts[index] ?? 0),
         JWT_SECRET: options.jwtSecret,

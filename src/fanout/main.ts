@@ -4,15 +4,16 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
+import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
 import { createFanoutMetrics } from './fanout-metrics.js';
 import { startFanout } from './fanout.js';
 
 const config = loadConfig(configSchemas.fanout);
 const logger = createLogger({ role: 'fanout', level: config.LOG_LEVEL });
+const hygiene = installProcessHygiene({ logger });
 
-// Reads are rare (participants on a cache miss, gap fills): a small pool is enough.
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'fanout', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const lease = await createLeaderLease({
   databaseUrl: config.DATABASE_URL,
@@ -35,14 +36,16 @@ const fanout = startFanout({
   cacheSize: config.FANOUT_CACHE_SIZE,
 });
 
-await serveWorkerRole({
-  name: 'fanout',
-  worker: fanout,
-  logger,
-  opsPort: config.OPS_PORT,
-  opsHost: config.OPS_HOST,
-  registry,
-  pool,
-  nc,
-  resources: [{ name: 'lease', close: () => lease.close() }],
-});
+hygiene.shutDownWith(
+  await serveWorkerRole({
+    name: 'fanout',
+    worker: fanout,
+    logger,
+    opsPort: config.OPS_PORT,
+    opsHost: config.OPS_HOST,
+    registry,
+    pool,
+    nc,
+    resources: [{ name: 'lease', close: () => lease.close() }],
+  }),
+);

@@ -5,6 +5,7 @@ import { connectNats } from '../shared/nats.js';
 import { createRedis } from '../shared/redis.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
 import { startOpsServer } from '../shared/ops-server.js';
+import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { monotonicUlids } from '../shared/ulid.js';
 import { natsReady, postgresReady, redisReady } from '../shared/readiness.js';
 import { installShutdown } from '../shared/shutdown.js';
@@ -21,6 +22,7 @@ try {
   process.exit(1);
 }
 const logger = createLogger({ role: 'gateway', level: config.LOG_LEVEL });
+const hygiene = installProcessHygiene({ logger });
 
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const redis = createRedis(config.REDIS_URL);
@@ -50,7 +52,7 @@ const ops = await startOpsServer({
   logger,
 });
 
-installShutdown({
+const shutdown = installShutdown({
   logger,
   phases: [
     // Outermost first: stop taking requests and close sockets, then the connections they used.
@@ -61,3 +63,4 @@ installShutdown({
     { name: 'database', close: () => pool.end() },
   ],
 });
+hygiene.shutDownWith(shutdown);

@@ -3,6 +3,7 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
+import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
 import { LIVE_TABLES } from './conversation/apply-conversation-events.js';
 import { createProjectorMetrics } from './projector-metrics.js';
@@ -10,8 +11,9 @@ import { startProjector } from './projector.js';
 
 const config = loadConfig(configSchemas.projector);
 const logger = createLogger({ role: 'projector', level: config.LOG_LEVEL });
+const hygiene = installProcessHygiene({ logger });
 
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 4 });
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'projector', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('projector');
 const projector = startProjector({
@@ -30,13 +32,15 @@ const projector = startProjector({
   ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
 });
 
-await serveWorkerRole({
-  name: 'projector',
-  worker: projector,
-  logger,
-  opsPort: config.OPS_PORT,
-  opsHost: config.OPS_HOST,
-  registry,
-  pool,
-  nc,
-});
+hygiene.shutDownWith(
+  await serveWorkerRole({
+    name: 'projector',
+    worker: projector,
+    logger,
+    opsPort: config.OPS_PORT,
+    opsHost: config.OPS_HOST,
+    registry,
+    pool,
+    nc,
+  }),
+);

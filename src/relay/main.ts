@@ -3,6 +3,7 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
+import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
 import { ensureEventStream } from './event-stream.js';
 import { createLeaderLease } from '../shared/leader-lease.js';
@@ -11,8 +12,9 @@ import { startRelay } from './relay.js';
 
 const config = loadConfig(configSchemas.relay);
 const logger = createLogger({ role: 'relay', level: config.LOG_LEVEL });
+const hygiene = installProcessHygiene({ logger });
 
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'relay', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const jsm = await nc.jetstreamManager();
 await ensureEventStream(jsm, {
@@ -40,14 +42,16 @@ const relay = startRelay({
   pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
 });
 
-await serveWorkerRole({
-  name: 'relay',
-  worker: relay,
-  logger,
-  opsPort: config.OPS_PORT,
-  opsHost: config.OPS_HOST,
-  registry,
-  pool,
-  nc,
-  resources: [{ name: 'lease', close: () => lease.close() }],
-});
+hygiene.shutDownWith(
+  await serveWorkerRole({
+    name: 'relay',
+    worker: relay,
+    logger,
+    opsPort: config.OPS_PORT,
+    opsHost: config.OPS_HOST,
+    registry,
+    pool,
+    nc,
+    resources: [{ name: 'lease', close: () => lease.close() }],
+  }),
+);

@@ -19,8 +19,8 @@ if (args.help) {
   process.exit(0);
 }
 
-const config = loadConfig(configSchemas.base);
-const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: 2 });
+const config = loadConfig(configSchemas.replay);
+const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 let exitCode = 0;

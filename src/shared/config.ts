@@ -21,7 +21,6 @@ const baseSchema = z.object({
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
     .describe('Postgres connection string; built from DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD when absent'),
-  DATABASE_POOL_SIZE: positiveInt.default(10),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222').describe('comma-separated NATS server URLs'),
   NATS_USER: z
     .string()
@@ -49,12 +48,17 @@ const baseSchema = z.object({
     .describe('address of the ops port (/metrics, /ready): loopback unless a scraper elsewhere needs it, e.g. 0.0.0.0 in a container'),
 });
 
+/** Postgres connections of a role's pool; the default fits what the role does with it. */
+const databasePoolSize = (size: number) => positiveInt.max(1_000).default(size).describe('Postgres connections in this role\'s pool');
+
 /** The operators' port of a role without its own HTTP server: /health, /ready, /metrics; 0 picks a free one. */
 const opsPort = (port: number) =>
   z.coerce.number().int().min(0).max(65_535).default(port).describe('/health, /ready and /metrics');
 
 const relaySchema = baseSchema.extend({
   OPS_PORT: opsPort(9101),
+  // Reads a batch of the feed and records its checkpoint; the lease has a connection of its own.
+  DATABASE_POOL_SIZE: databasePoolSize(2),
   RELAY_BATCH_SIZE: positiveInt.max(10_000).default(500),
   RELAY_POLL_INTERVAL_MS: positiveInt.default(1_000).describe('fallback poll when no NOTIFY arrives'),
   RELAY_LEASE_RETRY_MS: positiveInt.default(1_000).describe('how often a standby relay tries to take over'),
@@ -64,6 +68,8 @@ const relaySchema = baseSchema.extend({
 
 const projectorSchema = baseSchema.extend({
   OPS_PORT: opsPort(9102),
+  // One batch transaction at a time, and the odd readiness or metrics query.
+  DATABASE_POOL_SIZE: databasePoolSize(4),
   PROJECTOR_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('projector').describe('JetStream durable name'),
   PROJECTOR_MAX_ATTEMPTS: positiveInt.max(100).default(5).describe('deliveries before an event is recorded as failed'),
   PROJECTOR_BATCH_SIZE: positiveInt.max(1_000).default(500).describe('most events applied in one transaction'),
@@ -73,6 +79,8 @@ const projectorSchema = baseSchema.extend({
 
 const fanoutSchema = baseSchema.extend({
   OPS_PORT: opsPort(9103),
+  // Reads are rare (participants on a cache miss, gap fills).
+  DATABASE_POOL_SIZE: databasePoolSize(2),
   FANOUT_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('fanout').describe('JetStream durable name'),
   FANOUT_ACK_WAIT_MS: positiveInt.min(500).default(5_000).describe('redelivery delay of an event not acked (a crash)'),
   FANOUT_CACHE_SIZE: positiveInt.default(100_000).describe('conversations whose guard and participants stay in memory'),
@@ -85,6 +93,11 @@ export const DEVELOPMENT_ONLY_JWT_SECRET = 'dev-secret-change-me';
 /** HS256 keys shorter than the hash output (RFC 7518 §3.2) are guessable offline from any one token. */
 const MIN_JWT_SECRET_BYTES = 32;
 
+/** The replay CLI: one rebuild at a time. */
+const replaySchema = baseSchema.extend({
+  DATABASE_POOL_SIZE: databasePoolSize(2),
+});
+
 const commaList = z
   .string()
   .default('')
@@ -93,6 +106,7 @@ const commaList = z
 const gatewayVariables = baseSchema.extend({
   PORT: z.coerce.number().int().min(0).max(65_535).default(8004),
   OPS_PORT: opsPort(9100),
+  DATABASE_POOL_SIZE: databasePoolSize(10),
   JWT_SECRET: z.string().min(1).optional().describe('HS256 secret shared with Matcha\'s auth service'),
   JWT_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew allowed on exp/nbf'),
   ALLOWED_ORIGINS: commaList.describe('comma-separated Origins allowed to open the WebSocket; empty: any'),
@@ -141,6 +155,7 @@ export type RelayConfig = z.infer<typeof relaySchema>;
 export type ProjectorConfig = z.infer<typeof projectorSchema>;
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 export type FanoutConfig = z.infer<typeof fanoutSchema>;
+export type ReplayConfig = z.infer<typeof replaySchema>;
 
 /** `node dist/healthcheck/main.js`, the image's HEALTHCHECK: where this container's role serves /health. */
 const healthcheckSchema = z.object({
@@ -159,6 +174,7 @@ export const configSchemas = {
   projector: projectorSchema,
   gateway: gatewaySchema,
   fanout: fanoutSchema,
+  replay: replaySchema,
   healthcheck: healthcheckSchema,
 } as const;
 
@@ -172,6 +188,7 @@ const schemaVariables = {
   projector: projectorSchema,
   gateway: gatewayVariables,
   fanout: fanoutSchema,
+  replay: replaySchema,
   healthcheck: healthcheckSchema,
 } as const satisfies Record<keyof typeof configSchemas, z.ZodObject>;
 

@@ -13,6 +13,7 @@ export type Worker = { readonly done: Promise<void>; stop(): Promise<void> };
  * The common tail of the relay's, the projector's and the fan-out's `main.ts`: their operators' port
  * (`/health`, `/ready` on Postgres and NATS, `/metrics`), then shutdown in phases on a signal or when the
  * worker fails: the worker, the ops server, the role's own `resources` (a lease, say), NATS, the pool.
+ * @returns the shutdown function (for the role's process hygiene).
  */
 export async function serveWorkerRole(options: {
   readonly name: string;
@@ -25,7 +26,7 @@ export async function serveWorkerRole(options: {
   readonly pool: DatabasePool;
   readonly nc: NatsConnection;
   readonly resources?: readonly Closable[];
-}): Promise<void> {
+}): Promise<(reason: string) => Promise<void>> {
   const { logger, pool, nc } = options;
   const ops = await startOpsServer({
     host: options.opsHost ?? '127.0.0.1',
@@ -45,4 +46,5 @@ export async function serveWorkerRole(options: {
     ],
   });
   shutdownOnFailure(options.worker.done, { logger, shutdown, what: options.name });
+  return shutdown;
 }

@@ -13,8 +13,8 @@ import {
 import { LIVE_TABLES } from '../../src/projections/conversation/apply-conversation-events.js';
 import { createDatabasePool } from '../../src/shared/database.js';
 import { sleep } from '../../src/shared/sleep.js';
-import { getFreePorts } from '../../src/stack/free-port.js';
-import { startNatsCluster, type NatsCluster } from '../../src/stack/nats-server.js';
+import { getFreePorts } from '../../stack/free-port.js';
+import { startNatsCluster, type NatsCluster } from '../../stack/nats-server.js';
 import { readWholeLog } from '../support/event-log.js';
 import { createTestDatabase, natsUsers, testPrefix, testRoleEnv } from '../support/infra.js';
 import { connectTestNats, readAllStored } from '../support/jetstream.js';

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/shared/migrate.js';
-import { getFreePorts } from '../../src/stack/free-port.js';
-import { startNatsServer, type NatsServer } from '../../src/stack/nats-server.js';
-import { runUsers, type NatsUser } from '../../src/stack/nats-permissions.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/stack/postgres.js';
-import { startRedisServer, type RedisServer } from '../../src/stack/redis-server.js';
+import { getFreePorts } from '../../stack/free-port.js';
+import { startNatsServer, type NatsServer } from '../../stack/nats-server.js';
+import { runUsers, type NatsUser } from '../../stack/nats-permissions.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../stack/postgres.js';
+import { startRedisServer, type RedisServer } from '../../stack/redis-server.js';
 
 /** What the test run's servers are; read in tests with `inject('infra')` (see infra.ts). */
 export type TestInfra = {

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import type { NatsRole, NatsUser } from '../../src/stack/nats-permissions.js';
+import type { NatsRole, NatsUser } from '../../stack/nats-permissions.js';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 

@@ -3,9 +3,9 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
-import { forEachLine, isRunning, terminate, waitForExit } from '../../src/stack/child-process.js';
-import { killOnExit } from '../../src/stack/kill-on-exit.js';
-import { ROLES } from '../../src/stack/roles.js';
+import { forEachLine, isRunning, terminate, waitForExit } from '../../stack/child-process.js';
+import { killOnExit } from '../../stack/kill-on-exit.js';
+import { ROLES } from '../../stack/roles.js';
 import { natsRoleEnv } from './infra.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -42,6 +42,8 @@ export async function spawnRole(options: {
   readonly args?: readonly string[];
   /** Variables of this process's environment (NODE_ENV, say) the role must not inherit. */
   readonly unset?: readonly string[];
+  /** Modules node loads before the entry (`--import`), after tsx: a test's fault, say. */
+  readonly preload?: readonly string[];
 }): Promise<RoleProcess> {
   const cwd = options.cwd ?? ROOT;
   const entry = path.resolve(cwd, options.entry);
@@ -50,7 +52,8 @@ export async function spawnRole(options: {
   const env: Record<string, string | undefined> = { ...process.env, OPS_PORT: '0', ...(stackRole && natsRoleEnv(stackRole.name)), ...options.env };
   for (const name of options.unset ?? []) delete env[name];
   const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child: ChildProcess = spawn(process.execPath, [...loader, entry, ...(options.args ?? [])], {
+  const preload = (options.preload ?? []).flatMap((module) => ['--import', path.resolve(ROOT, module)]);
+  const child: ChildProcess = spawn(process.execPath, [...loader, ...preload, entry, ...(options.args ?? [])], {
     cwd,
     // OPS_PORT 0: each role's /metrics port is picked free, so roles of parallel test files never collide.
     env,

@@ -2,7 +2,7 @@ import type { DatabasePool } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
-import { getFreePorts } from '../../../src/stack/free-port.js';
+import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';

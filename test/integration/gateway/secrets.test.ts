@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getFreePort } from '../../../src/stack/free-port.js';
+import { getFreePort } from '../../../stack/free-port.js';
 import { gatewayEnv } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';

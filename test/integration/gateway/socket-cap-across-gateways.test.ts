@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { getFreePorts } from '../../../src/stack/free-port.js';
+import { getFreePorts } from '../../../stack/free-port.js';
 import { gatewayEnv, mintToken, openSocket, startTestGateway, upgradeStatus, type TestGateway, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';

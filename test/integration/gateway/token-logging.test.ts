@@ -2,7 +2,7 @@ import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revocationKey } from '../../../src/gateway/auth/revoked-tokens.js';
-import { getFreePort } from '../../../src/stack/free-port.js';
+import { getFreePort } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, upgradeStatus } from '../../support/gateway.js';
 import { createTestDatabase, redisUrl, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';

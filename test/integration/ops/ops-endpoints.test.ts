@@ -9,7 +9,7 @@ import {
   type CommandDeps,
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
-import { getFreePorts } from '../../../src/stack/free-port.js';
+import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';

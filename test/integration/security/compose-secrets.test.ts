@@ -4,11 +4,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { afterAll, describe, expect, it } from 'vitest';
-import { getFreePort } from '../../../src/stack/free-port.js';
-import { composeAuthorization } from '../../../src/stack/nats-auth-config.js';
-import { NATS_ROLES, passwordVariable } from '../../../src/stack/nats-permissions.js';
-import { gatewayRedisAcl } from '../../../src/stack/redis-acl.js';
-import { startServerProcess, type ServerProcess } from '../../../src/stack/server-process.js';
+import { getFreePort } from '../../../stack/free-port.js';
+import { composeAuthorization } from '../../../stack/nats-auth-config.js';
+import { NATS_ROLES, passwordVariable } from '../../../stack/nats-permissions.js';
+import { gatewayRedisAcl } from '../../../stack/redis-acl.js';
+import { startServerProcess, type ServerProcess } from '../../../stack/server-process.js';
 
 /** docker-compose.yml and the NATS authorization file it mounts: no secret written, the one permission table. */
 
@@ -37,7 +37,7 @@ describe('docker-compose', () => {
     for (const role of NATS_ROLES) expect(compose).toContain(`${passwordVariable(role)}: \${${passwordVariable(role)}:?`);
   });
 
-  it('gives Redis the gateway ACL of src/stack/redis-acl.ts, the default user off', () => {
+  it('gives Redis the gateway ACL of stack/redis-acl.ts, the default user off', () => {
     const line = compose.split('\n').find((text) => text.trim().startsWith('--user gateway '));
     const rule = line?.trim().replaceAll("'", '').split(/\s+/).slice(2);
     expect(rule).toEqual(gatewayRedisAcl('chat:'));

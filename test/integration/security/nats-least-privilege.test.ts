@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureEventStream } from '../../../src/relay/event-stream.js';
 import { connectNats, deliverySubject, eventSubject, signalSubject } from '../../../src/shared/nats.js';
 import { sleep } from '../../../src/shared/sleep.js';
-import { getFreePorts } from '../../../src/stack/free-port.js';
-import { startNatsServer, type NatsServer } from '../../../src/stack/nats-server.js';
+import { getFreePorts } from '../../../stack/free-port.js';
+import { startNatsServer, type NatsServer } from '../../../stack/nats-server.js';
 import {
   generatePasswords,
   NATS_ROLES,
@@ -16,7 +16,7 @@ import {
   roleUsers,
   type NatsRole,
   type NatsScope,
-} from '../../../src/stack/nats-permissions.js';
+} from '../../../stack/nats-permissions.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix, testStreamName } from '../../support/infra.js';
 import { storedCount } from '../../support/jetstream.js';

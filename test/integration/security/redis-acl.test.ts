@@ -10,12 +10,12 @@ import { createRateLimiter, isAllowance } from '../../../src/gateway/rate-limit.
 import { createSocketLeases } from '../../../src/gateway/socket-leases.js';
 import { redisReady } from '../../../src/shared/readiness.js';
 import { createRedis } from '../../../src/shared/redis.js';
-import { getFreePort } from '../../../src/stack/free-port.js';
-import { GATEWAY_REDIS_USER, gatewayRedisAcl } from '../../../src/stack/redis-acl.js';
-import { startRedisServer, type RedisServer } from '../../../src/stack/redis-server.js';
+import { getFreePort } from '../../../stack/free-port.js';
+import { GATEWAY_REDIS_USER, gatewayRedisAcl } from '../../../stack/redis-acl.js';
+import { startRedisServer, type RedisServer } from '../../../stack/redis-server.js';
 
 /**
- * The gateway's Redis user (src/stack/redis-acl.ts, as docker-compose sets it up) on a private redis-server
+ * The gateway's Redis user (stack/redis-acl.ts, as docker-compose sets it up) on a private redis-server
  * with the default user off: what the gateway does works, the rest is refused. `matcha` stands in for
  * Matcha's logout, which writes `blacklist:*`.
  */

@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectNats } from '../../../src/shared/nats.js';
-import { getFreePorts } from '../../../src/stack/free-port.js';
-import { startNatsServer, type NatsServer } from '../../../src/stack/nats-server.js';
+import { getFreePorts } from '../../../stack/free-port.js';
+import { startNatsServer, type NatsServer } from '../../../stack/nats-server.js';
 import { natsCredentials, natsUsers } from '../../support/infra.js';
 
 let storeDir: string | undefined;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configSchemas, loadConfig } from '../shared/config.js';
+import { configSchemas, loadConfig } from '../src/shared/config.js';
 
 /** `npm start`'s own settings. Like the roles' config module, the only place here that reads `process.env`. */
 
@@ -18,6 +18,8 @@ const stackSchema = z.object({
   STACK_POSTGRES_PORT: port.default(5433),
   STACK_NATS_PORT: port.default(4222),
   STACK_REDIS_PORT: port.default(6379),
+  /** Where our own Postgres and NATS keep their data; `.data` in the clone when unset. */
+  STACK_DATA_DIR: blankAsUnset(z.string().min(1)),
   // The roles read these too (they inherit our environment); the NATS users' permissions are built from them.
   NATS_SUBJECT_PREFIX: configSchemas.base.shape.NATS_SUBJECT_PREFIX,
   NATS_STREAM: configSchemas.base.shape.NATS_STREAM,

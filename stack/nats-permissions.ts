@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { allDeliverySubjects, allEventsSubject, allSignalSubjects, inboxPrefix } from '../shared/nats.js';
+import { allDeliverySubjects, allEventsSubject, allSignalSubjects, inboxPrefix } from '../src/shared/nats.js';
 
 /**
  * Least privilege on NATS: one user per role, allowed to publish and subscribe only where its job needs.

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../shared/config.js';
-import { migrate } from '../shared/migrate.js';
+import { ConfigError } from '../src/shared/config.js';
+import { migrate } from '../src/shared/migrate.js';
 import { isPortFree } from './free-port.js';
 import { lineTag } from './line-tag.js';
 import { startNatsServer } from './nats-server.js';
@@ -16,11 +16,11 @@ import { createSupervisor } from './supervisor.js';
 
 /**
  * `npm start`: the whole stack on one machine. Starts Postgres, NATS and Redis unless their URLs are given,
- * migrates, runs every role as its own process, and on Ctrl-C stops the roles first, then the servers.
+ * migrates, runs every role as its own process (one that exits is started again, with backoff), and on
+ * Ctrl-C stops the roles first, then the servers.
  */
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DATA_DIR = path.join(ROOT, '.data');
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const tag = lineTag('stack');
 const say = (message: string): void => void process.stdout.write(`${tag} ${message}\n`);
 const complain = (message: string): void => void process.stderr.write(`${tag} ${message}\n`);
@@ -31,14 +31,10 @@ type ServerName = 'postgres' | 'nats-server' | 'redis-server';
 const CLOSE_ORDER: readonly ServerName[] = ['redis-server', 'nats-server', 'postgres'];
 
 const config = readConfig();
+const DATA_DIR = path.resolve(ROOT, config.STACK_DATA_DIR ?? '.data');
 const owned = new Map<ServerName, { close(): Promise<void> }>();
 let stopping: Promise<void> | undefined;
-const supervisor = createSupervisor({
-  cwd: ROOT,
-  onExit: (exit) => {
-    if (!exit.expected) void stop(1, `role ${exit.name} exited`);
-  },
-});
+const supervisor = createSupervisor({ cwd: ROOT, report: say });
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
@@ -134,11 +130,11 @@ async function startPostgres(): Promise<{ url: string; note: string }> {
 
 /**
  * `.data/postgres`, unless we are root and the postgres user cannot reach it (a clone under /root, say): then
- * a folder of our own under /var/lib, one per clone.
+ * a folder of our own under /var/lib, one per clone. A STACK_DATA_DIR is used as given.
  */
 async function postgresDataDir(): Promise<string> {
   const local = path.join(DATA_DIR, 'postgres');
-  if (userInfo().uid !== 0 || (await untraversableParent(ROOT)) === null) return local;
+  if (config.STACK_DATA_DIR !== undefined || userInfo().uid !== 0 || (await untraversableParent(ROOT)) === null) return local;
   const shared = path.join('/var/lib/matcha-chat', createHash('sha256').update(ROOT).digest('hex').slice(0, 12), 'postgres');
   say(`${ROOT} is private to root, so the postgres data lives in ${shared}`);
   return shared;

@@ -31,5 +31,5 @@ export function renderAuthorization(users: readonly NatsUser[]): string {
 export function composeAuthorization(): string {
   const scope = { subjectPrefix: 'chat', stream: 'CHAT_EVENTS', projectorDurable: 'projector', fanoutDurable: 'fanout' };
   const passwords = Object.fromEntries(NATS_ROLES.map((role) => [role, { env: passwordVariable(role) }])) as Record<NatsRole, NatsPassword>;
-  return `# Generated from src/stack/nats-permissions.ts by \`npm run -s nats-config\`; do not edit by hand.\n${renderAuthorization(roleUsers(scope, passwords))}`;
+  return `# Generated from stack/nats-permissions.ts by \`npm run -s nats-config\`; do not edit by hand.\n${renderAuthorization(roleUsers(scope, passwords))}`;
 }
