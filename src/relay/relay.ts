@@ -2,6 +2,7 @@ import type { JetStreamClient, JetStreamManager } from 'nats';
 import type { DatabasePool } from 'slonik';
 import { EVENTS_APPENDED_CHANNEL } from '../event-store/append-to-stream.js';
 import { CheckpointFencedError, loadCheckpoint, storeCheckpoint } from '../event-store/feed-checkpoint.js';
+import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { readFeed } from '../event-store/read-feed.js';
 import { compareFeedPositions, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';
 import type { Logger } from '../shared/logger.js';
@@ -90,6 +91,9 @@ export function startRelay(deps: RelayDeps): Relay {
         // A full batch means more may be waiting: read again at once.
         pending = events.length === deps.batchSize;
         logger.debug({ count: events.length, checkpoint: formatFeedPosition(checkpoint) }, 'published');
+        if (logger.isLevelEnabled('debug')) {
+          for (const event of events) logger.debug({ eventId: event.eventId, ...traceFieldsOf(event.metadata) }, 'event published');
+        }
       } catch (error) {
         if (error instanceof CheckpointFencedError) throw error;
         logger.warn({ err: error }, 'relay batch failed; retrying from the checkpoint');
