@@ -106,6 +106,15 @@ export function startFanout(deps: FanoutDeps): Fanout {
     stop.addEventListener('abort', () => wake?.(), { once: true });
     logger.info('waiting for the fan-out lease');
     if (!(await deps.lease.acquire(stop))) return;
+    deps.metrics.leader(true);
+    try {
+      await fanOut(stop);
+    } finally {
+      deps.metrics.leader(false);
+    }
+  };
+
+  const fanOut = async (stop: AbortSignal): Promise<void> => {
     await waitForEventStream(consumerSpec(deps), stop);
     if (stop.aborted) return;
     await ensureDurableConsumer(consumerSpec(deps));

@@ -199,6 +199,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     verifyToken,
     logger,
     newId: newUlid,
+    onResponse: (status) => metrics.responded(status),
     bodyLimitBytes: settings.HTTP_BODY_LIMIT_BYTES,
     allowedOrigins: settings.ALLOWED_ORIGINS,
     startedAt,

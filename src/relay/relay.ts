@@ -32,6 +32,9 @@ export type Relay = {
   stop(): Promise<void>;
 };
 
+/** The relay's row in `feed_checkpoints`, one per events stream. */
+export const relayCheckpointName = (streamName: string): string => `relay:${streamName}`;
+
 /** Pause after a failed batch (NATS or Postgres unreachable) before reading the feed again. */
 const RETRY_DELAY_MS = 500;
 
@@ -47,7 +50,7 @@ const RETRY_DELAY_MS = 500;
 export function startRelay(deps: RelayDeps): Relay {
   const { logger } = deps;
   const stopping = new AbortController();
-  const consumer = `relay:${deps.streamName}`;
+  const consumer = relayCheckpointName(deps.streamName);
   let wake = new AbortController();
   let pending = true;
 

@@ -20,6 +20,8 @@ export function createRestApp(deps: {
   readonly logger: Logger;
   /** Request ids for requests that come without a usable one. */
   readonly newId: () => string;
+  /** Called with the status of every answer (metrics). */
+  readonly onResponse?: (status: number) => void;
   readonly bodyLimitBytes: number;
   readonly allowedOrigins: readonly string[];
   readonly startedAt: Date;
@@ -35,6 +37,7 @@ export function createRestApp(deps: {
     c.set('logger', logger);
     await next();
     c.header(REQUEST_ID_HEADER, trace.requestId);
+    deps.onResponse?.(c.res.status);
     // The path only: a query string may carry a token (a misdirected `?token=`), and tokens are never logged.
     logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });
