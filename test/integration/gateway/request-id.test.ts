@@ -32,11 +32,11 @@ beforeAll(async () => {
     ['gateway', 'src/gateway/main.ts'],
   ] as const) {
     const role = await spawnRole({ name, entry, env });
-    await role.waitForOutput(/ops server on port/);
+    await role.waitForOutput(/ops server on port/, 120_000);
     roles.set(name, role);
   }
-  await roles.get('fanout')!.waitForOutput(/fanning out/);
-  await roles.get('gateway')!.waitForOutput(/listening/);
+  await roles.get('fanout')!.waitForOutput(/fanning out/, 120_000);
+  await roles.get('gateway')!.waitForOutput(/listening/, 120_000);
   url = `http://127.0.0.1:${port}`;
   wsUrl = `ws://127.0.0.1:${port}/api/v1/chat/ws`;
   alice = await mintToken(21);

@@ -59,11 +59,11 @@ beforeAll(async () => {
   for (const [name, entry] of ROLES) {
     const role = await spawnRole({ name, entry, env });
     processes.push(role);
-    const line = await role.waitForOutput(/ops server on port (\d+)/);
+    const line = await role.waitForOutput(/ops server on port (\d+)/, 120_000);
     opsPorts.set(name, Number(/(\d+)/.exec(line)?.[1]));
   }
-  await processes[2]!.waitForOutput(/fanning out/);
-  await processes[3]!.waitForOutput(/gateway listening/);
+  await processes[2]!.waitForOutput(/fanning out/, 120_000);
+  await processes[3]!.waitForOutput(/gateway listening/, 120_000);
   // Some traffic, so that every role has handled an event.
   const url = `http://127.0.0.1:${gatewayPort}`;
   const token = await mintToken(31);
