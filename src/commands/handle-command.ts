@@ -8,7 +8,7 @@ import {
   type StreamAppend,
 } from '../event-store/append-to-stream.js';
 import { readStream } from '../event-store/read-stream.js';
-import type { RecordedEvent } from '../event-store/recorded-event.js';
+import type { NewEvent, RecordedEvent } from '../event-store/recorded-event.js';
 import type { Decider } from './decider.js';
 import { DomainError } from './domain-error.js';
 
@@ -68,7 +68,12 @@ export type CommandResult<E, S> = {
   readonly events: E[];
 };
 
-export type CommandRequest<C> = { readonly streamId: string; readonly command: C };
+export type CommandRequest<C> = {
+  readonly streamId: string;
+  readonly command: C;
+  /** Recorded on each event the command appends (the request that caused it: event-metadata.ts). */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+};
 
 /** A command that decided events, with the version its first event gets: what a reservation needs. */
 export type DecidedCommand<C, E> = CommandRequest<C> & { readonly events: readonly E[]; readonly firstVersion: number };
@@ -173,7 +178,9 @@ async function appendDecided<C, E extends { type: string; data: object }, S>(
     streamId,
     streamType: decider.streamType,
     expectedVersion: commands[0]!.firstVersion - 1,
-    events: commands.flatMap((command) => command.events),
+    events: commands.flatMap((command): NewEvent[] =>
+      command.events.map((event) => ({ type: event.type, data: event.data, ...(command.metadata && { metadata: command.metadata }) })),
+    ),
     snapshot: { state: streams.get(streamId)!.state, schema: decider.snapshotSchema },
   }));
   const recorded = await appendToStreams(connection, appends, { reservations });
@@ -197,9 +204,10 @@ export async function handleCommand<C, E extends { type: string; data: object },
   decider: Decider<C, E, S>,
   streamId: string,
   command: C,
-  options: HandleCommandsOptions<C, E> = {},
+  options: HandleCommandsOptions<C, E> & { readonly metadata?: Readonly<Record<string, unknown>> } = {},
 ): Promise<CommandResult<E, S>> {
-  const [result] = await handleCommands(pool, decider, [{ streamId, command }], options);
+  const { metadata, ...batchOptions } = options;
+  const [result] = await handleCommands(pool, decider, [{ streamId, command, ...(metadata && { metadata }) }], batchOptions);
   if (result?.status !== 'fulfilled') throw result?.reason;
   return result.value;
 }

@@ -49,3 +49,21 @@ export async function storeCheckpoint(
     throw new CheckpointFencedError(`checkpoint of ${consumer} was moved by another instance`);
   }
 }
+
+const progressRow = z.object({ head: z.bigint().nullable(), checkpoint: z.bigint().nullable() });
+
+/** How far the feed goes and how far `consumer` got, as the `global_position` of each (null: none yet). */
+export type FeedProgress = { readonly head: bigint | null; readonly checkpoint: bigint | null };
+
+/**
+ * The global position of the feed's last committed event (its head, in feed order) and of `consumer`'s
+ * checkpoint, in one statement (a backward step of the feed index and a primary-key lookup). The two are
+ * equal once the consumer has handled everything; a head that moves while the checkpoint does not is a
+ * stalled consumer.
+ */
+export async function readFeedProgress(connection: CommonQueryMethods, consumer: string): Promise<FeedProgress> {
+  return connection.one(sql.type(progressRow)`
+    SELECT
+      (SELECT global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1) AS head,
+      (SELECT global_position FROM feed_checkpoints WHERE consumer = ${consumer}) AS checkpoint`);
+}

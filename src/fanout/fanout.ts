@@ -10,7 +10,8 @@ import type { DatabasePool } from 'slonik';
 import { conversationStarted } from '../commands/conversation/events.js';
 import { readStream } from '../event-store/read-stream.js';
 import { formatFeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
-import { eventMessage } from '../relay/event-message.js';
+import { traceFieldsOf } from '../event-store/event-metadata.js';
+import { eventMessage, type EventMessage } from '../relay/event-message.js';
 import type { LeaderLease } from '../shared/leader-lease.js';
 import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
@@ -105,6 +106,15 @@ export function startFanout(deps: FanoutDeps): Fanout {
     stop.addEventListener('abort', () => wake?.(), { once: true });
     logger.info('waiting for the fan-out lease');
     if (!(await deps.lease.acquire(stop))) return;
+    deps.metrics.leader(true);
+    try {
+      await fanOut(stop);
+    } finally {
+      deps.metrics.leader(false);
+    }
+  };
+
+  const fanOut = async (stop: AbortSignal): Promise<void> => {
     await waitForEventStream(consumerSpec(deps), stop);
     if (stop.aborted) return;
     await ensureDurableConsumer(consumerSpec(deps));
@@ -165,15 +175,15 @@ type Outcome = 'published' | 'duplicate' | 'terminate' | 'retry';
  * handled in order, and the guard moves as frames are published; a failed flush moves it back.
  */
 async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonly JsMsg[]): Promise<void> {
-  const toAck: JsMsg[] = [];
+  /** The messages whose frames were published, with their events, to ack after the flush. */
+  const toAck = new Map<JsMsg, EventMessage>();
   /** The first version of each conversation published in this batch: where a failed flush goes back to. */
   const firstPublished = new Map<string, number>();
   for (const message of batch) {
     if (message.info.redelivered) deps.metrics.redelivered();
-    const outcome = await handleEvent(deps, state, message, firstPublished);
+    const outcome = await handleEvent(deps, state, message, { firstPublished, published: toAck });
     switch (outcome) {
       case 'published':
-        toAck.push(message);
         break;
       case 'duplicate':
         message.ack();
@@ -190,25 +200,30 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
       }
     }
   }
-  if (firstPublished.size === 0 && toAck.length === 0) return;
+  if (firstPublished.size === 0 && toAck.size === 0) return;
   try {
     await deps.nc.flush();
   } catch (error) {
-    deps.logger.warn({ err: error, events: toAck.length }, 'flush failed: the batch will be published again');
+    deps.logger.warn({ err: error, events: toAck.size }, 'flush failed: the batch will be published again');
     for (const [conversationId, first] of firstPublished) state.lastPublished.set(conversationId, first - 1);
-    for (const message of toAck) message.nak();
+    for (const message of toAck.keys()) message.nak();
     return;
   }
-  for (const message of toAck) message.ack();
-  deps.metrics.published(toAck.length);
+  const traced = deps.logger.isLevelEnabled('debug');
+  for (const [message, event] of toAck) {
+    message.ack();
+    if (traced) deps.logger.debug({ eventId: event.event_id, ...traceFieldsOf(event.metadata) }, 'event fanned out');
+  }
+  deps.metrics.published(toAck.size);
 }
 
 async function handleEvent(
   deps: FanoutDeps,
   state: FanoutState,
   message: JsMsg,
-  firstPublished: Map<string, number>,
+  batch: { readonly firstPublished: Map<string, number>; readonly published: Map<JsMsg, EventMessage> },
 ): Promise<Outcome> {
+  const { firstPublished } = batch;
   const parsed = eventMessage.safeParse(messageJson(message));
   if (!parsed.success) {
     deps.logger.error({ subject: message.subject, seq: message.seq }, 'malformed event message: terminated');
@@ -242,6 +257,7 @@ async function handleEvent(
       if (!firstPublished.has(conversationId)) firstPublished.set(conversationId, next.version);
       state.lastPublished.set(conversationId, next.version);
     }
+    batch.published.set(message, event);
     return 'published';
   } catch (error) {
     deps.logger.warn({ err: error, eventId: event.event_id }, 'fan-out of an event failed; will retry');

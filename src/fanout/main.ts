@@ -3,7 +3,8 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
-import { createMetricsRegistry } from '../shared/metrics.js';
+import { readConsumerLag } from '../shared/durable-consumer.js';
+import { createMetricsRegistry, watchConsumerLag } from '../shared/metrics.js';
 import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
 import { createFanoutMetrics } from './fanout-metrics.js';
@@ -21,12 +22,14 @@ const lease = await createLeaderLease({
   retryMs: config.FANOUT_LEASE_RETRY_MS,
 });
 const registry = createMetricsRegistry('fanout');
+const jsm = await nc.jetstreamManager();
+watchConsumerLag(registry, 'fanout', () => readConsumerLag(jsm, config.NATS_STREAM, config.FANOUT_DURABLE));
 const fanout = startFanout({
   pool,
   metrics: createFanoutMetrics(registry),
   nc,
   js: nc.jetstream(),
-  jsm: await nc.jetstreamManager(),
+  jsm,
   lease,
   logger,
   streamName: config.NATS_STREAM,

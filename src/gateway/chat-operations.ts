@@ -20,6 +20,7 @@ import {
   type MessagePage,
 } from '../projections/conversation/queries.js';
 import { awaitReadConsistency, type ReadScope } from '../projections/read-consistency.js';
+import { traceMetadata, type RequestTrace } from '../event-store/event-metadata.js';
 import { createBatcher } from '../shared/batcher.js';
 import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
@@ -59,19 +60,23 @@ export type ChatLimits = {
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
 
-/** What a user can do, the same for REST and WebSocket; each call is made on behalf of `userId`. */
+/**
+ * What a user can do, the same for REST and WebSocket; each call is made on behalf of `userId`. `trace` is the
+ * request's (request-context.ts): the events a command appends record it, and the call's log lines carry it.
+ */
 export type ChatOperations = {
   /** @throws GatewayError `invalid_input` when `before` is not one of the user's conversations. */
-  listConversations(userId: number, page?: ConversationPage): Promise<Conversation[]>;
+  listConversations(userId: number, page?: ConversationPage, trace?: RequestTrace): Promise<Conversation[]>;
   /** @throws GatewayError `not_found` (missing, or `userId` is not a participant). */
-  getConversation(userId: number, conversationId: string): Promise<Conversation>;
-  listMessages(userId: number, conversationId: string, page: MessagePage): Promise<Message[]>;
-  startConversation(userId: number, otherUserId: number): Promise<{ conversation: Conversation; created: boolean }>;
+  getConversation(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
+  listMessages(userId: number, conversationId: string, page: MessagePage, trace?: RequestTrace): Promise<Message[]>;
+  startConversation(userId: number, otherUserId: number, trace?: RequestTrace): Promise<{ conversation: Conversation; created: boolean }>;
   sendMessage(
     userId: number,
     input: { readonly conversationId: string; readonly content: string; readonly clientMsgId?: string | undefined },
+    trace?: RequestTrace,
   ): Promise<{ message: Message; created: boolean }>;
-  markRead(userId: number, conversationId: string): Promise<ReadReceiptAnswer>;
+  markRead(userId: number, conversationId: string, trace?: RequestTrace): Promise<ReadReceiptAnswer>;
   /** The other participant, for ephemeral signals. @throws GatewayError `not_found`. */
   otherParticipant(userId: number, conversationId: string): Promise<number>;
 };
@@ -94,7 +99,8 @@ function assertConversationId(conversationId: string): void {
  * frame already sent to the caller. Past the bound it throws `read_model_behind` (503, Retry-After).
  */
 export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
-  const { pool, logger } = deps;
+  const { pool } = deps;
+  const loggerFor = (trace: RequestTrace | undefined): Logger => (trace ? deps.logger.child(traceMetadata(trace)) : deps.logger);
 
   /**
    * A batch of sends costs one Redis round trip for the rate limit and one transaction, however many sockets
@@ -135,25 +141,25 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   const caughtUp = (scope: ReadScope): Promise<boolean> =>
     awaitReadConsistency(pool, scope, { timeoutMs: deps.readConsistencyTimeoutMs });
 
-  async function awaitConsistentRead(scope: ReadScope): Promise<void> {
+  async function awaitConsistentRead(scope: ReadScope, trace: RequestTrace | undefined): Promise<void> {
     if (await caughtUp(scope)) return;
-    logger.warn(scope, 'read tables still behind the event log at the deadline; answering read_model_behind');
+    loggerFor(trace).warn(scope, 'read tables still behind the event log at the deadline; answering read_model_behind');
     throw new GatewayError('read_model_behind', 'the read model is behind the event log; retry shortly', 1);
   }
 
-  async function findConversation(userId: number, conversationId: string): Promise<Conversation> {
+  async function findConversation(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation> {
     assertConversationId(conversationId);
-    await awaitConsistentRead({ userId, conversationId });
+    await awaitConsistentRead({ userId, conversationId }, trace);
     const conversation = await getConversation(pool, userId, conversationId);
     if (!conversation) throw notFound();
     return conversation;
   }
 
   return {
-    async listConversations(userId, page) {
+    async listConversations(userId, page, trace) {
       if (page?.before !== undefined && !ULID.test(page.before)) throw badConversationCursor();
       await deps.limits.lists.consume(userId);
-      await awaitConsistentRead({ userId });
+      await awaitConsistentRead({ userId }, trace);
       const result = await listConversations(pool, userId, page);
       if (result === 'bad_cursor') throw badConversationCursor();
       return result;
@@ -161,23 +167,23 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
 
     getConversation: findConversation,
 
-    async listMessages(userId, conversationId, page) {
+    async listMessages(userId, conversationId, page, trace) {
       assertConversationId(conversationId);
       if ('before' in page && !ULID.test(page.before)) {
         throw new GatewayError('invalid_input', '"before" is not a message of this conversation');
       }
-      await awaitConsistentRead({ userId, conversationId });
+      await awaitConsistentRead({ userId, conversationId }, trace);
       const result = await listMessages(pool, userId, conversationId, page);
       if (result === 'not_found') throw notFound();
       if (result === 'bad_cursor') throw new GatewayError('invalid_input', '"before" is not a message of this conversation');
       return result;
     },
 
-    async startConversation(userId, otherUserId) {
+    async startConversation(userId, otherUserId, trace) {
       const allowance = await deps.limits.conversations.consume(userId);
       let started: Awaited<ReturnType<typeof startConversation>>;
       try {
-        started = await startConversation(deps, { initiatorId: userId, otherUserId });
+        started = await startConversation(deps, { initiatorId: userId, otherUserId, metadata: traceMetadata(trace) });
       } catch (error) {
         await deps.limits.conversations.refund([allowance]);
         throw error;
@@ -186,7 +192,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       if (!started.created) await deps.limits.conversations.refund([allowance]);
       // A command, not a query: past the bound it answers with what it has rather than fail.
       if (!(await caughtUp({ userId, conversationId: started.conversationId }))) {
-        logger.warn({ userId, conversationId: started.conversationId }, 'read tables behind; answering the start from what is at hand');
+        loggerFor(trace).warn({ userId, conversationId: started.conversationId }, 'read tables behind; answering the start from what is at hand');
       }
       const conversation = await getConversation(pool, userId, started.conversationId);
       if (conversation) return { conversation, created: started.created };
@@ -207,7 +213,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       };
     },
 
-    async sendMessage(userId, input) {
+    async sendMessage(userId, input, trace) {
       // Malformed content is refused before it costs the sender any of its rate budget.
       assertConversationId(input.conversationId);
       assertValidMessageContent(input.content);
@@ -216,6 +222,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
         senderId: userId,
         content: input.content,
         clientMsgId: input.clientMsgId ?? null,
+        metadata: traceMetadata(trace),
       });
       return {
         message: {
@@ -233,10 +240,10 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       };
     },
 
-    async markRead(userId, conversationId) {
+    async markRead(userId, conversationId, trace) {
       assertConversationId(conversationId);
       await deps.limits.reads.consume(userId);
-      const receipt = await markConversationRead(deps, { conversationId, readerId: userId });
+      const receipt = await markConversationRead(deps, { conversationId, readerId: userId, metadata: traceMetadata(trace) });
       return { up_to_seq: receipt.upToVersion, read_at: receipt.readAt };
     },
 

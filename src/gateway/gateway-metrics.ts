@@ -10,6 +10,8 @@ export type GatewayMetrics = {
   /** A frame reached this gateway from the fan-out; `sentAt` is the message's send time (ISO). */
   delivered(sentAt: string): void;
   messagesAccepted(count: number): void;
+  /** A REST answer went out with `status`. */
+  responded(status: number): void;
   /** A transaction of `size` sends started. */
   sendBatch(size: number): void;
   /** Wraps a verifier so every refused token is counted by reason. */
@@ -65,6 +67,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     labelNames: ['limit'],
     registers: [registry],
   });
+  const responses = new Counter({
+    name: 'chat_http_responses_total',
+    help: 'REST answers, by status class (2xx, 4xx, 5xx)',
+    labelNames: ['code_class'],
+    registers: [registry],
+  });
   const sweptTokens = new Counter({ name: 'chat_revocation_checks_total', help: 'open sockets\' tokens checked against revocations', registers: [registry] });
   const sweepRoundTrips = new Counter({ name: 'chat_revocation_round_trips_total', help: 'Redis round trips of the revocation sweep', registers: [registry] });
   const revokedSockets = new Counter({ name: 'chat_revoked_sockets_total', help: 'open sockets closed because their token was revoked', registers: [registry] });
@@ -78,6 +86,7 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       if (Number.isFinite(at)) latency.observe(Math.max(0, Date.now() - at) / 1_000);
     },
     messagesAccepted: (count) => accepted.inc(count),
+    responded: (status) => responses.inc({ code_class: `${Math.floor(status / 100)}xx` }),
     revocationSweep(pass) {
       sweptTokens.inc(pass.keys);
       sweepRoundTrips.inc(pass.roundTrips);

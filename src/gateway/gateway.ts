@@ -23,6 +23,7 @@ import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
+import { newUlid } from '../shared/ulid.js';
 
 /** The gateway's settings: its slice of the role's configuration. */
 export type GatewaySettings = Pick<
@@ -197,6 +198,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     operations,
     verifyToken,
     logger,
+    newId: newUlid,
+    onResponse: (status) => metrics.responded(status),
     bodyLimitBytes: settings.HTTP_BODY_LIMIT_BYTES,
     allowedOrigins: settings.ALLOWED_ORIGINS,
     startedAt,

@@ -2,7 +2,8 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
-import { createMetricsRegistry } from '../shared/metrics.js';
+import { readConsumerLag } from '../shared/durable-consumer.js';
+import { createMetricsRegistry, watchConsumerLag } from '../shared/metrics.js';
 import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
 import { LIVE_TABLES } from './conversation/apply-conversation-events.js';
@@ -16,11 +17,13 @@ const hygiene = installProcessHygiene({ logger });
 const pool = await createDatabasePool({ url: config.DATABASE_URL, maximumPoolSize: config.DATABASE_POOL_SIZE });
 const nc = await connectNats({ url: config.NATS_URL, name: 'projector', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('projector');
+const jsm = await nc.jetstreamManager();
+watchConsumerLag(registry, 'projector', () => readConsumerLag(jsm, config.NATS_STREAM, config.PROJECTOR_DURABLE));
 const projector = startProjector({
   pool,
   metrics: createProjectorMetrics(registry),
   js: nc.jetstream(),
-  jsm: await nc.jetstreamManager(),
+  jsm,
   logger,
   streamName: config.NATS_STREAM,
   subjectPrefix: config.NATS_SUBJECT_PREFIX,

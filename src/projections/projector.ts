@@ -1,5 +1,6 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { sql, type DatabasePool } from 'slonik';
+import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { readStream } from '../event-store/read-stream.js';
 import { eventMessage, type EventMessage } from '../relay/event-message.js';
 import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
@@ -120,6 +121,7 @@ async function handleBatch(deps: ProjectorDeps, messages: readonly JsMsg[]): Pro
     await projectEvents(deps, deliveries.map(({ event }) => toProjectable(event)));
     for (const { message } of deliveries) message.ack();
     deps.metrics.projected(deliveries.map(({ event }) => Date.parse(event.created_at)));
+    logProjected(deps.logger, deliveries);
   } catch (error) {
     if (deliveries.length > 1) {
       deps.logger.warn({ err: error, events: deliveries.length }, 'batch failed; applying its events one by one');
@@ -136,9 +138,16 @@ async function handleOne(deps: ProjectorDeps, delivery: Delivery): Promise<void>
     await projectEvents(deps, [toProjectable(delivery.event)]);
     delivery.message.ack();
     deps.metrics.projected([Date.parse(delivery.event.created_at)]);
+    logProjected(deps.logger, [delivery]);
   } catch (error) {
     await failed(deps, delivery, error);
   }
+}
+
+/** At debug, each event committed, with the trace of the request that caused it (event-metadata.ts). */
+function logProjected(logger: Logger, deliveries: readonly Delivery[]): void {
+  if (!logger.isLevelEnabled('debug')) return;
+  for (const { event } of deliveries) logger.debug({ eventId: event.event_id, ...traceFieldsOf(event.metadata) }, 'event projected');
 }
 
 /** Retries with backoff up to `maxAttempts` deliveries, then records the failure and terminates the message. */

@@ -8,7 +8,8 @@ import { serveWorkerRole } from '../shared/worker-role.js';
 import { ensureEventStream } from './event-stream.js';
 import { createLeaderLease } from '../shared/leader-lease.js';
 import { createRelayMetrics } from './relay-metrics.js';
-import { startRelay } from './relay.js';
+import { relayCheckpointName, startRelay } from './relay.js';
+import { readFeedProgress } from '../event-store/feed-checkpoint.js';
 
 const config = loadConfig(configSchemas.relay);
 const logger = createLogger({ role: 'relay', level: config.LOG_LEVEL });
@@ -29,9 +30,11 @@ const lease = await createLeaderLease({
   retryMs: config.RELAY_LEASE_RETRY_MS,
 });
 const registry = createMetricsRegistry('relay');
+const metrics = createRelayMetrics(registry);
+metrics.watchFeedProgress(() => readFeedProgress(pool, relayCheckpointName(config.NATS_STREAM)));
 const relay = startRelay({
   pool,
-  metrics: createRelayMetrics(registry),
+  metrics,
   js: nc.jetstream(),
   jsm,
   lease,

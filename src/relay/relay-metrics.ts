@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { FeedProgress } from '../event-store/feed-checkpoint.js';
 import type { RecordedEvent } from '../event-store/recorded-event.js';
 import { LATENCY_BUCKETS_SECONDS } from '../shared/metrics.js';
 
@@ -6,6 +7,8 @@ export type RelayMetrics = {
   leader(isLeader: boolean): void;
   /** Events JetStream acknowledged (their checkpoint is stored). */
   published(events: readonly RecordedEvent[]): void;
+  /** Reads the log's head and the relay's checkpoint when Prometheus scrapes (any instance, leader or not). */
+  watchFeedProgress(read: () => Promise<FeedProgress>): void;
 };
 
 export function createRelayMetrics(registry: Registry): RelayMetrics {
@@ -21,7 +24,29 @@ export function createRelayMetrics(registry: Registry): RelayMetrics {
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [registry],
   });
+  let readProgress: (() => Promise<FeedProgress>) | undefined;
+  let reading: Promise<FeedProgress | null> | undefined;
+  /** One read per scrape for both gauges; a failed one leaves them out (the readiness check names Postgres). */
+  const progress = (): Promise<FeedProgress | null> =>
+    (reading ??= (readProgress?.() ?? Promise.resolve(null)).catch(() => null).finally(() => (reading = undefined)));
+  const positionGauge = (name: string, help: string, pick: (progress: FeedProgress) => bigint | null) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const read = await progress();
+        const position = read && pick(read);
+        if (position !== null && position !== undefined) this.set(Number(position));
+      },
+    });
+  positionGauge('chat_event_log_head_position', 'global_position of the last committed event in feed order', (read) => read.head);
+  positionGauge('chat_relay_checkpoint_position', 'global_position of the relay checkpoint: equal to the head once all is published', (read) => read.checkpoint);
   return {
+    watchFeedProgress(read) {
+      readProgress = read;
+    },
     leader: (isLeader) => leader.set(isLeader ? 1 : 0),
     published(events) {
       const now = Date.now();

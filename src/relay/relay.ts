@@ -2,6 +2,7 @@ import type { JetStreamClient, JetStreamManager } from 'nats';
 import type { DatabasePool } from 'slonik';
 import { EVENTS_APPENDED_CHANNEL } from '../event-store/append-to-stream.js';
 import { CheckpointFencedError, loadCheckpoint, storeCheckpoint } from '../event-store/feed-checkpoint.js';
+import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { readFeed } from '../event-store/read-feed.js';
 import { compareFeedPositions, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';
 import type { Logger } from '../shared/logger.js';
@@ -31,6 +32,9 @@ export type Relay = {
   stop(): Promise<void>;
 };
 
+/** The relay's row in `feed_checkpoints`, one per events stream. */
+export const relayCheckpointName = (streamName: string): string => `relay:${streamName}`;
+
 /** Pause after a failed batch (NATS or Postgres unreachable) before reading the feed again. */
 const RETRY_DELAY_MS = 500;
 
@@ -46,7 +50,7 @@ const RETRY_DELAY_MS = 500;
 export function startRelay(deps: RelayDeps): Relay {
   const { logger } = deps;
   const stopping = new AbortController();
-  const consumer = `relay:${deps.streamName}`;
+  const consumer = relayCheckpointName(deps.streamName);
   let wake = new AbortController();
   let pending = true;
 
@@ -90,6 +94,9 @@ export function startRelay(deps: RelayDeps): Relay {
         // A full batch means more may be waiting: read again at once.
         pending = events.length === deps.batchSize;
         logger.debug({ count: events.length, checkpoint: formatFeedPosition(checkpoint) }, 'published');
+        if (logger.isLevelEnabled('debug')) {
+          for (const event of events) logger.debug({ eventId: event.eventId, ...traceFieldsOf(event.metadata) }, 'event published');
+        }
       } catch (error) {
         if (error instanceof CheckpointFencedError) throw error;
         logger.warn({ err: error }, 'relay batch failed; retrying from the checkpoint');

@@ -57,3 +57,9 @@ export function messageJson(message: JsMsg): unknown {
     return undefined;
   }
 }
+
+/** Messages of the stream the consumer has yet to ack: not delivered yet, plus delivered and unacked. */
+export async function readConsumerLag(jsm: JetStreamManager, stream: string, durable: string): Promise<number> {
+  const info = await jsm.consumers.info(stream, durable);
+  return info.num_pending + info.num_ack_pending;
+}

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 /**
  * One Prometheus registry per role process, with the process metrics (resident memory, CPU, event-loop lag,
@@ -26,4 +26,34 @@ export function createRedeliveryCounter(registry: Registry, consumer: string): (
     registers: [registry],
   });
   return () => redeliveries.inc({ consumer });
+}
+
+/**
+ * `chat_consumer_lag_messages{consumer}`, read from JetStream when Prometheus scrapes: what the durable consumer
+ * has not acked yet. Left out of a scrape while the consumer does not exist or NATS does not answer.
+ */
+export function watchConsumerLag(registry: Registry, consumer: string, read: () => Promise<number>): void {
+  new Gauge({
+    name: 'chat_consumer_lag_messages',
+    help: 'messages of the events stream this durable consumer has not acked yet (pending plus unacked)',
+    labelNames: ['consumer'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const lag = await read().catch(() => null);
+      if (lag !== null) this.set({ consumer }, lag);
+    },
+  });
+}
+
+/** `chat_role_ready`: 1 when every readiness check of the role passes at scrape time (what `/ready` answers), else 0. */
+export function watchReadiness(registry: Registry, ready: () => Promise<boolean>): void {
+  new Gauge({
+    name: 'chat_role_ready',
+    help: '1 when the role\'s dependencies answer (GET /ready would say ready), 0 otherwise',
+    registers: [registry],
+    async collect() {
+      this.set((await ready()) ? 1 : 0);
+    },
+  });
 }

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
+import { watchReadiness } from './metrics.js';
 import { checkReadiness, type ReadinessCheck } from './readiness.js';
 
 export type OpsServer = { readonly port: number; close(): Promise<void> };
@@ -19,6 +20,7 @@ export async function startOpsServer(options: {
   readonly readiness: readonly ReadinessCheck[];
   readonly logger: Logger;
 }): Promise<OpsServer> {
+  watchReadiness(options.registry, async () => (await checkReadiness(options.readiness)).ready);
   const server = createServer((request, response) => {
     const reply = (status: number, contentType: string, body: string) => {
       response.writeHead(status, { 'content-type': contentType }).end(body);

@@ -6,6 +6,9 @@ import { conversationDecider } from './conversation.js';
 import { messageSent } from './events.js';
 import { assertValidClientMsgId } from './message-content.js';
 
+/** What a command records on its events besides their data (the request's trace: event-metadata.ts). */
+type EventMetadata = Readonly<Record<string, unknown>>;
+
 export type CommandDeps = {
   readonly pool: DatabasePool;
   readonly clock: () => Date;
@@ -40,7 +43,7 @@ export type StartedConversation = {
  */
 export async function startConversation(
   deps: CommandDeps,
-  input: { readonly initiatorId: number; readonly otherUserId: number },
+  input: { readonly initiatorId: number; readonly otherUserId: number; readonly metadata?: EventMetadata },
 ): Promise<StartedConversation> {
   const userLow = Math.min(input.initiatorId, input.otherUserId);
   const userHigh = Math.max(input.initiatorId, input.otherUserId);
@@ -54,8 +57,9 @@ export async function startConversation(
       deps.pool,
       conversationDecider,
       conversationId,
-      { type: 'StartConversation', conversationId, ...input, now: deps.clock() },
+      { type: 'StartConversation', conversationId, initiatorId: input.initiatorId, otherUserId: input.otherUserId, now: deps.clock() },
       {
+        ...(input.metadata && { metadata: input.metadata }),
         reservations: () => [
           {
             table: 'conversation_pairs',
@@ -88,6 +92,8 @@ export type SendMessageInput = {
   readonly senderId: number;
   readonly content: string;
   readonly clientMsgId?: string | null;
+  /** Recorded on the MessageSent event (event-metadata.ts). */
+  readonly metadata?: EventMetadata;
 };
 
 const originalMessageRow = z.object({
@@ -185,6 +191,7 @@ async function sendBatch(deps: CommandDeps, inputs: readonly SendMessageInput[])
     conversationDecider,
     toAppend.map(({ input }) => ({
       streamId: input.conversationId,
+      ...(input.metadata && { metadata: input.metadata }),
       command: {
         type: 'SendMessage' as const,
         senderId: input.senderId,
@@ -278,13 +285,15 @@ export type ReadReceipt = {
  */
 export async function markConversationRead(
   deps: CommandDeps,
-  input: { readonly conversationId: string; readerId: number },
+  input: { readonly conversationId: string; readonly readerId: number; readonly metadata?: EventMetadata },
 ): Promise<ReadReceipt> {
-  const result = await handleCommand(deps.pool, conversationDecider, input.conversationId, {
-    type: 'MarkConversationRead',
-    readerId: input.readerId,
-    now: deps.clock(),
-  });
+  const result = await handleCommand(
+    deps.pool,
+    conversationDecider,
+    input.conversationId,
+    { type: 'MarkConversationRead', readerId: input.readerId, now: deps.clock() },
+    input.metadata && { metadata: input.metadata },
+  );
   const event = result.events[0];
   if (event?.type !== 'MessagesRead') return { upToVersion: null, readAt: null, version: null };
   return { upToVersion: event.data.up_to_version, readAt: event.data.read_at, version: result.version };

@@ -2,8 +2,13 @@ import type { MiddlewareHandler } from 'hono';
 import { bearerToken } from '../auth/bearer-token.js';
 import type { VerifyToken } from '../auth/verify-token.js';
 import { GatewayError } from '../errors.js';
+import type { RequestTrace } from '../../event-store/event-metadata.js';
+import type { Logger } from '../../shared/logger.js';
 
-export type AuthenticatedEnv = { Variables: { userId: number } };
+/** What every request carries from the first middleware on: its trace and a logger that logs it. */
+export type TracedEnv = { Variables: { trace: RequestTrace; logger: Logger } };
+
+export type AuthenticatedEnv = { Variables: TracedEnv['Variables'] & { userId: number } };
 
 /** Every `/api/v1/chat/*` route: a valid bearer token, and an `X-User-ID` equal to its subject if present. */
 export function authenticate(verifyToken: VerifyToken): MiddlewareHandler<AuthenticatedEnv> {

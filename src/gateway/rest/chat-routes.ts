@@ -11,21 +11,21 @@ export function chatRoutes(operations: ChatOperations): Hono<AuthenticatedEnv> {
   const routes = new Hono<AuthenticatedEnv>();
 
   routes.get('/conversations', async (c) =>
-    ok(c, await operations.listConversations(c.var.userId, parseConversationPageQuery(c.req.query()))),
+    ok(c, await operations.listConversations(c.var.userId, parseConversationPageQuery(c.req.query()), c.var.trace)),
   );
 
-  routes.get('/conversations/:id', async (c) => ok(c, await operations.getConversation(c.var.userId, c.req.param('id'))));
+  routes.get('/conversations/:id', async (c) => ok(c, await operations.getConversation(c.var.userId, c.req.param('id'), c.var.trace)));
 
   routes.post('/conversations', async (c) => {
     const body = parseInput(startConversationBody, await readJsonBody(c));
     if (body.user_id === c.var.userId) throw new GatewayError('invalid_input', 'user_id: cannot start a conversation with yourself');
-    const { conversation, created } = await operations.startConversation(c.var.userId, body.user_id);
+    const { conversation, created } = await operations.startConversation(c.var.userId, body.user_id, c.var.trace);
     return ok(c, conversation, created ? 201 : 200);
   });
 
   routes.get('/conversations/:id/messages', async (c) => {
     const page = parsePageQuery(c.req.query());
-    return ok(c, await operations.listMessages(c.var.userId, c.req.param('id'), page));
+    return ok(c, await operations.listMessages(c.var.userId, c.req.param('id'), page, c.var.trace));
   });
 
   routes.post('/messages', async (c) => {
@@ -34,7 +34,7 @@ export function chatRoutes(operations: ChatOperations): Hono<AuthenticatedEnv> {
       conversationId: body.conversation_id,
       content: body.message,
       clientMsgId: body.client_msg_id ?? undefined,
-    });
+    }, c.var.trace);
     return ok(c, message, created ? 201 : 200);
   });
 
@@ -42,7 +42,7 @@ export function chatRoutes(operations: ChatOperations): Hono<AuthenticatedEnv> {
   for (const path of ['/conversations/:id/read', '/conversations/:id/']) {
     routes.put(path, async (c) => {
       const conversationId = c.req.param('id') ?? '';
-      const receipt = await operations.markRead(c.var.userId, conversationId);
+      const receipt = await operations.markRead(c.var.userId, conversationId, c.var.trace);
       return ok(c, { message: 'Messages marked as read', conversation_id: conversationId, ...receipt });
     });
   }

@@ -6,7 +6,9 @@ import type { Logger } from '../../shared/logger.js';
 import type { VerifyToken } from '../auth/verify-token.js';
 import type { ChatOperations } from '../chat-operations.js';
 import { describeError, errorEnvelope, GatewayError } from '../errors.js';
-import { authenticate } from './authenticate.js';
+import { traceMetadata } from '../../event-store/event-metadata.js';
+import { REQUEST_ID_HEADER, requestTrace, TRACEPARENT_HEADER } from '../request-context.js';
+import { authenticate, type AuthenticatedEnv, type TracedEnv } from './authenticate.js';
 import { chatRoutes } from './chat-routes.js';
 
 export const API_PREFIX = '/api/v1/chat';
@@ -16,16 +18,26 @@ export function createRestApp(deps: {
   readonly operations: ChatOperations;
   readonly verifyToken: VerifyToken;
   readonly logger: Logger;
+  /** Request ids for requests that come without a usable one. */
+  readonly newId: () => string;
+  /** Called with the status of every answer (metrics). */
+  readonly onResponse?: (status: number) => void;
   readonly bodyLimitBytes: number;
   readonly allowedOrigins: readonly string[];
   readonly startedAt: Date;
-}): Hono {
-  const { logger } = deps;
-  const app = new Hono();
+}): Hono<TracedEnv> {
+  const app = new Hono<TracedEnv>();
 
+  // Every request's id and traceparent (request-context.ts): echoed, and on each of its log lines.
   app.use(async (c, next) => {
     const started = performance.now();
+    const trace = requestTrace({ requestId: c.req.header(REQUEST_ID_HEADER), traceparent: c.req.header(TRACEPARENT_HEADER) }, deps.newId);
+    const logger = deps.logger.child(traceMetadata(trace));
+    c.set('trace', trace);
+    c.set('logger', logger);
     await next();
+    c.header(REQUEST_ID_HEADER, trace.requestId);
+    deps.onResponse?.(c.res.status);
     // The path only: a query string may carry a token (a misdirected `?token=`), and tokens are never logged.
     logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });
@@ -34,8 +46,8 @@ export function createRestApp(deps: {
     cors({
       origin: deps.allowedOrigins.length > 0 ? [...deps.allowedOrigins] : '*',
       allowMethods: ['GET', 'POST', 'PUT', 'OPTIONS'],
-      allowHeaders: ['Authorization', 'Content-Type', 'X-User-ID'],
-      exposeHeaders: ['Retry-After'],
+      allowHeaders: ['Authorization', 'Content-Type', 'X-User-ID', REQUEST_ID_HEADER, TRACEPARENT_HEADER],
+      exposeHeaders: ['Retry-After', REQUEST_ID_HEADER],
       maxAge: 600,
     }),
   );
@@ -53,7 +65,7 @@ export function createRestApp(deps: {
     c.json({ status: 'ok', service: 'chat-gateway', uptime_s: Math.round((Date.now() - deps.startedAt.getTime()) / 1000) }),
   );
 
-  const api = new Hono<{ Variables: { userId: number } }>();
+  const api = new Hono<AuthenticatedEnv>();
   api.use(authenticate(deps.verifyToken));
   api.route('/', chatRoutes(deps.operations));
   app.route(API_PREFIX, api);
@@ -62,7 +74,7 @@ export function createRestApp(deps: {
 
   app.onError((error, c) => {
     const answer = describeError(error);
-    if (answer.internal) logger.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
+    if (answer.internal) (c.var.logger ?? deps.logger).error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
     if (answer.retryAfterSeconds !== undefined) c.header('Retry-After', String(answer.retryAfterSeconds));
     return c.json(errorEnvelope(answer), answer.status as ContentfulStatusCode);
   });

@@ -7,6 +7,9 @@ import type { AuthenticatedUser } from '../auth/verify-token.js';
 import { describeError, errorEnvelope, type ErrorCode } from '../errors.js';
 import type { SocketLease } from '../socket-leases.js';
 import { CLOSE } from './server-frames.js';
+import type { RequestTrace } from '../../event-store/event-metadata.js';
+import { newUlid } from '../../shared/ulid.js';
+import { REQUEST_ID_HEADER, requestTrace } from '../request-context.js';
 import { startSocketSession, type SessionDeps, type SocketSession } from './socket-session.js';
 
 export const SOCKET_PATH = '/api/v1/chat/ws';
@@ -45,6 +48,12 @@ export function createSocketServer(deps: {
   const { logger } = deps;
   // maxPayload: ws closes a socket that sends a bigger frame with 1009, before buffering it whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxFrameBytes, clientTracking: false });
+  /** The trace of each upgrade request (request-context.ts), echoed in its 101 answer. */
+  const traces = new WeakMap<IncomingMessage, RequestTrace>();
+  wss.on('headers', (headers, request) => {
+    const trace = traces.get(request);
+    if (trace) headers.push(`${REQUEST_ID_HEADER}: ${trace.requestId}`);
+  });
   const sessions = new Set<SocketSession>();
   let closing = false;
   /** Sockets opened without a token that have not sent their `auth` frame yet (bounded by the auth timeout). */
@@ -124,12 +133,14 @@ export function createSocketServer(deps: {
       return void socket.destroy();
     }
     const since = url.searchParams.get('since');
+    const trace = requestTrace({ requestId: request.headers['x-request-id'], traceparent: request.headers.traceparent }, newUlid);
+    traces.set(request, trace);
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (closing) {
         if (lease) deps.session.leases.release(lease);
         return ws.close(CLOSE.goingAway, 'server is shutting down');
       }
-      const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since, ...(lease && { lease }) });
+      const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since, trace, ...(lease && { lease }) });
       sessions.add(session);
       ws.once('close', () => sessions.delete(session));
     });

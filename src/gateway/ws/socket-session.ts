@@ -1,5 +1,8 @@
 import type { WebSocket } from 'ws';
+import { traceMetadata, type RequestTrace } from '../../event-store/event-metadata.js';
 import type { FeedPosition } from '../../event-store/recorded-event.js';
+import { newUlid } from '../../shared/ulid.js';
+import { frameTrace } from '../request-context.js';
 import type { Logger } from '../../shared/logger.js';
 import type { RevocableSocket } from '../auth/revocation-sweep.js';
 import type { AuthenticatedUser, VerifyToken } from '../auth/verify-token.js';
@@ -100,9 +103,13 @@ export function startSocketSession(
     readonly since: string | null;
     /** Taken at the upgrade for a socket authenticated there; a first-frame socket takes its own. */
     readonly lease?: SocketLease;
+    /** The upgrade request's (request-context.ts): its id is on the socket's log lines, its traceparent on each command's. */
+    readonly trace?: RequestTrace;
   },
 ): SocketSession {
-  const { logger, clock } = deps;
+  const { clock } = deps;
+  const socketTrace = options.trace ?? { requestId: newUlid() };
+  const logger = deps.logger.child({ socket_request_id: socketTrace.requestId });
   const gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
   const writer = createSocketWriter(socket, { maxUnsentBytes: deps.sendQueueBytes });
   let user: AuthenticatedUser | null = null;
@@ -277,13 +284,13 @@ export function startSocketSession(
     send(gate.open(start));
   }
 
-  function answerError(requestId: RequestId | undefined, error: unknown): void {
+  function answerError(requestId: RequestId | undefined, error: unknown, trace?: RequestTrace): void {
     const answer = describeError(error);
-    if (answer.internal) logger.error({ err: error, userId: user?.userId }, 'socket frame failed');
+    if (answer.internal) logger.error({ err: error, userId: user?.userId, ...traceMetadata(trace) }, 'socket frame failed');
     sendFrame(serverFrames.error(clock(), requestId, answer.wsCode, answer.message));
   }
 
-  async function handle(frame: ClientFrame, current: AuthenticatedUser): Promise<unknown> {
+  async function handle(frame: ClientFrame, current: AuthenticatedUser, trace: RequestTrace): Promise<unknown> {
     const { userId } = current;
     switch (frame.type) {
       case 'auth': {
@@ -298,12 +305,12 @@ export function startSocketSession(
           conversationId: frame.conversation_id,
           content: frame.content,
           clientMsgId: frame.client_msg_id ?? undefined,
-        });
+        }, trace);
         return message;
       }
       case 'join_conversation':
       case 'read': {
-        const receipt = await deps.operations.markRead(userId, frame.conversation_id);
+        const receipt = await deps.operations.markRead(userId, frame.conversation_id, trace);
         return { conversation_id: frame.conversation_id, ...receipt };
       }
       case 'typing': {
@@ -352,11 +359,12 @@ export function startSocketSession(
     const parsed = parseClientFrame(text);
     if (!parsed.ok) return answerError(parsed.requestId, parsed.error);
     const { frame } = parsed;
+    const trace = frameTrace(frame.request_id, socketTrace, newUlid);
     try {
-      const data = await handle(frame, user);
+      const data = await handle(frame, user, trace);
       if (data !== NO_ACK && frame.request_id !== undefined) sendFrame(serverFrames.ack(clock(), frame.request_id, data));
     } catch (error) {
-      answerError(frame.request_id, error);
+      answerError(frame.request_id, error, trace);
     }
   }
 
