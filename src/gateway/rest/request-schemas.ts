@@ -15,8 +15,11 @@ const userId = z.number({ error: 'must be an integer user id' }).int('must be an
 
 export const conversationId = z.string().min(1).max(64);
 
-/** Kept short: it is stored with the message and indexed with the sender. */
-export const clientMsgId = z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters');
+/**
+ * Any string here: the send command's rule (`assertValidClientMsgId`: 1 to 128 code points, no control
+ * characters) refuses the others as `invalid_client_msg_id`, the code the contract gives them.
+ */
+export const clientMsgId = z.string({ error: 'must be a string' });
 
 export const startConversationBody = z.object({ user_id: userId });
 

@@ -153,7 +153,11 @@ describe('the catch-up read', () => {
       for (let i = 1; i <= 3; i++) {
         later.push(await sendMessage(deps, { conversationId: carolAlice, senderId: carol, content: `after the held one ${i}` }));
       }
-      await sleep(200);
+      // They are committed and in the log: the horizon, not their visibility, is what holds them back.
+      const committed = await pool.oneFirst(
+        sql.type(z.object({ version: z.number() }))`SELECT version FROM event_streams WHERE stream_id = ${carolAlice}`,
+      );
+      expect(committed).toBe(later.at(-1)!.version);
       expect(await readCatchUp(pool, alice, after, { limit: 500 })).toEqual({ frames: [] });
       expect(await readCatchUp(pool, bob, after, { limit: 500 })).toEqual({ frames: [] });
 

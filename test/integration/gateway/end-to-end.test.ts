@@ -1,11 +1,13 @@
-import type { DatabasePool } from 'slonik';
+import { sql, type DatabasePool } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
+import { waitUntil } from '../../support/wait-until.js';
 
 /**
  * Acceptance, with every role as a real process: relay, projector, fan-out and two gateways. User A (101)
@@ -16,6 +18,7 @@ const A = 101;
 const B = 102;
 let env: Record<string, string>;
 let pool: DatabasePool;
+let projector: RoleProcess;
 const ports: number[] = [];
 const gateways: RoleProcess[] = [];
 const tokens = new Map<number, string>();
@@ -25,7 +28,7 @@ let conversationId: string;
 async function startGatewayProcess(index: number): Promise<RoleProcess> {
   const role = await spawnRole({ name: `gateway-${index + 1}`, entry: 'src/gateway/main.ts', env: { ...env, PORT: String(ports[index]) } });
   gateways[index] = role;
-  await role.waitForOutput(/gateway listening/);
+  await role.waitForOutput(/gateway listening/, 90_000);
   return role;
 }
 
@@ -47,6 +50,15 @@ const seqs = (socket: TestSocket): number[] => events(socket).map((frame) => fra
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const lastCursor = (socket: TestSocket): string => events(socket).at(-1)!['cursor'] as string;
 
+/** Whether a gateway has polled the read tables (read-consistency.ts) since `at` (a Postgres timestamp). */
+async function readTablesPolledSince(at: string): Promise<boolean> {
+  const polls = await pool.oneFirst(sql.type(z.object({ polls: z.number() }))`
+    SELECT count(*)::int AS polls FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND query_start > ${at}::timestamptz
+      AND query LIKE '%FROM "discussion" WHERE id = ANY%'`);
+  return polls > 0;
+}
+
 beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const prefix = testPrefix();
@@ -55,11 +67,13 @@ beforeAll(async () => {
     FANOUT_ACK_WAIT_MS: '1000',
     // A sends about 80 messages within a minute here; the limit itself is tested in rest.test.ts.
     RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
+    // A read waits for a projector held back (SIGSTOP) for as long as the test needs, however loaded the machine.
+    READ_CONSISTENCY_TIMEOUT_MS: '60000',
   };
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 2 });
   ports.push(...(await getFreePorts(2)));
   const relay = await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
-  const projector = await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env });
+  projector = await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env });
   const fanout = await spawnRole({ name: 'fanout', entry: 'src/fanout/main.ts', env });
   await Promise.all([startGatewayProcess(0), startGatewayProcess(1)]);
   await relay.waitForOutput(/leadership acquired/);
@@ -67,7 +81,7 @@ beforeAll(async () => {
   // The fan-out's durable starts at the stream's end when first created: nothing may be appended before.
   await fanout.waitForOutput(/fanning out/);
   for (const user of [A, B]) tokens.set(user, await mintToken(user));
-}, 120_000);
+}, 240_000);
 afterAll(async () => {
   for (const socket of sockets) socket.ws.terminate();
   await stopAllRoles();
@@ -104,10 +118,24 @@ describe('the chat, end to end across two gateway processes', () => {
     }
   });
 
-  it('answers a REST read right after a send with the message, also from the other gateway', async () => {
-    const sent = await send(A, 0, 'read me at once');
-    expect(sent.status).toBe(201);
-    const page = await api(httpUrl(1), 'GET', `/api/v1/chat/conversations/${conversationId}/messages?limit=1`, { token: tokens.get(A)! });
+  it('answers a REST read on the other gateway right after a send by waiting for the projector, never with stale data', async () => {
+    // The projector is held back, so the read tables are certain to be behind the acknowledged send.
+    projector.kill('SIGSTOP');
+    let reading: Promise<Awaited<ReturnType<typeof api>>>;
+    try {
+      const sent = await send(A, 0, 'read me at once');
+      expect(sent.status).toBe(201);
+      const issuedAt = await pool.oneFirst(sql.type(z.object({ at: z.string() }))`SELECT clock_timestamp()::text AS at`);
+      let answered = false;
+      reading = api(httpUrl(1), 'GET', `/api/v1/chat/conversations/${conversationId}/messages?limit=1`, { token: tokens.get(A)! });
+      void reading.finally(() => (answered = true));
+      // The other gateway is polling the read tables for the conversation: the read arrived and waits.
+      await waitUntil('the other gateway to wait for the read tables', () => readTablesPolledSince(issuedAt), { timeoutMs: 20_000, intervalMs: 20 });
+      expect(answered).toBe(false);
+    } finally {
+      projector.kill('SIGCONT');
+    }
+    const page = await reading;
     expect(page.status).toBe(200);
     expect((page.body['data'] as { msg: string }[]).map((m) => m.msg)).toEqual(['read me at once']);
     for (const socket of [a, b1, b2]) await socket.waitFor((frame) => frame['seq'] === 4);
@@ -180,9 +208,10 @@ describe('the chat, end to end across two gateway processes', () => {
     while (sent < 10) await new Promise((resolve) => setTimeout(resolve, 5));
     const back = await connect(B, 1, `?since=${cursor}`);
     await sending;
-    await back.waitFor((frame) => frame['seq'] === 78);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(seqs(back)).toEqual(range(49, 78));
+    // Barrier: one more message; a repeat or a late catch-up frame would come before it.
+    expect((await send(A, 0, 'after the overlap')).status).toBe(201);
+    await back.waitFor((frame) => frame['seq'] === 79);
+    expect(seqs(back)).toEqual(range(49, 79));
     await back.close();
   });
 

@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from 'nats';
@@ -11,6 +10,7 @@ import { startNatsServer, type NatsServer } from '../../../stack/nats-server.js'
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, natsCredentials, natsUsers, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy.js';
 import { waitUntil } from '../../support/wait-until.js';
 
 /**
@@ -19,74 +19,29 @@ import { waitUntil } from '../../support/wait-until.js';
  * them from the log when its NATS connection comes back.
  *
  * Everything on a private nats-server (it is restarted here): relay, projector and fan-out as processes,
- * and one gateway process that reaches NATS through a TCP proxy of this file, so that its connection alone
- * can be cut while the server stays up. A (301) sends over REST; A and B (302) each hold one socket.
+ * and one gateway process that reaches NATS through a TCP proxy (test/support/tcp-proxy.ts), so that its
+ * connection alone can be cut, and kept cut while the rest of the pipeline goes on publishing. A (301) sends over REST; A and B (302) each hold one socket.
  */
 
 const A = 301;
 const B = 302;
 let root: string;
 let nats: NatsServer;
-let proxy: Proxy;
+let proxy: TcpProxy;
 let gateway: RoleProcess;
 let httpUrl: string;
 let conversationId: string;
 let observer: NatsConnection | undefined;
+/**
+ * The ids of the new_message frames the fan-out published for B, in the order a direct subscriber (on the
+ * server, not through the proxy) saw them: it shows what was published while the gateway was cut off.
+ */
+const published: string[] = [];
 let prefix: string;
 const tokens = new Map<number, string>();
 const sockets = new Map<number, TestSocket>();
 /** Every message A sent and had acknowledged, in the order sent (which is seq order: one sender). */
 const acknowledged: { id: string; seq: number }[] = [];
-
-//// A TCP proxy in front of nats-server whose connections the test can cut and refuse for a while.
-
-type Proxy = {
-  readonly url: string;
-  /** Cuts every connection now and refuses new ones until `allow`. */
-  cut(): void;
-  allow(): void;
-  close(): Promise<void>;
-};
-
-async function startProxy(port: number, targetPort: number): Promise<Proxy> {
-  const open = new Set<net.Socket>();
-  let refusing = false;
-  const server = net.createServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      open.add(from);
-      from.pipe(to);
-      from.on('error', () => to.destroy());
-      from.on('close', () => {
-        open.delete(from);
-        to.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const cutAll = () => {
-    for (const socket of open) socket.destroy();
-  };
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    cut() {
-      refusing = true;
-      cutAll();
-    },
-    allow() {
-      refusing = false;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        cutAll();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** Polls a synchronous condition (waitUntil takes an async one). */
 const until = (what: string, condition: () => boolean, options?: Parameters<typeof waitUntil>[2]) =>
@@ -133,13 +88,15 @@ const messageIds = (socket: TestSocket): string[] =>
  * is seq 1), still on the socket they opened first.
  */
 async function expectEveryMessageOnceInOrder(): Promise<void> {
+  // Barrier: a message sent after everything else. Each socket gets its conversation's frames in seq order,
+  // so a repeat or a late replay of an earlier one would come before it.
+  await send(`barrier-${acknowledged.length}`);
   const ids = acknowledged.map((message) => message.id);
   for (const [user, socket] of sockets) {
-    await until(`user ${user} received every acknowledged message`, () => ids.every((id) => messageIds(socket).includes(id)), {
+    await until(`user ${user} received the barrier`, () => messageIds(socket).includes(ids.at(-1)!), {
       timeoutMs: 30_000,
     });
   }
-  await sleep(500); // a repeat would come right after
   const lastSeq = acknowledged.at(-1)!.seq;
   for (const socket of sockets.values()) {
     expect(events(socket).map((frame) => frame['seq'])).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
@@ -165,7 +122,7 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'matcha-nats-reconnect-'));
   const [natsPort, proxyPort, gatewayPort] = await getFreePorts(3);
   nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort!, users: natsUsers() });
-  proxy = await startProxy(proxyPort!, natsPort!);
+  proxy = await startTcpProxy(proxyPort!, natsPort!);
   const databaseUrl = await createTestDatabase();
   prefix = testPrefix();
   const env = {
@@ -181,14 +138,23 @@ beforeAll(async () => {
   gateway = await spawnRole({
     name: 'gateway',
     entry: 'src/gateway/main.ts',
-    env: { ...env, NATS_URL: proxy.url, PORT: String(gatewayPort) },
+    env: { ...env, NATS_URL: `nats://127.0.0.1:${proxy.port}`, PORT: String(gatewayPort) },
   });
-  await gateway.waitForOutput(/gateway listening/);
+  await gateway.waitForOutput(/gateway listening/, 90_000);
   await relay.waitForOutput(/leadership acquired/);
   await projector.waitForOutput(/projecting/);
   // The fan-out's durable starts at the stream's end when first created: nothing may be appended before.
   await fanout.waitForOutput(/fanning out/);
   httpUrl = `http://127.0.0.1:${gatewayPort}`;
+  observer = await connectNats({ url: nats.url, name: 'observer', ...natsCredentials('operator') });
+  observer.subscribe(deliverySubject(prefix, B), {
+    callback: (error, message) => {
+      if (error) return;
+      const frame = JSON.parse(message.string()) as Frame;
+      if (frame.type === 'new_message') published.push((frame['data'] as { id: string }).id);
+    },
+  });
+  await observer.flush();
   for (const user of [A, B]) {
     tokens.set(user, await mintToken(user));
     const socket = await openSocket(`ws://127.0.0.1:${gatewayPort}/api/v1/chat/ws`, { token: tokens.get(user)! });
@@ -198,7 +164,7 @@ beforeAll(async () => {
   const created = await api(httpUrl, 'POST', '/api/v1/chat/conversations', { token: tokens.get(A)!, body: { user_id: B } });
   conversationId = (created.body['data'] as { id: string }).id;
   for (const socket of sockets.values()) await socket.waitFor((frame) => frame.type === 'conversation_created');
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   for (const socket of sockets.values()) socket.ws.terminate();
@@ -209,49 +175,56 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
+/**
+ * Cuts the gateway's NATS connection (and refuses it), runs `during`, and lets it reconnect only once the
+ * fan-out has published at least `count` more frames for B: frames core NATS could not bring to the gateway.
+ * Returns their message ids.
+ */
+async function whileGatewayCutOff(during: () => Promise<void>, count: number): Promise<string[]> {
+  proxy.cut();
+  const from = published.length;
+  await during();
+  await until(`the fan-out published ${count} frames while the gateway was cut off`, () => published.length >= from + count, {
+    timeoutMs: 30_000,
+  });
+  const missed = published.slice(from);
+  proxy.allow();
+  return missed;
+}
+
 describe('delivery across a NATS outage, to sockets that stay open', () => {
-  it('delivers every message sent while nats-server restarts exactly once, in order', async () => {
+  it('replays the frames published after nats-server restarted, while the gateway was still cut off, exactly once, in order', async () => {
+    const logsBefore = recoveryLogs().length;
     const stop = new AbortController();
     const sending = keepSending('around the restart', stop.signal);
     await until('a few messages sent', () => acknowledged.length >= 10, { intervalMs: 20 });
-    await nats.restart();
-    await sleep(3_000);
+    const missed = await whileGatewayCutOff(() => nats.restart(), 5);
+    const sentBefore = acknowledged.length;
+    await until('messages sent after the gateway is let back', () => acknowledged.length >= sentBefore + 5, { intervalMs: 20 });
     stop.abort();
     await sending;
 
     await expectEveryMessageOnceInOrder();
-    await until('the gateway replayed after reconnecting', () => recoveryLogs().length > 0, { timeoutMs: 10_000 });
-    expect(recoveryLogs().at(-1)).toMatchObject({ sockets: 2, resyncRequired: 0 });
+    for (const socket of sockets.values()) expect(messageIds(socket)).toEqual(expect.arrayContaining(missed));
+    await until('the gateway replayed after reconnecting', () => recoveryLogs().length > logsBefore, { timeoutMs: 10_000 });
+    const recovery = recoveryLogs().at(-1)!;
+    expect(recovery).toMatchObject({ sockets: 2, resyncRequired: 0 });
+    expect(recovery.replayed).toBeGreaterThanOrEqual(2 * missed.length);
   });
 
   it('replays the frames published while only the gateway\'s connection was cut, exactly once, in order', async () => {
-    // A direct subscriber shows when the fan-out has published (and acked) frames the gateway cannot get.
-    observer = await connectNats({ url: nats.url, name: 'observer', ...natsCredentials('operator') });
-    const published = new Set<string>();
-    observer.subscribe(deliverySubject(prefix, B), {
-      callback: (error, message) => {
-        if (error) return;
-        const frame = JSON.parse(message.string()) as Frame;
-        if (frame.type === 'new_message') published.add((frame['data'] as { id: string }).id);
-      },
-    });
-    await observer.flush();
     const logsBefore = recoveryLogs().length;
-
     const stop = new AbortController();
     const sending = keepSending('while cut off', stop.signal);
     await until('a few messages sent', () => acknowledged.length >= 3, { intervalMs: 20 });
-    proxy.cut();
+    const missed = await whileGatewayCutOff(() => Promise.resolve(), 10);
     const sentBefore = acknowledged.length;
-    await until('messages sent while the gateway is cut off', () => acknowledged.length >= sentBefore + 10, { intervalMs: 20 });
-    const missed = acknowledged.slice(sentBefore + 1).map((message) => message.id);
-    await until('the fan-out published them', () => missed.every((id) => published.has(id)), { timeoutMs: 20_000 });
-    proxy.allow();
-    await sleep(1_000);
+    await until('messages sent after the gateway is let back', () => acknowledged.length >= sentBefore + 5, { intervalMs: 20 });
     stop.abort();
     await sending;
 
     await expectEveryMessageOnceInOrder();
+    for (const socket of sockets.values()) expect(messageIds(socket)).toEqual(expect.arrayContaining(missed));
     await until('the gateway replayed after reconnecting', () => recoveryLogs().length > logsBefore, { timeoutMs: 10_000 });
     // Both sockets missed each of those frames, and got them from the log.
     const recovery = recoveryLogs().at(-1)!;

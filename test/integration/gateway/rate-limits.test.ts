@@ -9,10 +9,12 @@ import { createTestDatabase, testPrefix } from '../../support/infra.js';
  */
 
 let gateway: TestGateway;
+/** A second gateway on the same database and Redis key prefix: the limits are per user, not per gateway. */
+let second: TestGateway;
 const sockets: TestSocket[] = [];
 
 beforeAll(async () => {
-  gateway = await startTestGateway({
+  const options = {
     databaseUrl: await createTestDatabase(),
     prefix: testPrefix(),
     env: {
@@ -24,15 +26,16 @@ beforeAll(async () => {
       // No projector runs here: starts answer from the command without waiting for the read tables.
       READ_CONSISTENCY_TIMEOUT_MS: '50',
     },
-  });
+  };
+  [gateway, second] = await Promise.all([startTestGateway(options), startTestGateway(options)]);
 });
 afterAll(async () => {
   await Promise.all(sockets.map((socket) => socket.close()));
-  await gateway.close();
+  await Promise.all([gateway?.close(), second?.close()]);
 });
 
-async function call(userId: number, method: string, path: string, body?: unknown): Promise<ApiResponse> {
-  return api(gateway.url, method, `/api/v1/chat${path}`, { token: await mintToken(userId), ...(body === undefined ? {} : { body }) });
+async function call(userId: number, method: string, path: string, body?: unknown, on: TestGateway = gateway): Promise<ApiResponse> {
+  return api(on.url, method, `/api/v1/chat${path}`, { token: await mintToken(userId), ...(body === undefined ? {} : { body }) });
 }
 
 function expectLimited(response: ApiResponse): void {
@@ -43,8 +46,8 @@ function expectLimited(response: ApiResponse): void {
   expect(retryAfter).toBeLessThanOrEqual(60);
 }
 
-async function connect(userId: number, query = ''): Promise<TestSocket> {
-  const socket = await openSocket(`${gateway.wsUrl}${query}`, { token: await mintToken(userId) });
+async function connect(userId: number, query = '', on: TestGateway = gateway): Promise<TestSocket> {
+  const socket = await openSocket(`${on.wsUrl}${query}`, { token: await mintToken(userId) });
   sockets.push(socket);
   await socket.waitFor((frame) => frame.type === 'connected');
   return socket;
@@ -118,5 +121,26 @@ describe('per-user limits', () => {
     // The socket stays open and answers (live delivery needs the fan-out, which this file does not run).
     late.send({ type: 'ping' });
     await late.waitFor((frame) => frame.type === 'pong');
+  });
+});
+
+describe('limits across gateways', () => {
+  it('counts a user\'s messages, starts and lists on every gateway against one budget (shared in Redis)', async () => {
+    const id = await conversation(151, 150);
+    const send = (on: TestGateway, message: string) => call(150, 'POST', '/messages', { conversation_id: id, message }, on);
+    expect((await send(gateway, 'on the first')).status).toBe(201);
+    const socket = await connect(150, '', second);
+    expect(await socket.request({ type: 'send_message', conversation_id: id, content: 'on the second' })).toMatchObject({ type: 'ack' });
+    expectLimited(await send(gateway, 'over, on the first'));
+    expectLimited(await send(second, 'over, on the second'));
+
+    expect((await call(160, 'POST', '/conversations', { user_id: 161 }, gateway)).status).toBe(201);
+    expect((await call(160, 'POST', '/conversations', { user_id: 162 }, second)).status).toBe(201);
+    expectLimited(await call(160, 'POST', '/conversations', { user_id: 163 }, gateway));
+    expectLimited(await call(160, 'POST', '/conversations', { user_id: 164 }, second));
+
+    expect((await call(170, 'GET', '/conversations', undefined, second)).status).toBe(200);
+    expect((await call(170, 'GET', '/conversations', undefined, gateway)).status).toBe(200);
+    expectLimited(await call(170, 'GET', '/conversations', undefined, second));
   });
 });

@@ -29,7 +29,7 @@ beforeAll(async () => {
   limited = await startTestGateway({ databaseUrl, prefix, env: { RATE_LIMIT_MESSAGES_PER_MINUTE: '3' } });
   await relay.waitForOutput(/leadership acquired/);
   await projector.waitForOutput(/projecting/);
-  for (const user of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 90, 91]) tokens.set(user, await mintToken(user));
+  for (const user of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 90, 91]) tokens.set(user, await mintToken(user));
 });
 afterAll(async () => {
   await Promise.all([gateway?.close(), limited?.close()]);
@@ -187,6 +187,37 @@ describe('POST /messages', () => {
     expectError(await send({ conversation_id: conversation, message: 42 }), 400, /message/);
     expectError(await send({ conversation_id: 7, message: 'hi' }), 400, /conversation_id/);
     expectError(await send('not json'), 400, /JSON/);
+  });
+
+  it('refuses a client_msg_id that is empty, over 128 characters or holds a control character with 400 invalid_client_msg_id', async () => {
+    const id = await conversationBetween(13, 14);
+    const send = (clientMsgId: string) => as(13).post('/messages', { conversation_id: id, message: `with ${JSON.stringify(clientMsgId)}`, client_msg_id: clientMsgId });
+    for (const refused of ['', 'k'.repeat(129), 'tab\there', 'line\nbreak', 'nul\u0000', 'bell\u0007', 'del\u007f']) {
+      const response = await send(refused);
+      expectError(response, 400, /client_msg_id/);
+      expect(response.body['code'], JSON.stringify(refused)).toBe('invalid_client_msg_id');
+    }
+    // The bounds are characters (code points): 128 of them, emoji included, are fine.
+    for (const accepted of ['k'.repeat(128), '😀'.repeat(128), 'é-ü-日本']) {
+      const response = await send(accepted);
+      expect(response.status, JSON.stringify(response.body)).toBe(201);
+      expect(dataOf(response)['client_msg_id']).toBe(accepted);
+    }
+    const page = dataOf<Record<string, unknown>[]>(await as(13).get(`/conversations/${id}/messages`));
+    expect(page.map((m) => m['client_msg_id'])).toEqual(['é-ü-日本', '😀'.repeat(128), 'k'.repeat(128)]);
+  });
+
+  it('answers 409 client_msg_id_conflict to a sender reusing a client_msg_id in another conversation, and appends nothing', async () => {
+    const [first, second] = [await conversationBetween(15, 16), await conversationBetween(15, 17)];
+    const original = await as(15).post('/messages', { conversation_id: first, message: 'the original', client_msg_id: 'reused-key' });
+    expect(original.status).toBe(201);
+    const conflict = await as(15).post('/messages', { conversation_id: second, message: 'elsewhere', client_msg_id: 'reused-key' });
+    expectError(conflict, 409, /client_msg_id/);
+    expect(conflict.body['code']).toBe('client_msg_id_conflict');
+    // The key is the sender's own: another sender may use it in that conversation.
+    expect((await as(17).post('/messages', { conversation_id: second, message: 'mine', client_msg_id: 'reused-key' })).status).toBe(201);
+    expect(dataOf<Record<string, unknown>[]>(await as(15).get(`/conversations/${second}/messages`)).map((m) => m['msg'])).toEqual(['mine']);
+    expect(dataOf<Record<string, unknown>[]>(await as(15).get(`/conversations/${first}/messages`)).map((m) => m['msg'])).toEqual(['the original']);
   });
 
   it('gives a stranger writing to a conversation the same 404 as a missing one', async () => {

@@ -97,9 +97,10 @@ describe('tokens in logs', () => {
     open.send(`{"type":"auth","token":"${good}", "x": "${'y'.repeat(10_000)}"}`);
     expect((await open.closed).code).toBe(1009);
 
-    // Everything above is logged by now (trace level has the request lines); then look at every line.
-    await gateway.waitForOutput(/"msg":"request"/);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Barrier: a request after everything above; once its log line is out, so are the lines before it.
+    const barrier = `/barrier-${crypto.randomUUID()}`;
+    expect((await api(base, 'GET', barrier)).status).toBe(404);
+    await gateway.waitForOutput(new RegExp(`"path":"${barrier}"`));
     const output = gateway.output();
     expect(output).toMatch(/malformed HTTP request/);
     for (const token of tokens) {

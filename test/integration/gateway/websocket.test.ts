@@ -140,6 +140,11 @@ describe('client frames', () => {
     expect(await errorFor({ type: 'typing', conversation_id: id, is_typing: 'yes' })).toMatchObject({ code: 'invalid_frame' });
     expect(await errorFor({ type: 'send_message', conversation_id: id, content: 'a'.repeat(1001) })).toMatchObject({ code: 'too_long' });
     expect(await errorFor({ type: 'send_message', conversation_id: id, content: '   ' })).toMatchObject({ code: 'blank_message' });
+    for (const clientMsgId of ['', 'k'.repeat(129), 'tab\there', 'bell\u0007']) {
+      expect(await errorFor({ type: 'send_message', conversation_id: id, content: 'keyed', client_msg_id: clientMsgId })).toMatchObject({
+        code: 'invalid_client_msg_id',
+      });
+    }
     expect(await errorFor({ type: 'resume', since: 'not-a-cursor' })).toMatchObject({ code: 'invalid_cursor' });
 
     socket.ws.send(Buffer.from([1, 2, 3]), { binary: true });
@@ -213,6 +218,8 @@ describe('client frames', () => {
     expect(refused.length).toBeGreaterThan(0);
     for (const frame of refused) expect(frame['data']).toMatchObject({ code: 'rate_limited' });
     expect(answers.filter((frame) => frame.type === 'ack').length + refused.length).toBe(40);
+    // The first 32 never have 32 others ahead of them: those are always handled.
+    expect(answers.filter((frame) => frame.type === 'ack').length).toBeGreaterThanOrEqual(32);
   });
 
   it('closes the socket with 1009 on a frame over WS_MAX_FRAME_BYTES', async () => {
@@ -249,21 +256,20 @@ describe('typing', () => {
 describe('delivery', () => {
   it('writes each frame to every socket of the user, dropping a repeated or older seq per socket', async () => {
     const id = await conversation(12, 13);
-    const log = await frames(id, 13, 3); // seq 1..4
+    const log = await frames(id, 13, 4); // seq 1..5
     const [a, b] = [await connect(12), await connect(12)];
-    await publish(12, [log[0]!, log[1]!, log[1]!, log[0]!, log[2]!, log[3]!, log[2]!]);
+    // seq 5 last: a barrier on the same subject, so every repeat before it has been handled once it arrives.
+    await publish(12, [log[0]!, log[1]!, log[1]!, log[0]!, log[2]!, log[3]!, log[2]!, log[4]!]);
     for (const socket of [a, b]) {
-      const received = await socket.waitForCount(ofType('new_message'), 3);
-      await socket.waitFor(ofType('conversation_created'));
-      await sleep(100);
+      await socket.waitFor((frame) => frame['seq'] === 5);
       const events = socket.frames.filter((frame) => 'seq' in frame);
-      expect(events.map((frame) => frame['seq'])).toEqual([1, 2, 3, 4]);
-      expect(received[0]).toEqual(JSON.parse(JSON.stringify(log[1])));
+      expect(events.map((frame) => frame['seq'])).toEqual([1, 2, 3, 4, 5]);
+      expect(events[1]).toEqual(JSON.parse(JSON.stringify(log[1])));
     }
     // A socket opened later starts afresh: the repeat it never had is sent to it.
     const c = await connect(12);
-    await publish(12, [log[3]!]);
-    expect(await c.waitFor(ofType('new_message'))).toMatchObject({ seq: 4 });
+    await publish(12, [log[4]!]);
+    expect(await c.waitFor(ofType('new_message'))).toMatchObject({ seq: 5 });
   });
 
   it('holds one delivery subscription per user while a socket is open, and drops it after the last closes', async () => {
@@ -273,18 +279,18 @@ describe('delivery', () => {
     await a.close();
     expect(gateway.gateway.stats().subscribedUsers).toBe(before.subscribedUsers + 1);
     await b.close();
-    await sleep(50);
-    expect(gateway.gateway.stats().subscribedUsers).toBe(before.subscribedUsers);
+    await vi.waitFor(() => expect(gateway.gateway.stats().subscribedUsers).toBe(before.subscribedUsers), { timeout: 5_000, interval: 10 });
   });
 
   it('ignores a payload on the delivery subject that is not a frame', async () => {
+    const id = await conversation(15, 16);
+    const [started] = (await readStream(pool, id)).map(recordedEventFrame);
     const socket = await connect(15);
-    await publish(15, [{ type: 'new_message', seq: 'one' }, { hello: 'world' }]);
     fanoutNats.publish(deliverySubject(prefix, 15), 'not json');
-    socket.send({ type: 'ping' });
-    await socket.waitFor(ofType('pong'));
-    await sleep(100);
-    expect(socket.frames.map((frame) => frame.type)).toEqual(['connected', 'pong']);
+    // A real frame after the junk, on the same subject: once it is in, the junk before it has been handled.
+    await publish(15, [{ type: 'new_message', seq: 'one' }, { hello: 'world' }, started!]);
+    await socket.waitFor(ofType('conversation_created'));
+    expect(socket.frames.map((frame) => frame.type)).toEqual(['connected', 'conversation_created']);
   });
 });
 

@@ -5,7 +5,6 @@ import { connect, type NatsConnection, type Status } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureEventStream } from '../../../src/relay/event-stream.js';
 import { connectNats, deliverySubject, eventSubject, signalSubject } from '../../../src/shared/nats.js';
-import { sleep } from '../../../src/shared/sleep.js';
 import { getFreePorts } from '../../../stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../../stack/nats-server.js';
 import {
@@ -21,6 +20,7 @@ import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } f
 import { createTestDatabase, testPrefix, testStreamName } from '../../support/infra.js';
 import { storedCount } from '../../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
+import { waitUntil } from '../../support/wait-until.js';
 
 /**
  * Least privilege on NATS, checked from outside against a nats-server of this file configured as
@@ -56,10 +56,20 @@ async function connectAs(role: NatsRole): Promise<{ nc: NatsConnection; refused:
   return { nc, refused };
 }
 
-/** What the server refused of `subject` on this connection (after a round trip: it answers in order). */
+let barriers = 0;
+
+/**
+ * What the server refused of `subject` on this connection. Barrier: a publish no role may make, sent after
+ * the operation; the server answers a connection's operations in order, so once that refusal is in, any
+ * refusal of `subject` is too.
+ */
 async function refusalsOf(connection: { nc: NatsConnection; refused: Status[] }, subject: string): Promise<string[]> {
-  await connection.nc.flush();
-  await sleep(20);
+  const barrier = `refusal-barrier.${++barriers}`;
+  connection.nc.publish(barrier, '');
+  await waitUntil(`the refusal of ${barrier}`, () => Promise.resolve(connection.refused.some((status) => status.permissionContext?.subject === barrier)), {
+    timeoutMs: 10_000,
+    intervalMs: 5,
+  });
   return connection.refused
     .filter((status) => status.permissionContext?.subject === subject)
     .map((status) => status.permissionContext?.operation ?? '');
@@ -162,7 +172,6 @@ describe('what a role may not do', () => {
     const typing = { type: 'typing', conversation_id: conversationId, timestamp: new Date().toISOString(), data: { user_id: A, is_typing: false } };
     gateway.nc.publish(signalSubject(scope.subjectPrefix, B), JSON.stringify(typing));
     await b.waitFor((frame) => frame.type === 'typing' && (frame['data'] as { is_typing: boolean }).is_typing === false);
-    await sleep(100);
     expect(b.frames.filter(isForged)).toEqual([]);
 
     // The control: the same frame from the fan-out's user arrives.
