@@ -303,6 +303,30 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/gateway/auth.test.ts', 'test/fuzz/token-mutations.test.ts'],
   },
   {
+    name: 'token-any-hmac-algorithm',
+    guarantee: 'HS256 only: alg none and every other algorithm are refused',
+    edits: [{ file: 'src/gateway/auth/verify-token.ts', search: "algorithms: ['HS256'],", replace: "algorithms: ['HS256', 'HS384', 'HS512']," }],
+    killers: ['test/integration/gateway/auth.test.ts'],
+  },
+  {
+    name: 'token-subject-coerced',
+    guarantee: '`sub` must be a JSON string of digits: 42, ["42"] or "042" are refused',
+    edits: [
+      {
+        file: 'src/gateway/auth/verify-token.ts',
+        search: "if (typeof sub !== 'string' || !USER_ID.test(sub))",
+        replace: 'if (!USER_ID.test(String(sub)))',
+      },
+    ],
+    killers: ['test/integration/gateway/auth.test.ts'],
+  },
+  {
+    name: 'revoked-socket-stays-open',
+    guarantee: 'a revoked token\'s open sockets are closed with 4401 within 15 s',
+    edits: [{ file: 'src/gateway/auth/revocation-sweep.ts', search: 'socket.revoke();', replace: 'void socket.revoke;' }],
+    killers: ['test/integration/gateway/socket-revocation.test.ts'],
+  },
+  {
     name: 'redis-down-counts-as-revoked',
     guarantee: 'when Redis cannot say whether a token is revoked the answer is 503 unavailable, never 401',
     edits: [
@@ -353,6 +377,68 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/gateway/rate-limits.test.ts'],
   },
 
+  {
+    name: 'sockets-per-user-uncapped',
+    guarantee: 'at most MAX_SOCKETS_PER_USER sockets per user across all gateways (429 / 4429 beyond)',
+    edits: [
+      {
+        file: 'src/gateway/socket-leases.ts',
+        search: "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end",
+        replace: "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) * 100 then return 0 end",
+      },
+    ],
+    killers: ['test/integration/gateway/socket-cap-across-gateways.test.ts'],
+  },
+  {
+    name: 'typing-throttle-loosened',
+    guarantee: 'typing is forwarded at most 2 times a second per sender and conversation',
+    edits: [
+      {
+        file: 'src/gateway/ws/typing-throttle.ts',
+        search: 'if (recent.length >= options.perInterval) return false;',
+        replace: 'if (recent.length > options.perInterval) return false;',
+      },
+    ],
+    killers: ['src/gateway/ws/typing-throttle.test.ts'],
+  },
+  {
+    name: 'catch-up-limit-doubled',
+    guarantee: 'a replay of more than WS_CATCH_UP_LIMIT events answers resync_required instead',
+    edits: [{ file: 'src/delivery/catch-up.ts', search: "if (total > limit) return 'resync_required';", replace: "if (total > limit * 2) return 'resync_required';" }],
+    killers: ['test/integration/delivery/catch-up.test.ts'],
+  },
+
+  {
+    name: 'frame-size-unbounded',
+    guarantee: 'a client frame over WS_MAX_FRAME_BYTES closes the socket with 1009',
+    edits: [{ file: 'src/gateway/ws/socket-server.ts', search: 'maxPayload: deps.maxFrameBytes,', replace: 'maxPayload: deps.maxFrameBytes * 64,' }],
+    killers: ['test/integration/gateway/websocket.test.ts'],
+  },
+  {
+    name: 'body-limit-raised',
+    guarantee: 'a REST body over HTTP_BODY_LIMIT_BYTES gets 413',
+    edits: [{ file: 'src/gateway/rest/rest-app.ts', search: 'maxSize: deps.bodyLimitBytes,', replace: 'maxSize: deps.bodyLimitBytes * 64,' }],
+    killers: ['test/integration/gateway/rest.test.ts'],
+  },
+  {
+    name: 'slow-reader-never-closed',
+    guarantee: 'more than WS_SEND_QUEUE_BYTES of unsent live frames closes the socket with 4008',
+    edits: [
+      {
+        file: 'src/gateway/ws/socket-writer.ts',
+        search: 'if (!patient && unsentLiveBytes() + bytes > options.maxUnsentBytes) return false;',
+        replace: 'if (!patient && unsentLiveBytes() + bytes > options.maxUnsentBytes * 1024) return false;',
+      },
+    ],
+    killers: ['src/gateway/ws/socket-writer.test.ts'],
+  },
+  {
+    name: 'sockets-per-gateway-uncapped',
+    guarantee: 'a gateway holding WS_MAX_SOCKETS sockets answers further upgrades with 503',
+    edits: [{ file: 'src/gateway/ws/socket-server.ts', search: 'if (sessions.size >= deps.maxSockets) {', replace: 'if (sessions.size > deps.maxSockets) {' }],
+    killers: ['test/integration/gateway/socket-caps.test.ts'],
+  },
+
   // Operating it (README.md "Configuration", "Operating it").
   {
     name: 'config-error-hides-variable',
@@ -362,6 +448,24 @@ export const catalogue: readonly Mutant[] = [
         file: 'src/shared/config.ts',
         search: 'throw new ConfigError(`invalid configuration:\\n${z.prettifyError(parsed.error)}`);',
         replace: "throw new ConfigError(`invalid configuration:\\n${parsed.error.issues.map((issue) => issue.message).join('\\n')}`);",
+      },
+    ],
+    killers: ['test/integration/gateway/secrets.test.ts'],
+  },
+  {
+    name: 'ops-port-on-every-address',
+    guarantee: 'the ops port (/health, /ready, /metrics) listens on loopback unless OPS_HOST says otherwise',
+    edits: [{ file: 'src/shared/config.ts', search: ".default('127.0.0.1')", replace: ".default('0.0.0.0')" }],
+    killers: ['test/integration/ops/ops-endpoints.test.ts'],
+  },
+  {
+    name: 'development-secret-without-node-env',
+    guarantee: 'an unset NODE_ENV counts as production: the gateway refuses to start without a real JWT_SECRET',
+    edits: [
+      {
+        file: 'src/shared/config.ts',
+        search: "if (config.NODE_ENV === 'development' || config.NODE_ENV === 'test') return;",
+        replace: "if (config.NODE_ENV !== 'production') return;",
       },
     ],
     killers: ['test/integration/gateway/secrets.test.ts'],

@@ -16,7 +16,11 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** One mutant's test run; past it the run is stopped and counted as a timeout (detected, but suspicious). */
 const MUTANT_TIMEOUT_MS = 20 * 60_000;
 
-type Verdict = 'killed' | 'survived' | 'timeout' | 'stale';
+/**
+ * killed: a killer failed, and the same killers pass without the mutant (checked once per set of killers,
+ * after the first kill). inconclusive: they fail without the mutant too (a broken or overloaded run).
+ */
+type Verdict = 'killed' | 'survived' | 'timeout' | 'stale' | 'inconclusive';
 type Result = { readonly mutant: Mutant; readonly verdict: Verdict; readonly seconds: number; readonly detail: string };
 
 function usage(): string {
@@ -59,36 +63,69 @@ function copyWorkingTree(): string {
   return scratch;
 }
 
-function runKillers(scratch: string, mutant: Mutant, logFile: string): Promise<{ code: number | null; timedOut: boolean }> {
+/** The vitest run in progress: its process group is killed when the runner is interrupted. */
+let running: number | undefined;
+
+function runKillers(scratch: string, killers: readonly string[], logFile: string): Promise<{ code: number | null; timedOut: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', ...mutant.killers], {
+    const child = spawn(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', ...killers], {
       cwd: scratch,
-      env: { ...process.env, NODE_ENV: 'test', FORCE_COLOR: '0' },
+      env: { ...process.env, NODE_ENV: 'test', NO_COLOR: '1', FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: vitest, its workers and the role processes the tests spawn, killed together.
       detached: true,
     });
+    running = child.pid;
     const output: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      // The vitest process group: vitest, its workers and the role processes the tests spawned.
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      killGroup(child.pid);
     }, MUTANT_TIMEOUT_MS);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
+      running = undefined;
       writeFileSync(logFile, Buffer.concat(output));
       resolve({ code, timedOut });
     });
   });
 }
 
-/** The names of the failed tests in a vitest log, for the report. */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+const ANSI = new RegExp(String.raw`\x1b\[[0-9;]*m`, 'g');
+
+/** The failed tests of a vitest log, for the report; "(timed out)" when every failure was a test timeout. */
 function failedTests(log: string): string {
-  const failed = [...new Set([...log.matchAll(/^\s*(?:FAIL|×)\s+(.+?)(?:\s+\d+m?s)?$/gm)].map((match) => match[1]!.trim()))];
-  return failed.slice(0, 3).join('; ') + (failed.length > 3 ? `; and ${failed.length - 3} more` : '');
+  const text = log.replace(ANSI, '');
+  const failed = [...new Set([...text.matchAll(/^ FAIL +\S+ > (.+)$/gm)].map((match) => match[1]!.trim()))];
+  const timeouts = [...text.matchAll(/Error: Test timed out in/g)].length;
+  const names = failed.slice(0, 3).join('; ') + (failed.length > 3 ? `; and ${failed.length - 3} more` : '');
+  return (timeouts > 0 && timeouts >= failed.length ? '(timed out) ' : '') + names;
+}
+
+/** Whether each set of killers passes without any mutant, as found so far. */
+const baselines = new Map<string, Promise<boolean>>();
+
+function baselinePasses(scratch: string, logDir: string, killers: readonly string[]): Promise<boolean> {
+  const key = killers.join(' ');
+  let passes = baselines.get(key);
+  if (!passes) {
+    const logFile = path.join(logDir, `baseline-${baselines.size + 1}.log`);
+    passes = runKillers(scratch, killers, logFile).then(({ code, timedOut }) => code === 0 && !timedOut);
+    baselines.set(key, passes);
+  }
+  return passes;
 }
 
 async function runMutant(scratch: string, logDir: string, mutant: Mutant): Promise<Result> {
@@ -99,16 +136,21 @@ async function runMutant(scratch: string, logDir: string, mutant: Mutant): Promi
   const missing = mutant.killers.filter((file) => !existsSync(path.join(ROOT, file)));
   if (missing.length > 0) return { mutant, verdict: 'stale', seconds: 0, detail: `killer files missing: ${missing.join(', ')}` };
 
+  const logFile = path.join(logDir, `${mutant.name}.log`);
   for (const [file, text] of applied.files) writeFileSync(path.join(scratch, file), text);
+  let outcome;
   try {
-    const logFile = path.join(logDir, `${mutant.name}.log`);
-    const { code, timedOut } = await runKillers(scratch, mutant, logFile);
-    if (timedOut) return { mutant, verdict: 'timeout', seconds: seconds(), detail: `no answer in ${MUTANT_TIMEOUT_MS / 60_000} min; log ${logFile}` };
-    if (code === 0) return { mutant, verdict: 'survived', seconds: seconds(), detail: `every killer passed; log ${logFile}` };
-    return { mutant, verdict: 'killed', seconds: seconds(), detail: failedTests(readFileSync(logFile, 'utf8')) || `exit code ${code}; log ${logFile}` };
+    outcome = await runKillers(scratch, mutant.killers, logFile);
   } finally {
     for (const file of applied.files.keys()) copyFileSync(path.join(ROOT, file), path.join(scratch, file));
   }
+  if (outcome.timedOut) return { mutant, verdict: 'timeout', seconds: seconds(), detail: `no answer in ${MUTANT_TIMEOUT_MS / 60_000} min; log ${logFile}` };
+  if (outcome.code === 0) return { mutant, verdict: 'survived', seconds: seconds(), detail: `every killer passed; log ${logFile}` };
+  const detail = failedTests(readFileSync(logFile, 'utf8')) || `exit code ${outcome.code}; log ${logFile}`;
+  if (!(await baselinePasses(scratch, logDir, mutant.killers))) {
+    return { mutant, verdict: 'inconclusive', seconds: seconds(), detail: `the killers fail without the mutant too (see baseline logs); ${detail}` };
+  }
+  return { mutant, verdict: 'killed', seconds: seconds(), detail };
 }
 
 async function main(): Promise<number> {
@@ -122,7 +164,8 @@ async function main(): Promise<number> {
     console.error(`no such mutant: ${unknown.join(', ')} (npm run test:mutants -- --list)`);
     return 2;
   }
-  const selected = parsed.names.length > 0 ? catalogue.filter((mutant) => parsed.names.includes(mutant.name)) : catalogue;
+  // In the order given, so that a long run can put what matters most first.
+  const selected = parsed.names.length > 0 ? parsed.names.map((name) => catalogue.find((mutant) => mutant.name === name)!) : catalogue;
   if (parsed.list) {
     for (const mutant of selected) console.log(`${mutant.name}\n  breaks: ${mutant.guarantee}\n  killers: ${mutant.killers.join(', ')}`);
     return 0;
@@ -150,14 +193,22 @@ async function main(): Promise<number> {
     else console.log(`logs kept in ${logDir}`);
   }
 
-  console.log('\n| mutant | result | seconds |\n|---|---|---|');
-  for (const { mutant, verdict, seconds } of results) console.log(`| \`${mutant.name}\` | ${verdict} | ${seconds} |`);
-  const failing = results.filter((result) => result.verdict === 'survived' || result.verdict === 'stale');
+  console.log('\n| mutant | result | seconds | failed tests |\n|---|---|---|---|');
+  for (const { mutant, verdict, seconds, detail } of results) {
+    console.log(`| \`${mutant.name}\` | ${verdict} | ${seconds} | ${verdict === 'killed' ? detail : ''} |`);
+  }
+  const failing = results.filter((result) => result.verdict !== 'killed' && result.verdict !== 'timeout');
   console.log(
     `\n${results.length - failing.length} of ${results.length} killed` +
-      (failing.length > 0 ? `; survived or stale: ${failing.map((result) => result.mutant.name).join(', ')}` : ''),
+      (failing.length > 0 ? `; not killed: ${failing.map((result) => `${result.mutant.name} (${result.verdict})`).join(', ')}` : ''),
   );
   return failing.length > 0 ? 1 : 0;
 }
 
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killGroup(running);
+    process.exit(130);
+  });
+}
 process.exitCode = await main();
