@@ -108,7 +108,9 @@ const ANSI = new RegExp(String.raw`\x1b\[[0-9;]*m`, 'g');
 /** The failed tests of a vitest log, for the report; "(timed out)" when every failure was a test timeout. */
 function failedTests(log: string): string {
   const text = log.replace(ANSI, '');
-  const failed = [...new Set([...text.matchAll(/^ FAIL +\S+ > (.+)$/gm)].map((match) => match[1]!.trim()))];
+  const failed = [
+    ...new Set([...text.matchAll(/^ FAIL +(\S+)(?: > (.+)| \[.*\])$/gm)].map(([, file, test]) => test?.trim() ?? `${file} (the whole file)`)),
+  ];
   const timeouts = [...text.matchAll(/Error: Test timed out in/g)].length;
   const names = failed.slice(0, 3).join('; ') + (failed.length > 3 ? `; and ${failed.length - 3} more` : '');
   return (timeouts > 0 && timeouts >= failed.length ? '(timed out) ' : '') + names;
