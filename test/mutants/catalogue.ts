@@ -114,7 +114,7 @@ export const catalogue: readonly Mutant[] = [
         replace: 'length > MAX_CLIENT_MSG_ID_LENGTH * 8 ||',
       },
     ],
-    killers: ['test/integration/gateway/rest.test.ts', 'test/fuzz/gateway-input.test.ts'],
+    killers: ['src/commands/conversation/message-content.test.ts', 'test/integration/gateway/rest.test.ts'],
   },
   {
     name: 'message-limit-off-by-one',
