@@ -43,6 +43,16 @@ describe('parseClientFrame', () => {
   });
 });
 
+describe('parseClientFrame on JSON that is not an object', () => {
+  it('refuses null, arrays and scalars as invalid_frame, saying a frame must be an object', () => {
+    for (const text of ['null', '[]', '[{"type":"ping"}]', '7', '"ping"', 'true']) {
+      const parsed = parseClientFrame(text);
+      expect(parsed.ok, text).toBe(false);
+      if (!parsed.ok) expect([describeError(parsed.error).wsCode, parsed.error.message], text).toEqual(['invalid_frame', 'frame must be a JSON object']);
+    }
+  });
+});
+
 describe('requestIdOf', () => {
   it('reads the request_id of any JSON object, whatever else it holds', () => {
     expect(requestIdOf('{"request_id":"r1"}')).toBe('r1');
