@@ -55,6 +55,7 @@ describe('the resume cursor', () => {
         expect(Math.sign(compareCursors(a, b))).toBe(Math.sign(compareFeedPositions(positions[i]!, positions[j]!)));
       }
     }
-    expect(() => compareCursors(cursors[0]!, 'nope')).toThrow();
+    expect(() => compareCursors(cursors[0]!, 'nope')).toThrow('compareCursors: not a cursor');
+    expect(() => compareCursors('nope', cursors[0]!)).toThrow('compareCursors: not a cursor');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeError } from '../errors.js';
-import { parseClientFrame } from './client-frames.js';
+import { parseClientFrame, requestIdOf } from './client-frames.js';
 
 const codeOf = (text: string) => {
   const parsed = parseClientFrame(text);
@@ -40,5 +40,28 @@ describe('parseClientFrame', () => {
     expect(parseClientFrame('{"type":"nope","request_id":"r1"}')).toMatchObject({ ok: false, requestId: 'r1' });
     expect(parseClientFrame('{"type":"typing","request_id":5}')).toMatchObject({ ok: false, requestId: 5 });
     expect(parseClientFrame('{"type":"nope","request_id":{"a":1}}')).toMatchObject({ ok: false, requestId: undefined });
+  });
+});
+
+describe('parseClientFrame on JSON that is not an object', () => {
+  it('refuses null, arrays and scalars as invalid_frame, saying a frame must be an object', () => {
+    for (const text of ['null', '[]', '[{"type":"ping"}]', '7', '"ping"', 'true']) {
+      const parsed = parseClientFrame(text);
+      expect(parsed.ok, text).toBe(false);
+      if (!parsed.ok) expect([describeError(parsed.error).wsCode, parsed.error.message], text).toEqual(['invalid_frame', 'frame must be a JSON object']);
+    }
+  });
+});
+
+describe('requestIdOf', () => {
+  it('reads the request_id of any JSON object, whatever else it holds', () => {
+    expect(requestIdOf('{"request_id":"r1"}')).toBe('r1');
+    expect(requestIdOf('{"type":"nope","request_id":7,"x":[1]}')).toBe(7);
+  });
+
+  it('gives nothing for text that is not a JSON object or carries no valid request_id', () => {
+    for (const text of ['not json', '', 'null', '"r1"', '7', '["r1"]', '[{"request_id":"r1"}]', '{"request_id":{"a":1}}', '{}']) {
+      expect(requestIdOf(text), text).toBeUndefined();
+    }
   });
 });

@@ -217,6 +217,18 @@ describe('the delivery gate', () => {
     expect(shown(subject.finishReplay({ frames: [frame(2), frame(3)] }))).toEqual([2, 3]);
   });
 
+  it('sends a catch-up of exactly its byte budget, and holds exactly its held-bytes budget', () => {
+    // given budgets equal to three frames' bytes
+    const size = Buffer.byteLength(JSON.stringify(frame(1)));
+    const subject = gate({ heldBytes: size * 3, catchUpBytes: size * 3 });
+    subject.open(HORIZON);
+    subject.beginResume(encodeCursor(at(0)));
+    // when three frames arrive while the catch-up of three frames is read
+    expect(deliver(subject, frame(4), frame(5), frame(6))).toEqual([]);
+    // then all of it goes out: neither budget is exceeded
+    expect(shown(subject.finishReplay({ frames: [frame(1), frame(2), frame(3)] }))).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('refuses a second replay while one is in flight', () => {
     const subject = gate();
     subject.open(HORIZON);

@@ -1,0 +1,495 @@
+import type { Mutant } from './mutant.js';
+
+/**
+ * Every mutant `npm run test:mutants` runs: one guarantee each, broken the way a plausible bug would break
+ * it, with the test files that must catch it. docs/mutants.md explains how to add one; docs/reliability.md
+ * ("Claims") maps each guarantee to its test and its mutant.
+ */
+export const catalogue: readonly Mutant[] = [
+  // The relay (src/relay, docs/event-store.md "The relay").
+  {
+    name: 'relay-forgets-checkpoint',
+    guarantee: 'a restarted relay goes on from its checkpoint; it does not republish the whole log',
+    edits: [
+      {
+        file: 'src/relay/relay.ts',
+        search: 'const consumer = `relay:${deps.streamName}`;',
+        replace: 'const consumer = `relay:${deps.streamName}:${process.pid}`;',
+      },
+      {
+        file: 'src/relay/relay.ts',
+        search: 'let checkpoint = await catchUpWithStream(deps, consumer, await loadCheckpoint(deps.pool, consumer));',
+        replace: 'let checkpoint = await loadCheckpoint(deps.pool, consumer);',
+      },
+    ],
+    killers: ['test/integration/relay/relay.test.ts'],
+  },
+  {
+    name: 'relay-ignores-stream-position',
+    guarantee: 'a relay that died between the publish ack and its checkpoint is followed from the stream\'s last position',
+    edits: [
+      {
+        file: 'src/relay/relay.ts',
+        search: 'if (!published || compareFeedPositions(published, checkpoint) <= 0) return checkpoint;',
+        replace: 'if (published || compareFeedPositions(FEED_START, checkpoint) <= 0) return checkpoint;',
+      },
+      {
+        file: 'src/relay/relay.ts',
+        search: "import { compareFeedPositions, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';",
+        replace:
+          "import { compareFeedPositions, FEED_START, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';",
+      },
+    ],
+    killers: ['test/integration/relay/relay.test.ts'],
+  },
+  {
+    name: 'relay-checkpoint-unfenced',
+    guarantee: 'a relay whose checkpoint another instance moved stops (compare-and-set checkpoint)',
+    edits: [{ file: 'src/event-store/feed-checkpoint.ts', search: 'if (updated.rowCount !== 1) {', replace: 'if (updated.rowCount > 1) {' }],
+    killers: ['test/integration/relay/relay.test.ts'],
+  },
+  {
+    name: 'leader-lease-always-granted',
+    guarantee: 'one relay (and one fan-out) publishes at a time: the others wait on the lease',
+    edits: [
+      {
+        file: 'src/shared/leader-lease.ts',
+        search: "'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS acquired'",
+        replace: "'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) OR true AS acquired'",
+      },
+    ],
+    killers: ['test/integration/relay/relay.test.ts', 'test/integration/fanout/fanout.test.ts'],
+  },
+  {
+    name: 'feed-reads-past-horizon',
+    guarantee: 'the feed is commit-safe: an event committed late is never skipped behind the checkpoint',
+    edits: [
+      {
+        file: 'src/event-store/read-feed.ts',
+        search: 'AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())',
+        replace: 'AND e.transaction_id < pg_snapshot_xmax(pg_current_snapshot())',
+      },
+    ],
+    killers: ['test/integration/event-store/feed-ordering.test.ts'],
+  },
+
+  // Commands and the event log (src/commands, src/event-store, docs/event-store.md).
+  {
+    name: 'command-not-retried-after-version-conflict',
+    guarantee: 'a command that lost a version race is decided again on the new state (optimistic concurrency), not failed',
+    edits: [{ file: 'src/commands/handle-command.ts', search: 'if (!isVersionConflict(error)) throw error;', replace: 'throw error;' }],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'client-msg-id-not-reserved',
+    guarantee: 'a retry with the same client_msg_id appends nothing and answers the original message',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'command.clientMsgId !== null ? [[command.senderId',
+        replace: 'command.clientMsgId === undefined ? [[command.senderId',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts', 'test/integration/gateway/rest.test.ts'],
+  },
+  {
+    name: 'client-msg-id-conflict-answered-as-retry',
+    guarantee: 'a client_msg_id used in another conversation is refused with client_msg_id_conflict (409)',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'original.conversationId === inputs[index]!.conversationId',
+        replace: 'original.conversationId !== undefined',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'client-msg-id-length-unchecked',
+    guarantee: 'a client_msg_id that is not 1..128 characters is refused with invalid_client_msg_id (400)',
+    edits: [
+      {
+        file: 'src/commands/conversation/message-content.ts',
+        search: 'length > MAX_CLIENT_MSG_ID_LENGTH ||',
+        replace: 'length > MAX_CLIENT_MSG_ID_LENGTH * 8 ||',
+      },
+    ],
+    killers: ['src/commands/conversation/message-content.test.ts', 'test/integration/gateway/rest.test.ts'],
+  },
+  {
+    name: 'message-limit-off-by-one',
+    guarantee: 'a message over 1000 code points is refused with too_long',
+    edits: [
+      {
+        file: 'src/commands/conversation/message-content.ts',
+        search: 'if (++codePoints > MAX_MESSAGE_CODE_POINTS) {',
+        replace: 'if (codePoints++ > MAX_MESSAGE_CODE_POINTS) {',
+      },
+    ],
+    killers: ['src/commands/conversation/conversation.test.ts'],
+  },
+  {
+    name: 'stranger-may-send',
+    guarantee: 'a non-participant cannot write to a conversation (the same not_found as a missing one)',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation.ts',
+        search: 'if (!isParticipant(state, command.senderId)) throw notFound();',
+        replace: "if (state.status !== 'Active') throw notFound();",
+      },
+    ],
+    killers: ['src/commands/conversation/conversation.test.ts'],
+  },
+
+  // The projector (src/projections, docs/event-store.md "The projector").
+  {
+    name: 'projector-version-guard-removed',
+    guarantee: 'a redelivered or repeated event (version at or below the applied one) changes nothing',
+    edits: [
+      {
+        file: 'src/projections/conversation/apply-conversation-events.ts',
+        search: 'for (const event of events) if (event.version > applied) byVersion.set(event.version, event);',
+        replace: 'for (const event of events) if (event.version >= applied) byVersion.set(event.version, event);',
+      },
+      // Alone, the edit above is healed by the gap fill (a repeat at the start reads as a hole): docs/mutants.md.
+      { file: 'src/projections/conversation/apply-conversation-events.ts', search: 'if (hole === -1) return pending;', replace: 'if (hole <= 0) return pending;' },
+    ],
+    killers: ['test/integration/projections/projection.test.ts'],
+  },
+  {
+    name: 'projector-no-event-by-event-retry',
+    guarantee: 'a failed batch is retried event by event, so one bad event cannot hold the others back',
+    edits: [
+      {
+        file: 'src/projections/projector.ts',
+        search: 'for (const delivery of deliveries) await handleOne(deps, delivery);',
+        replace: 'for (const delivery of deliveries) await failed(deps, delivery, error);',
+      },
+    ],
+    killers: ['test/integration/projections/projector-process.test.ts'],
+  },
+  {
+    name: 'projector-gives-up-at-once',
+    guarantee: 'a failing event is retried with backoff (nak) before it is recorded in projection_failures',
+    edits: [{ file: 'src/projections/projector.ts', search: 'if (attempts < deps.maxAttempts) {', replace: 'if (attempts < 1) {' }],
+    killers: ['test/integration/projections/projector-process.test.ts'],
+  },
+  {
+    name: 'projector-acks-before-commit',
+    guarantee: 'the projector acks events only after their transaction committed (a crash loses nothing)',
+    edits: [
+      {
+        file: 'src/projections/projector.ts',
+        search: `    await projectEvents(deps, deliveries.map(({ event }) => toProjectable(event)));
+    for (const { message } of deliveries) message.ack();`,
+        replace: `    for (const { message } of deliveries) message.ack();
+    await projectEvents(deps, deliveries.map(({ event }) => toProjectable(event)));`,
+      },
+    ],
+    killers: ['test/integration/projections/projector-process.test.ts'],
+  },
+
+  // The fan-out (src/fanout, docs/delivery.md).
+  {
+    name: 'fanout-ignores-ack-floor',
+    guarantee: 'after a fan-out restart, the events after the ack floor are republished from the log before newer ones',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'known ?? (await lastSurelyPublishedVersion(deps.pool, conversationId, event.version, await state.ackFloor()));',
+        replace: 'known ?? event.version - 1;',
+      },
+    ],
+    killers: ['test/integration/fanout/fanout.test.ts'],
+  },
+  {
+    name: 'fanout-flush-failure-keeps-guard',
+    guarantee: 'a failed flush sets the batch\'s conversations back, so what follows is refilled from the log',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'for (const [conversationId, first] of firstPublished) state.lastPublished.set(conversationId, first - 1);',
+        replace: 'void firstPublished;',
+      },
+    ],
+    killers: ['test/integration/fanout/fanout.test.ts'],
+  },
+  {
+    name: 'fanout-republishes-duplicates',
+    guarantee: 'the fan-out publishes each version of a conversation once while it runs (a redelivery is skipped)',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'if (known !== undefined && event.version <= known) return \'duplicate\';',
+        replace: 'if (known !== undefined && event.version < known) return \'duplicate\';',
+      },
+    ],
+    killers: ['test/integration/fanout/fanout.test.ts'],
+  },
+
+  // The gateway's delivery (src/gateway, docs/delivery.md).
+  {
+    name: 'seq-guard-passes-repeats',
+    guarantee: 'a socket gets each seq once: a frame whose seq is not above the last one sent is dropped',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: 'if (frame.seq <= (lastSeq.get(frame.conversation_id) ?? 0)) return false;',
+        replace: 'if (frame.seq < (lastSeq.get(frame.conversation_id) ?? 0)) return false;',
+      },
+    ],
+    killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/websocket.test.ts'],
+  },
+  {
+    name: 'gateway-skips-nats-reconnect-recovery',
+    guarantee: 'after the gateway\'s NATS connection comes back, every open socket is replayed from the log',
+    edits: [
+      {
+        file: 'src/gateway/delivery-recovery.ts',
+        search: `    for await (const status of statuses) {
+      if (stopped) break;`,
+        replace: `    for await (const status of statuses) {
+      if (stopped || status) break;`,
+      },
+    ],
+    killers: ['test/integration/gateway/nats-reconnect.test.ts'],
+  },
+  {
+    name: 'read-consistency-wait-removed',
+    guarantee: 'a GET reflects every change acknowledged before it, on whichever gateway (read-your-writes)',
+    edits: [
+      {
+        file: 'src/projections/read-consistency.ts',
+        search: 'return targets.size === 0 || waitUntilApplied(connection, targets, options);',
+        replace: 'return targets.size >= 0 || waitUntilApplied(connection, targets, options);',
+      },
+    ],
+    killers: ['test/integration/gateway/read-consistency.test.ts', 'test/integration/projections/read-consistency.test.ts'],
+  },
+  {
+    name: 'frames-in-flight-unbounded',
+    guarantee: 'a socket has at most 32 frames in flight; more are refused with their request_id',
+    edits: [
+      {
+        file: 'src/gateway/ws/socket-session.ts',
+        search: 'if (inFlight >= MAX_FRAMES_IN_FLIGHT) {',
+        replace: 'if (inFlight >= MAX_FRAMES_IN_FLIGHT * 1000) {',
+      },
+    ],
+    killers: ['test/integration/gateway/websocket.test.ts'],
+  },
+
+  // Authentication and Redis (src/gateway/auth, docs/security.md).
+  {
+    name: 'auth-refuses-everything',
+    guarantee: 'a valid, unrevoked token gets in (the token fuzz must not pass by refusing everything)',
+    edits: [
+      {
+        file: 'src/gateway/auth/verify-token.ts',
+        search: 'if (!isCanonicalCompactToken(token)) throw',
+        replace: 'if (token.length > 0 || !isCanonicalCompactToken(token)) throw',
+      },
+    ],
+    killers: ['test/fuzz/token-mutations.test.ts'],
+  },
+  {
+    name: 'token-spellings-accepted',
+    guarantee: 'one spelling per token: a re-spelled (revoked) token is refused',
+    edits: [
+      {
+        file: 'src/gateway/auth/verify-token.ts',
+        search: 'if (!isCanonicalCompactToken(token)) throw',
+        replace: 'if (!isCanonicalCompactToken(token.replace(/[=\\s]/g, \'\'))) throw',
+      },
+    ],
+    killers: ['test/integration/gateway/auth.test.ts', 'test/fuzz/token-mutations.test.ts'],
+  },
+  {
+    name: 'token-any-hmac-algorithm',
+    guarantee: 'HS256 only: alg none and every other algorithm are refused',
+    edits: [{ file: 'src/gateway/auth/verify-token.ts', search: "algorithms: ['HS256'],", replace: "algorithms: ['HS256', 'HS384', 'HS512']," }],
+    killers: ['test/integration/gateway/auth.test.ts'],
+  },
+  {
+    name: 'token-subject-coerced',
+    guarantee: '`sub` must be a JSON string of digits: 42, ["42"] or "042" are refused',
+    edits: [
+      {
+        file: 'src/gateway/auth/verify-token.ts',
+        search: "if (typeof sub !== 'string' || !USER_ID.test(sub))",
+        replace: 'if (!USER_ID.test(String(sub)))',
+      },
+    ],
+    killers: ['test/integration/gateway/auth.test.ts'],
+  },
+  {
+    name: 'revoked-socket-stays-open',
+    guarantee: 'a revoked token\'s open sockets are closed with 4401 within 15 s',
+    edits: [{ file: 'src/gateway/auth/revocation-sweep.ts', search: 'socket.revoke();', replace: 'void socket.revoke;' }],
+    killers: ['test/integration/gateway/socket-revocation.test.ts'],
+  },
+  {
+    name: 'redis-down-counts-as-revoked',
+    guarantee: 'when Redis cannot say whether a token is revoked the answer is 503 unavailable, never 401',
+    edits: [
+      {
+        file: 'src/gateway/auth/revoked-tokens.ts',
+        search: "throw redisUnavailable(logger, error, 'cannot check whether the token is revoked');",
+        replace: 'return error !== undefined;',
+      },
+    ],
+    killers: ['test/integration/gateway/redis-outage.test.ts'],
+  },
+  {
+    name: 'first-frame-redis-failure-closes-4401',
+    guarantee: 'a first-frame auth that cannot be checked (Redis down) closes with 1011, not 4401',
+    edits: [
+      {
+        file: 'src/gateway/ws/socket-session.ts',
+        search: "if (error instanceof GatewayError && error.code === 'unauthorized') return close(CLOSE.unauthorized, error.message);",
+        replace: 'if (error instanceof GatewayError) return close(CLOSE.unauthorized, error.message);',
+      },
+    ],
+    killers: ['test/integration/gateway/redis-outage.test.ts'],
+  },
+
+  // Limits (docs/security.md "Limits").
+  {
+    name: 'rate-limit-doubled',
+    guarantee: 'at most RATE_LIMIT_*_PER_MINUTE attempts per user and minute, across gateways',
+    edits: [
+      {
+        file: 'src/gateway/rate-limit.ts',
+        search: "if redis.call('ZCARD', key) < limit then",
+        replace: "if redis.call('ZCARD', key) < limit * 2 then",
+      },
+    ],
+    killers: ['test/integration/gateway/rate-limits.test.ts'],
+  },
+  {
+    name: 'rate-limit-charges-retries',
+    guarantee: 'only appended messages count against the send limit: a retry of a stored message is free',
+    edits: [
+      {
+        file: 'src/gateway/chat-operations.ts',
+        search: "if (result.status === 'rejected' || !result.value.created) refunds.push(allowance);",
+        replace: "if (result.status === 'rejected') refunds.push(allowance);",
+      },
+    ],
+    killers: ['test/integration/gateway/rate-limits.test.ts'],
+  },
+
+  {
+    name: 'sockets-per-user-uncapped',
+    guarantee: 'at most MAX_SOCKETS_PER_USER sockets per user across all gateways (429 / 4429 beyond)',
+    edits: [
+      {
+        file: 'src/gateway/socket-leases.ts',
+        search: "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end",
+        replace: "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) * 100 then return 0 end",
+      },
+    ],
+    killers: ['test/integration/gateway/socket-cap-across-gateways.test.ts'],
+  },
+  {
+    name: 'typing-throttle-loosened',
+    guarantee: 'typing is forwarded at most 2 times a second per sender and conversation',
+    edits: [
+      {
+        file: 'src/gateway/ws/typing-throttle.ts',
+        search: 'if (recent.length >= options.perInterval) return false;',
+        replace: 'if (recent.length > options.perInterval) return false;',
+      },
+    ],
+    killers: ['src/gateway/ws/typing-throttle.test.ts'],
+  },
+  {
+    name: 'catch-up-limit-doubled',
+    guarantee: 'a replay of more than WS_CATCH_UP_LIMIT events answers resync_required instead',
+    edits: [{ file: 'src/delivery/catch-up.ts', search: "if (total > limit) return 'resync_required';", replace: "if (total > limit * 2) return 'resync_required';" }],
+    killers: ['test/integration/delivery/catch-up.test.ts'],
+  },
+
+  {
+    name: 'frame-size-unbounded',
+    guarantee: 'a client frame over WS_MAX_FRAME_BYTES closes the socket with 1009',
+    edits: [{ file: 'src/gateway/ws/socket-server.ts', search: 'maxPayload: deps.maxFrameBytes,', replace: 'maxPayload: deps.maxFrameBytes * 64,' }],
+    killers: ['test/integration/gateway/websocket.test.ts'],
+  },
+  {
+    name: 'body-limit-raised',
+    guarantee: 'a REST body over HTTP_BODY_LIMIT_BYTES gets 413',
+    edits: [{ file: 'src/gateway/rest/rest-app.ts', search: 'maxSize: deps.bodyLimitBytes,', replace: 'maxSize: deps.bodyLimitBytes * 64,' }],
+    killers: ['test/integration/gateway/rest.test.ts'],
+  },
+  {
+    name: 'slow-reader-never-closed',
+    guarantee: 'more than WS_SEND_QUEUE_BYTES of unsent live frames closes the socket with 4008',
+    edits: [
+      {
+        file: 'src/gateway/ws/socket-writer.ts',
+        search: 'if (!patient && unsentLiveBytes() + bytes > options.maxUnsentBytes) return false;',
+        replace: 'if (!patient && unsentLiveBytes() + bytes > options.maxUnsentBytes * 1024) return false;',
+      },
+    ],
+    killers: ['src/gateway/ws/socket-writer.test.ts'],
+  },
+  {
+    name: 'sockets-per-gateway-uncapped',
+    guarantee: 'a gateway holding WS_MAX_SOCKETS sockets answers further upgrades with 503',
+    edits: [{ file: 'src/gateway/ws/socket-server.ts', search: 'if (sessions.size >= deps.maxSockets) {', replace: 'if (sessions.size > deps.maxSockets) {' }],
+    killers: ['test/integration/gateway/socket-caps.test.ts'],
+  },
+
+  // Operating it (README.md "Configuration", "Operating it").
+  {
+    name: 'config-error-hides-variable',
+    guarantee: 'a bad configuration stops the role with a message naming the variable',
+    edits: [
+      {
+        file: 'src/shared/config.ts',
+        search: 'throw new ConfigError(`invalid configuration:\\n${z.prettifyError(parsed.error)}`);',
+        replace: "throw new ConfigError(`invalid configuration:\\n${parsed.error.issues.map((issue) => issue.message).join('\\n')}`);",
+      },
+    ],
+    killers: ['test/integration/gateway/secrets.test.ts'],
+  },
+  {
+    name: 'ops-port-on-every-address',
+    guarantee: 'the ops port (/health, /ready, /metrics) listens on loopback unless OPS_HOST says otherwise',
+    edits: [{ file: 'src/shared/config.ts', search: ".default('127.0.0.1')", replace: ".default('0.0.0.0')" }],
+    killers: ['test/integration/ops/ops-endpoints.test.ts'],
+  },
+  {
+    name: 'development-secret-without-node-env',
+    guarantee: 'an unset NODE_ENV counts as production: the gateway refuses to start without a real JWT_SECRET',
+    edits: [
+      {
+        file: 'src/shared/config.ts',
+        search: "if (config.NODE_ENV === 'development' || config.NODE_ENV === 'test') return;",
+        replace: "if (config.NODE_ENV !== 'production') return;",
+      },
+    ],
+    killers: ['test/integration/gateway/secrets.test.ts'],
+  },
+  {
+    name: 'ready-always-200',
+    guarantee: '/ready answers 503 when a dependency does not answer',
+    edits: [{ file: 'src/shared/ops-server.ts', search: 'reply(ready ? 200 : 503,', replace: 'reply(200,' }],
+    killers: ['test/integration/ops/ops-endpoints.test.ts'],
+  },
+
+  // Rebuilding the read tables (src/replay, docs/event-store.md "Generations and the replay CLI").
+  {
+    name: 'replay-verify-always-equal',
+    guarantee: '`replay --verify` reports every row that differs between the live and the rebuilt tables',
+    edits: [
+      {
+        file: 'src/replay/compare-tables.ts',
+        search: 'WHERE to_jsonb(l) IS DISTINCT FROM to_jsonb(r)',
+        replace: 'WHERE to_jsonb(l) IS DISTINCT FROM to_jsonb(r) AND false',
+      },
+    ],
+    killers: ['test/integration/replay/replay.test.ts'],
+  },
+];
