@@ -35,6 +35,16 @@ export async function waitForStoredCount(
   }
 }
 
+/**
+ * The durable consumer has acked every message the stream stores: none is pending, none will be redelivered.
+ * False while the consumer does not exist yet.
+ */
+export async function consumerAckedAll(nc: NatsConnection, stream: string, durable: string): Promise<boolean> {
+  const jsm = await nc.jetstreamManager();
+  const [info, consumer] = await Promise.all([jsm.streams.info(stream), jsm.consumers.info(stream, durable).catch(() => null)]);
+  return consumer !== null && consumer.num_ack_pending === 0 && consumer.ack_floor.stream_seq === info.state.last_seq;
+}
+
 /** Every message the stream stores, in stream order, read with an ordered consumer. */
 export async function readAllStored(nc: NatsConnection, stream: string): Promise<StoredEventMessage[]> {
   const total = await storedCount(nc, stream);

@@ -13,18 +13,18 @@ import {
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { FEED_START, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
-import { eventFrameSchema, recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createFanoutMetrics } from '../../../src/fanout/fanout-metrics.js';
 import { startFanout } from '../../../src/fanout/fanout.js';
 import { toEventMessage } from '../../../src/relay/event-message.js';
 import { ensureEventStream } from '../../../src/relay/event-stream.js';
 import { createLeaderLease } from '../../../src/shared/leader-lease.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
-import { connectNats, deliverySubject, eventSubject } from '../../../src/shared/nats.js';
-import { sleep } from '../../../src/shared/sleep.js';
+import { connectNats, eventSubject } from '../../../src/shared/nats.js';
+import { expectedFrames, listenToDeliveries } from '../../support/delivered-frames.js';
 import { readFeedEventually } from '../../support/event-log.js';
 import { createTestDatabase, natsCredentials, natsUrl, testPrefix, testRoleEnv, testStreamName } from '../../support/infra.js';
-import { connectTestNats } from '../../support/jetstream.js';
+import { connectTestNats, consumerAckedAll, waitForStoredCount } from '../../support/jetstream.js';
 import { waitUntil } from '../../support/wait-until.js';
 import { spawnRole } from '../../support/processes.js';
 
@@ -83,28 +83,39 @@ async function startFanoutProcess(env: Record<string, string>, name = 'fanout'):
   return fanout;
 }
 
-/** Every frame published on each user's delivery subject, parsed at the boundary as a gateway would. */
+/** Every frame published on each user's delivery subject, until the test ends. */
 function listen(prefix: string, userIds: readonly number[]): Map<number, EventFrame[]> {
-  const received = new Map<number, EventFrame[]>();
-  for (const userId of userIds) {
-    const frames: EventFrame[] = [];
-    received.set(userId, frames);
-    subscriptions.push(
-      nc.subscribe(deliverySubject(prefix, userId), {
-        callback: (error, message) => {
-          if (error) throw error;
-          frames.push(eventFrameSchema.parse(message.json()));
-        },
-      }),
-    );
-  }
+  const { received, subscriptions: listening } = listenToDeliveries(nc, prefix, userIds);
+  subscriptions.push(...listening);
   return received;
 }
 
-/** The frames a user must get: those of the events of the user's conversations, in feed order. */
-function expectedFrames(log: readonly RecordedEvent[], conversations: ReadonlyMap<string, readonly number[]>, userId: number) {
-  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(recordedEventFrame);
+/** Users no test watches: each watched user's sentinel conversation is with the next one of these. */
+let nextSentinelUser = 1_000;
+
+/**
+ * The barrier for "nothing else arrived": each user starts a conversation with a user nobody watches, after
+ * everything else. One fan-out publishes in stream order on one connection, so once a user's sentinel
+ * frame is in, a frame of any earlier event (a repeat, a stray) is in before it.
+ * @returns each user's frames before the sentinel.
+ */
+async function framesBeforeSentinels(
+  deps: CommandDeps,
+  received: ReadonlyMap<number, readonly EventFrame[]>,
+  users: readonly number[],
+): Promise<Map<number, EventFrame[]>> {
+  const sentinels = new Map<number, string>();
+  const sentinelUser = nextSentinelUser++;
+  for (const user of users) {
+    sentinels.set(user, (await startConversation(deps, { initiatorId: user, otherUserId: sentinelUser })).conversationId);
+  }
+  const sentinelAt = (user: number) => received.get(user)!.findIndex((frame) => frame.conversation_id === sentinels.get(user));
+  await waitFor('every sentinel frame', () => users.every((user) => sentinelAt(user) >= 0));
+  return new Map(users.map((user) => [user, received.get(user)!.slice(0, sentinelAt(user))]));
 }
+
+/** The fan-out acked every event stored: none is pending, so none comes back (redelivered) after this. */
+const everythingAcked = (stream: string) => waitUntil('every event acked', () => consumerAckedAll(nc, stream, 'fanout'));
 
 /**
  * What a gateway writes to one socket: per conversation, a frame whose seq is not above the last one sent
@@ -123,7 +134,8 @@ function asGatewaySends(frames: readonly EventFrame[]): EventFrame[] {
 const waitFor = (what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> =>
   waitUntil(what, () => Promise.resolve(condition()), { timeoutMs, intervalMs: 50 });
 
-describe('the fan-out role', () => {
+// Each test spawns a relay and one or two fan-outs and waits on them: generous on a loaded 2-core machine.
+describe('the fan-out role', { timeout: 120_000 }, () => {
   it('delivers every event to both participants, in seq order, as API frames, and nothing to anyone else', async () => {
     const { pool, deps, prefix, env } = await setting();
     try {
@@ -150,18 +162,17 @@ describe('the fan-out role', () => {
         [carolDave, [carol, dave]],
       ]);
       const expected = new Map([alice, bob, carol, dave].map((user) => [user, expectedFrames(log, conversations, user)]));
-      await waitFor('every frame', () => [...expected].every(([user, frames]) => received.get(user)!.length >= frames.length));
-      await sleep(500); // anything extra (a repeat, a stray frame) would show up by now
+      const before = await framesBeforeSentinels(deps, received, [alice, bob, carol, dave, eve]);
 
       // Exactly the frames of their conversations, once each, in feed order (which is seq order per conversation).
-      for (const [user, frames] of expected) expect(received.get(user)).toEqual(frames);
-      expect(received.get(eve)).toEqual([]);
+      for (const [user, frames] of expected) expect(before.get(user)).toEqual(frames);
+      expect(before.get(eve)).toEqual([]);
       expect(expected.get(alice)).toEqual(expected.get(bob));
       // The start, 20 messages, 4 reads: seq 1..25.
       expect(expected.get(alice)!.map((frame) => frame.seq)).toEqual(Array.from({ length: 25 }, (_, index) => index + 1));
 
       // The shapes of API.md, checked on real frames beyond what the schema already enforced.
-      const aliceFrames = received.get(alice)!;
+      const aliceFrames = before.get(alice)!;
       expect(aliceFrames[0]).toMatchObject({
         type: 'conversation_created',
         conversation_id: aliceBob,
@@ -186,7 +197,7 @@ describe('the fan-out role', () => {
   });
 
   it('after a SIGKILL mid-stream and a restart, gives both participants every seq in order, none missing', async () => {
-    const { pool, deps, prefix, env } = await setting();
+    const { pool, deps, prefix, stream, env } = await setting();
     try {
       const users = [11, 12, 13, 14];
       const received = listen(prefix, users);
@@ -206,6 +217,7 @@ describe('the fan-out role', () => {
       const ids = [...conversations.keys()];
       const total = 600;
       let next = 0;
+      let written = 0;
       const writing = Promise.all(
         Array.from({ length: 4 }, async () => {
           while (next < total) {
@@ -215,6 +227,7 @@ describe('the fan-out role', () => {
             const sender = i % 2 === 0 ? a! : b!;
             await sendMessage(deps, { conversationId, senderId: sender, content: `m${i}` });
             if (i % 25 === 0) await markConversationRead(deps, { conversationId, readerId: sender === a ? b! : a! });
+            written++;
           }
         }),
       );
@@ -224,7 +237,8 @@ describe('the fan-out role', () => {
       first.kill('SIGKILL');
       await first.exited;
       const atKill = count();
-      await sleep(300); // events keep coming while no fan-out runs
+      const writtenAtKill = written;
+      await waitFor('events written while no fan-out runs', () => written >= Math.min(total, writtenAtKill + 20));
       await startFanoutProcess(slowRedelivery, 'fanout-2');
       await writing;
 
@@ -232,15 +246,13 @@ describe('the fan-out role', () => {
       const expected = new Map(users.map((user) => [user, expectedFrames(log, conversations, user)]));
       const expectedTotal = [...expected.values()].reduce((sum, frames) => sum + frames.length, 0);
       expect(atKill).toBeLessThan(expectedTotal);
-      await waitFor(
-        'every seq after the restart',
-        () => users.every((user) => asGatewaySends(received.get(user)!).length >= expected.get(user)!.length),
-        40_000,
-      );
-      await sleep(500);
+      // Nothing left to redeliver, then the sentinels: every frame of the log's events is in before them.
+      await waitForStoredCount(nc, stream, log.length);
+      await everythingAcked(stream);
+      const before = await framesBeforeSentinels(deps, received, users);
 
       for (const user of users) {
-        const frames = received.get(user)!;
+        const frames = before.get(user)!;
         const sent = asGatewaySends(frames);
         // Per conversation: 1, 2, 3, ... in order, every seq, as the log has them.
         for (const conversationId of ids) {
@@ -265,7 +277,7 @@ describe('the fan-out role', () => {
   });
 
   it('runs one active fan-out among two; the standby takes over when the active one is killed', async () => {
-    const { pool, deps, prefix, env } = await setting();
+    const { pool, deps, prefix, stream, env } = await setting();
     try {
       const [alice, bob] = [31, 32];
       const received = listen(prefix, [alice, bob]);
@@ -276,22 +288,24 @@ describe('the fan-out role', () => {
 
       const conversationId = (await startConversation(deps, { initiatorId: alice, otherUserId: bob })).conversationId;
       for (let i = 0; i < 20; i++) await sendMessage(deps, { conversationId, senderId: i % 2 ? alice : bob, content: `m${i}` });
-      await waitFor('the first frames', () => received.get(bob)!.length >= 21);
-      await sleep(300);
+      const beforeKill = await framesBeforeSentinels(deps, received, [alice, bob]);
       // Two active instances would both publish, or split one conversation between them.
       expect(standby.output()).not.toMatch(/fanning out/);
-      expect(received.get(bob)!.map((frame) => frame.seq)).toEqual(Array.from({ length: 21 }, (_, index) => index + 1));
+      for (const user of [alice, bob]) {
+        expect(beforeKill.get(user)!.map((frame) => frame.seq)).toEqual(Array.from({ length: 21 }, (_, index) => index + 1));
+      }
 
       active.kill('SIGKILL');
       await active.exited;
       for (let i = 20; i < 40; i++) await sendMessage(deps, { conversationId, senderId: i % 2 ? alice : bob, content: `m${i}` });
       await standby.waitForOutput(/fanning out/);
-      await waitFor('the frames after the takeover', () => asGatewaySends(received.get(bob)!).length >= 41);
-      await sleep(300);
+      // The start, 40 messages and the two sentinel starts: nothing left to redeliver, then new sentinels.
+      await waitForStoredCount(nc, stream, 43);
+      await everythingAcked(stream);
+      const afterTakeover = await framesBeforeSentinels(deps, received, [alice, bob]);
       for (const user of [alice, bob]) {
-        expect(asGatewaySends(received.get(user)!).map((frame) => frame.seq)).toEqual(
-          Array.from({ length: 41 }, (_, index) => index + 1),
-        );
+        const frames = afterTakeover.get(user)!.filter((frame) => frame.conversation_id === conversationId);
+        expect(asGatewaySends(frames).map((frame) => frame.seq)).toEqual(Array.from({ length: 41 }, (_, index) => index + 1));
       }
     } finally {
       await pool.end();
@@ -353,11 +367,16 @@ describe('the fan-out role', () => {
       await publish(v2!, `${v2!.eventId}-again`);
       for (const event of [v5, v6]) await publish(event!);
 
+      // The sentinel, version 7, published last: its frame comes after anything the fan-out made of the rest.
+      await sendMessage(deps, { conversationId, senderId: alice, content: 'sentinel' });
+      const [v7] = await readStream(pool, conversationId, { afterVersion: 6 });
+      await publish(v7!);
+      const sentinelAt = (user: number) => received.get(user)!.findIndex((frame) => frame.seq === 7);
+      await waitFor('the sentinel frame', () => sentinelAt(alice) >= 0 && sentinelAt(bob) >= 0);
+
       const expected = events.map(recordedEventFrame);
-      await waitFor('every frame', () => received.get(alice)!.length >= 6 && received.get(bob)!.length >= 6);
-      await sleep(500);
-      expect(received.get(alice)).toEqual(expected);
-      expect(received.get(bob)).toEqual(expected);
+      expect(received.get(alice)!.slice(0, sentinelAt(alice))).toEqual(expected);
+      expect(received.get(bob)!.slice(0, sentinelAt(bob))).toEqual(expected);
       expect(lines.some((line) => line.includes('gap filled from the log'))).toBe(true);
       expect(lines.some((line) => line.includes('event of no conversation'))).toBe(true);
     } finally {

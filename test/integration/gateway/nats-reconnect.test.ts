@@ -122,7 +122,7 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'matcha-nats-reconnect-'));
   const [natsPort, proxyPort, gatewayPort] = await getFreePorts(3);
   nats = await startNatsServer({ storeDir: path.join(root, 'nats'), port: natsPort!, users: natsUsers() });
-  proxy = await startTcpProxy(proxyPort!, natsPort!);
+  proxy = await startTcpProxy({ host: '127.0.0.1', port: natsPort! }, { port: proxyPort! });
   const databaseUrl = await createTestDatabase();
   prefix = testPrefix();
   const env = {
@@ -181,7 +181,7 @@ afterAll(async () => {
  * Returns their message ids.
  */
 async function whileGatewayCutOff(during: () => Promise<void>, count: number): Promise<string[]> {
-  proxy.cut();
+  proxy.cut({ refuse: true });
   const from = published.length;
   await during();
   await until(`the fan-out published ${count} frames while the gateway was cut off`, () => published.length >= from + count, {

@@ -20,8 +20,8 @@ const portOf = (url: string): number => Number(new URL(url).port);
 
 beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
-  postgres = await startTcpProxy(0, portOf(databaseUrl));
-  nats = await startTcpProxy(0, portOf(natsUrl()));
+  postgres = await startTcpProxy({ host: '127.0.0.1', port: portOf(databaseUrl) });
+  nats = await startTcpProxy({ host: '127.0.0.1', port: portOf(natsUrl()) });
   const throughProxy = new URL(databaseUrl);
   throughProxy.port = String(postgres.port);
   gateway = await spawnRole({
@@ -57,7 +57,7 @@ async function waitUntilReady(): Promise<void> {
 describe('/ready of a running gateway', () => {
   it('answers 503 naming NATS while its NATS connection is cut, and 200 once it is back', async () => {
     expect(await ready()).toEqual(allReady);
-    nats.cut();
+    nats.cut({ refuse: true });
     try {
       expect(await ready()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'ok', nats: 'failed', redis: 'ok' } } });
       await gateway.waitForOutput(/"failures":\{"nats":.*"msg":"not ready"/);
@@ -70,7 +70,7 @@ describe('/ready of a running gateway', () => {
 
   it('answers 503 naming Postgres while Postgres cannot be reached, and 200 once it is back', async () => {
     expect(await ready()).toEqual(allReady);
-    postgres.cut();
+    postgres.cut({ refuse: true });
     try {
       expect(await ready()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'failed', nats: 'ok', redis: 'ok' } } });
     } finally {

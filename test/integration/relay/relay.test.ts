@@ -81,7 +81,9 @@ function expectExactlyOnceInOrder(stored: readonly StoredEventMessage[], expecte
   for (const versions of byConversation.values()) expect(versions).toEqual(oneToN(versions.length));
 }
 
-describe('the relay', () => {
+// Each test appends 6,000 to 10,000 events through one or two relay processes: over a minute on a loaded
+// 2-core machine.
+describe('the relay', { timeout: 240_000 }, () => {
   it('publishes 10,000 events from concurrent writers exactly once each, in version order per conversation', async () => {
     const { pool, env, stream } = await setting();
     try {
