@@ -50,6 +50,7 @@ describe('auditSends', () => {
       lost: 0,
       duplicated: 0,
       phantom: 0,
+      unacknowledgedBy: { 'no answer': 1 },
     });
   });
 

@@ -9,6 +9,8 @@ export type PhaseReport = {
   readonly phase: string;
   readonly sent: number;
   readonly acknowledged: number;
+  /** The sends not acknowledged, by answer: an error's code, or `no answer`. */
+  readonly unacknowledgedBy: Readonly<Record<string, number>>;
   /** Not acknowledged (an error, or no answer), yet in the log: promised all the same. */
   readonly committedUnacknowledged: number;
   /** Exactly one MessageSent in the log. */
@@ -46,6 +48,7 @@ export function auditSends(options: {
   };
   const phases = [...new Set(options.sent.map((message) => message.phase))];
   return phases.map((phase) => {
+    const unacknowledgedBy: Record<string, number> = {};
     const counts = { sent: 0, acknowledged: 0, committedUnacknowledged: 0, stored: 0, projected: 0, delivered: 0, lost: 0, duplicated: 0, phantom: 0 };
     for (const message of options.sent.filter((candidate) => candidate.phase === phase)) {
       const copies = [
@@ -59,6 +62,10 @@ export function auditSends(options: {
       const promised = acknowledged || inLog > 0;
       counts.sent++;
       if (acknowledged) counts.acknowledged++;
+      else {
+        const answer = message.answer.kind === 'error' ? message.answer.code : message.answer.kind;
+        unacknowledgedBy[answer] = (unacknowledgedBy[answer] ?? 0) + 1;
+      }
       if (!acknowledged && inLog > 0) counts.committedUnacknowledged++;
       if (inLog === 1) counts.stored++;
       if (inTable === 1) counts.projected++;
@@ -67,7 +74,7 @@ export function auditSends(options: {
       if (copies.some((count) => count > 1)) counts.duplicated++;
       if (!promised && copies.some((count) => count > 0)) counts.phantom++;
     }
-    return { phase, ...counts };
+    return { phase, ...counts, unacknowledgedBy };
   });
 }
 

@@ -132,7 +132,7 @@ beforeAll(async () => {
     await gateway.process.waitForOutput(/gateway listening/, STARTUP_TIMEOUT_MS);
   }
   for (let user = 1; user <= USERS; user++) tokens.set(user, await mintToken(user));
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   clientsStopped = true;
