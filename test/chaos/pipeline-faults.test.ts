@@ -381,5 +381,5 @@ describe('the pipeline under faults', () => {
       expect(row.acknowledged, row.phase).toBeGreaterThan(0);
     }
     expect(mismatches).toEqual([]);
-  }, 420_000);
+  }, 900_000);
 });
