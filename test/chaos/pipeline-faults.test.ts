@@ -42,7 +42,7 @@ const SEND_INTERVAL_MS = 25;
 // Generous: a restarted role takes seconds to start on an idle machine, much longer on two loaded cores.
 const EVIDENCE_TIMEOUT_MS = 120_000;
 // Seven role processes start at once on two shared cores.
-const STARTUP_TIMEOUT_MS = 120_000;
+const STARTUP_TIMEOUT_MS = 240_000;
 const RELAY_LEADS = /leadership acquired/;
 const RELAY_WAITS = /waiting for leadership/;
 const FANOUT_LEADS = /fanning out/;
