@@ -163,3 +163,10 @@ export function versionsByStream(events: readonly RecordedEvent[]): Map<string, 
 export function oneToN(n: number): number[] {
   return Array.from({ length: n }, (_, index) => index + 1);
 }
+
+/** Every stream's version, from `event_streams`. */
+export async function readStreamVersions(pool: DatabasePool): Promise<Map<string, number>> {
+  const rows = await pool.any(sql.type(z.object({ stream_id: z.string(), version: z.number().int() }))`
+    SELECT stream_id, version FROM event_streams`);
+  return new Map(rows.map((row) => [row.stream_id, row.version]));
+}

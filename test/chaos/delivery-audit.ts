@@ -1,0 +1,137 @@
+import type { RecordedEvent } from '../../src/event-store/recorded-event.js';
+import type { Frame } from '../support/gateway.js';
+import type { SentMessage } from './chat-clients.js';
+
+/** The event types that have a frame, delivered to both participants (docs/delivery.md, "Frames"). */
+const DELIVERED_TYPES = new Set(['ConversationStarted', 'MessageSent', 'MessagesRead']);
+
+export type PhaseReport = {
+  readonly phase: string;
+  readonly sent: number;
+  readonly acknowledged: number;
+  /** The sends not acknowledged, by answer: an error's code, or `no answer`. */
+  readonly unacknowledgedBy: Readonly<Record<string, number>>;
+  /** Not acknowledged (an error, or no answer), yet in the log: promised all the same. */
+  readonly committedUnacknowledged: number;
+  /** Exactly one MessageSent in the log. */
+  readonly stored: number;
+  /** Exactly one row in the read table. */
+  readonly projected: number;
+  /** Exactly one new_message frame at the recipient and one at the sender. */
+  readonly delivered: number;
+  /** Acknowledged or committed, but missing from the log, the table or either participant's frames. */
+  readonly lost: number;
+  /** More than one copy in the log, the table or either participant's frames. */
+  readonly duplicated: number;
+  /** Neither acknowledged nor committed, yet in the table or in a frame. */
+  readonly phantom: number;
+};
+
+/** Accounts for every send, acknowledged or not, by its client_msg_id. */
+export function auditSends(options: {
+  readonly sent: readonly SentMessage[];
+  readonly log: readonly RecordedEvent[];
+  /** client_msg_id of every row of the messages table. */
+  readonly projectedIds: readonly (string | null)[];
+  readonly framesOf: (userId: number) => readonly Frame[];
+}): PhaseReport[] {
+  const logged = tally(options.log.filter((event) => event.type === 'MessageSent').map((event) => event.data['client_msg_id']));
+  const projected = tally(options.projectedIds);
+  const frameTallies = new Map<number, Map<unknown, number>>();
+  const framesAt = (userId: number, clientMsgId: string): number => {
+    let counts = frameTallies.get(userId);
+    if (!counts) {
+      const ids = options.framesOf(userId).filter((frame) => frame.type === 'new_message').map((frame) => (frame['data'] as { client_msg_id?: unknown }).client_msg_id);
+      frameTallies.set(userId, (counts = tally(ids)));
+    }
+    return counts.get(clientMsgId) ?? 0;
+  };
+  const phases = [...new Set(options.sent.map((message) => message.phase))];
+  return phases.map((phase) => {
+    const unacknowledgedBy: Record<string, number> = {};
+    const counts = { sent: 0, acknowledged: 0, committedUnacknowledged: 0, stored: 0, projected: 0, delivered: 0, lost: 0, duplicated: 0, phantom: 0 };
+    for (const message of options.sent.filter((candidate) => candidate.phase === phase)) {
+      const copies = [
+        logged.get(message.clientMsgId) ?? 0,
+        projected.get(message.clientMsgId) ?? 0,
+        framesAt(message.recipient, message.clientMsgId),
+        framesAt(message.sender, message.clientMsgId),
+      ];
+      const [inLog, inTable, atRecipient, atSender] = copies as [number, number, number, number];
+      const acknowledged = message.answer.kind === 'ack';
+      const promised = acknowledged || inLog > 0;
+      counts.sent++;
+      if (acknowledged) counts.acknowledged++;
+      else {
+        const answer = message.answer.kind === 'error' ? message.answer.code : message.answer.kind;
+        unacknowledgedBy[answer] = (unacknowledgedBy[answer] ?? 0) + 1;
+      }
+      if (!acknowledged && inLog > 0) counts.committedUnacknowledged++;
+      if (inLog === 1) counts.stored++;
+      if (inTable === 1) counts.projected++;
+      if (atRecipient === 1 && atSender === 1) counts.delivered++;
+      if (promised && copies.some((count) => count === 0)) counts.lost++;
+      if (copies.some((count) => count > 1)) counts.duplicated++;
+      if (!promised && copies.some((count) => count > 0)) counts.phantom++;
+    }
+    return { phase, ...counts, unacknowledgedBy };
+  });
+}
+
+export type SeqMismatch = {
+  readonly userId: number;
+  readonly conversationId: string;
+  /** The log's seqs this user must receive, in order. */
+  readonly expected: number;
+  readonly received: number;
+  readonly missing: readonly number[];
+  readonly repeated: readonly number[];
+  readonly outOfOrder: boolean;
+};
+
+/**
+ * Per user and conversation: the seqs of the event frames received, in arrival order and across
+ * reconnections, must be exactly the versions of the conversation's delivered events in the log, and those
+ * must be 1..the stream's version (`streamVersions`, from event_streams).
+ */
+export function auditSeqs(options: {
+  readonly log: readonly RecordedEvent[];
+  readonly streamVersions: ReadonlyMap<string, number>;
+  readonly participants: ReadonlyMap<number, string>;
+  readonly framesOf: (userId: number) => readonly Frame[];
+}): SeqMismatch[] {
+  const mismatches: SeqMismatch[] = [];
+  for (const [userId, conversationId] of options.participants) {
+    const expected = options.log
+      .filter((event) => event.streamId === conversationId && DELIVERED_TYPES.has(event.type))
+      .map((event) => event.version)
+      .sort((a, b) => a - b);
+    const version = options.streamVersions.get(conversationId) ?? 0;
+    const contiguous = Array.from({ length: version }, (_, index) => index + 1);
+    const received = options.framesOf(userId)
+      .filter((frame) => frame['conversation_id'] === conversationId)
+      .map((frame) => frame['seq'] as number);
+    if (sameList(received, expected) && sameList(expected, contiguous)) continue;
+    const seen = tally(received);
+    mismatches.push({
+      userId,
+      conversationId,
+      expected: expected.length,
+      received: received.length,
+      missing: contiguous.filter((seq) => !seen.has(seq)).slice(0, 20),
+      repeated: [...seen].filter(([, count]) => count > 1).map(([seq]) => seq).slice(0, 20),
+      outOfOrder: received.some((seq, index) => index > 0 && seq < received[index - 1]!),
+    });
+  }
+  return mismatches;
+}
+
+function tally<T>(values: readonly T[]): Map<T, number> {
+  const counts = new Map<T, number>();
+  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
+  return counts;
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
+}
