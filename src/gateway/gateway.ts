@@ -73,9 +73,16 @@ export type Gateway = {
   stats(): { sockets: number; subscribedUsers: number };
   /** Runs a revocation pass now (it also runs every WS_REVOCATION_CHECK_MS); resolves with the sockets closed. */
   sweepRevocations(): Promise<number>;
+  /** Closes the listener to new connections and refuses upgrades (503) on the ones still open. */
+  stopAccepting(): void;
   /**
-   * Stops accepting requests and upgrades, closes every socket with 1001, drops the delivery subscriptions
-   * and waits for in-flight requests. The pool, Redis and NATS belong to the caller.
+   * Stops accepting, then closes every open socket with 1012 (reconnect elsewhere, with `?since=`), spread
+   * over `windowMs`, each once the frames it received are handled and answered. Resolves once all closed.
+   */
+  drainSockets(windowMs: number): Promise<void>;
+  /**
+   * Stops accepting, closes the sockets still open with 1012 at once, drops the delivery subscriptions and
+   * waits for in-flight requests. The pool, Redis and NATS belong to the caller.
    */
   close(): Promise<void>;
 };
@@ -228,19 +235,30 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   // Core NATS drops frames while our subscriptions are gone; open sockets replay them from the log.
   const recovery = watchDeliveryConnection({ nc, registry, logger });
 
+  let stopped: Promise<void> | undefined;
+  const stopAccepting = (): void => {
+    if (stopped) return;
+    stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    sockets.stopAccepting();
+  };
   let closing: Promise<void> | undefined;
   return {
     server,
     port,
     stats: () => ({ sockets: sockets.size, subscribedUsers: subscriptions.size }),
     sweepRevocations: () => revocations.sweep(),
+    stopAccepting,
+    drainSockets(windowMs) {
+      stopAccepting();
+      return sockets.drain(windowMs);
+    },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        stopAccepting();
         recovery.close();
         revocations.stop();
         clearInterval(leaseRenewal);
-        server.closeIdleConnections();
         await sockets.close();
         subscriptions.close();
         // Requests still running get a moment to finish; then their connections are cut.

@@ -7,8 +7,9 @@ import { createMetricsRegistry } from '../shared/metrics.js';
 import { startOpsServer } from '../shared/ops-server.js';
 import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { monotonicUlids } from '../shared/ulid.js';
-import { natsReady, postgresReady, redisReady } from '../shared/readiness.js';
+import { drainingCheck, natsReady, postgresReady, redisReady } from '../shared/readiness.js';
 import { installShutdown } from '../shared/shutdown.js';
+import { sleep } from '../shared/sleep.js';
 import { createGatewayMetrics } from './gateway-metrics.js';
 import { startGateway } from './gateway.js';
 
@@ -43,19 +44,29 @@ const gateway = await startGateway(
   { port: config.PORT },
 );
 logger.info({ port: gateway.port }, 'gateway listening');
+const draining = drainingCheck();
 // Metrics and readiness on their own port, not on the public one.
 const ops = await startOpsServer({
   host: config.OPS_HOST,
   port: config.OPS_PORT,
   registry,
-  readiness: [postgresReady(pool), natsReady(nc), redisReady(redis)],
+  readiness: [postgresReady(pool), natsReady(nc), redisReady(redis), draining.check],
   logger,
 });
+
+/** Past the drain window, how long the sockets' last in-flight frames and closing handshakes may take. */
+const DRAIN_GRACE_MS = 10_000;
 
 const shutdown = installShutdown({
   logger,
   phases: [
-    // Outermost first: stop taking requests and close sockets, then the connections they used.
+    // A drain, so that a deploy moves clients to the other gateways gradually and loses nothing:
+    // the load balancer learns first, then no new connections, then the sockets close a few at a time.
+    { name: 'readiness', close: () => Promise.resolve(draining.start()) },
+    { name: 'load balancer delay', close: () => sleep(config.SHUTDOWN_READY_DELAY_MS), timeoutMs: config.SHUTDOWN_READY_DELAY_MS + 1_000 },
+    { name: 'stop accepting', close: () => Promise.resolve(gateway.stopAccepting()) },
+    { name: 'socket drain', close: () => gateway.drainSockets(config.WS_DRAIN_WINDOW_MS), timeoutMs: config.WS_DRAIN_WINDOW_MS + DRAIN_GRACE_MS },
+    // Then what is left: requests in flight, the delivery subscriptions, and the connections they used.
     { name: 'gateway', close: () => gateway.close() },
     { name: 'ops server', close: () => ops.close() },
     { name: 'nats', close: () => nc.drain() },

@@ -126,6 +126,8 @@ const gatewayVariables = baseSchema.extend({
   WS_SEND_QUEUE_BYTES: positiveInt.default(1_048_576).describe('unsent bytes per socket before it is closed (4008)'),
   WS_CATCH_UP_LIMIT: positiveInt.max(10_000).default(500).describe('frames replayed on resume before resync_required'),
   WS_CATCH_UP_BYTES: positiveInt.default(2_097_152).describe('bytes of frames one catch-up may send before resync_required'),
+  SHUTDOWN_READY_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(5_000).describe('on SIGTERM, how long /ready answers 503 before the gateway stops accepting (for the load balancer to notice)'),
+  WS_DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(120_000).default(10_000).describe('on SIGTERM, the time over which open sockets are closed with 1012, spread so clients do not reconnect at once'),
   HTTP_BODY_LIMIT_BYTES: positiveInt.default(16_384),
   READ_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000).describe('how long a query waits for the read tables to reach the log (then 503 read_model_behind)'),
   SEND_BATCH_SIZE: positiveInt.max(1_000).default(100).describe('most sends appended in one transaction'),

@@ -50,3 +50,17 @@ export const natsReady = (nc: NatsConnection): ReadinessCheck => ({
 });
 
 export const redisReady = (redis: Redis): ReadinessCheck => ({ name: 'redis', probe: () => redis.ping() });
+
+/** A check that fails once `start()` is called: a role shutting down tells its load balancer first. */
+export function drainingCheck(): { readonly check: ReadinessCheck; start(): void } {
+  let draining = false;
+  return {
+    check: {
+      name: 'draining',
+      probe: () => (draining ? Promise.reject(new Error('shutting down: draining')) : Promise.resolve()),
+    },
+    start() {
+      draining = true;
+    },
+  };
+}

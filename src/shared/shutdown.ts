@@ -1,7 +1,7 @@
 import type { Logger } from './logger.js';
 
-/** Something that holds a resource and releases it. */
-export type Closable = { readonly name: string; close(): Promise<void> };
+/** Something that holds a resource and releases it; `timeoutMs`, when given, replaces the shutdown's own. */
+export type Closable = { readonly name: string; close(): Promise<void>; readonly timeoutMs?: number };
 
 /**
  * Closes resources in the order given (callers list them from the outermost, e.g. "stop accepting work",
@@ -24,7 +24,7 @@ export function installShutdown(options: {
       let failed = false;
       for (const phase of phases) {
         try {
-          await withTimeout(phase.close(), timeoutMs, phase.name);
+          await withTimeout(phase.close(), phase.timeoutMs ?? timeoutMs, phase.name);
         } catch (error) {
           failed = true;
           logger.error({ err: error, phase: phase.name }, 'shutdown phase failed');

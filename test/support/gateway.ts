@@ -31,6 +31,9 @@ export function gatewayEnv(options: { readonly databaseUrl: string; readonly pre
     RATE_LIMIT_RESUMES_PER_MINUTE: '100000',
     // Roles' operator ports: any free one, as test files run side by side.
     OPS_PORT: '0',
+    // A SIGTERM drains in half a second rather than 15 (drain.test.ts sets its own).
+    SHUTDOWN_READY_DELAY_MS: '100',
+    WS_DRAIN_WINDOW_MS: '400',
   };
 }
 

@@ -39,7 +39,8 @@ export const serverFrames = {
 
 /** Close codes; 1009 (frame too big) is sent by `ws` itself. */
 export const CLOSE = {
-  goingAway: 1001,
+  /** The gateway is restarting or shutting down: reconnect (to another one) with `?since=`. */
+  serviceRestart: 1012,
   internalError: 1011,
   /** Missing, bad or expired token; also no `auth` frame in time. */
   unauthorized: 4401,

@@ -2,10 +2,12 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../../shared/logger.js';
+import { sleep } from '../../shared/sleep.js';
 import { bearerToken } from '../auth/bearer-token.js';
 import type { AuthenticatedUser } from '../auth/verify-token.js';
 import { describeError, errorEnvelope, type ErrorCode } from '../errors.js';
 import type { SocketLease } from '../socket-leases.js';
+import { drainSchedule } from './drain-schedule.js';
 import { CLOSE } from './server-frames.js';
 import type { RequestTrace } from '../../event-store/event-metadata.js';
 import { newUlid } from '../../shared/ulid.js';
@@ -21,7 +23,17 @@ export type SocketServer = {
   readonly size: number;
   /** The open sockets, for the revocation sweep. */
   sessions(): Iterable<SocketSession>;
-  /** Closes every socket with 1001, stops the heartbeat, then waits (5 s at most: the shutdown phase has 10) for the frame each socket is handling. */
+  /** Refuses upgrades from now on (503). */
+  stopAccepting(): void;
+  /**
+   * Stops accepting, then drains the open sockets (`SocketSession.drain`: in-flight frames answered, then
+   * 1012) spread over `windowMs` by `drainSchedule`. Resolves once every one of them has closed.
+   */
+  drain(windowMs: number): Promise<void>;
+  /**
+   * Drains whatever is still open at once, cuts what has not closed within 3 s, stops the heartbeat, then
+   * waits (5 s at most: the shutdown phase has 10) for the frames still being handled.
+   */
   close(): Promise<void>;
 };
 
@@ -138,7 +150,7 @@ export function createSocketServer(deps: {
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (closing) {
         if (lease) deps.session.leases.release(lease);
-        return ws.close(CLOSE.goingAway, 'server is shutting down');
+        return ws.close(CLOSE.serviceRestart, 'server restarting: reconnect');
       }
       const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since, trace, ...(lease && { lease }) });
       sessions.add(session);
@@ -158,23 +170,45 @@ export function createSocketServer(deps: {
       return sessions.size;
     },
     sessions: () => sessions,
+    stopAccepting() {
+      closing = true;
+    },
+    async drain(windowMs) {
+      closing = true;
+      const open = [...sessions];
+      logger.info({ sockets: open.length, windowMs }, 'draining sockets: closing them with 1012 over the window');
+      const startedAt = Date.now();
+      const closed: Promise<void>[] = [];
+      let next = 0;
+      for (const tick of drainSchedule(open.length, windowMs)) {
+        await sleep(startedAt + tick.atMs - Date.now());
+        for (const session of open.slice(next, next + tick.count)) closed.push(drainOne(session));
+        next += tick.count;
+      }
+      await Promise.all(closed);
+      logger.info({ sockets: open.length, durationMs: Date.now() - startedAt }, 'sockets drained');
+    },
     async close() {
       closing = true;
-      clearInterval(heartbeat);
-      // The frame each socket is handling runs to its end (frames still waiting are dropped, unanswered);
-      // the caller closes the pool and Redis only after that.
       const handled = [...sessions].map((session) => session.settled());
-      const closed = [...sessions].map(
-        (session) =>
-          new Promise<void>((resolve) => {
-            session.onceClosed(resolve);
-            session.close(CLOSE.goingAway, 'server is shutting down');
-          }),
-      );
-      await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+      await Promise.race([Promise.all([...sessions].map(drainOne)), sleep(CLOSE_HANDSHAKE_MS)]);
       for (const session of sessions) session.terminate();
+      clearInterval(heartbeat);
       wss.close();
+      // The caller closes the pool and Redis only after the frames being handled ran to their end.
       await Promise.race([Promise.all(handled), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
     },
   };
+}
+
+/** How long a drained socket's peer has to answer the closing handshake before the connection is cut. */
+const CLOSE_HANDSHAKE_MS = 3_000;
+
+/** Drains one session and waits for its close; a peer that does not answer in time is cut off. */
+async function drainOne(session: SocketSession): Promise<void> {
+  const closed = new Promise<void>((resolve) => session.onceClosed(resolve));
+  await session.drain();
+  const timer = setTimeout(() => session.terminate(), CLOSE_HANDSHAKE_MS);
+  await closed;
+  clearTimeout(timer);
 }

@@ -35,9 +35,13 @@ function frame(seq: number): NewMessageFrame {
 
 type Harness = {
   readonly session: SocketSession;
+  /** The client's end. */
+  readonly client: WebSocket;
+  /** The server's end, under the session. */
+  readonly server: WebSocket;
   readonly registry: SocketRegistry;
   /** Every frame the client received, parsed. */
-  readonly received: { type: string; seq?: number }[];
+  readonly received: { type: string; seq?: number; request_id?: string; data?: unknown }[];
   /** The positions the catch-up was asked to read after. */
   readonly reads: FeedPosition[];
   live(seq: number): void;
@@ -50,7 +54,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Promise<Harness> {
+async function open(
+  catchUp: (after: FeedPosition) => ReturnType<CatchUp>,
+  operations: Partial<ChatOperations> = {},
+): Promise<Harness> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await once(wss, 'listening');
   const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
@@ -74,7 +81,7 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
   const session = startSocketSession(
     server,
     {
-      operations: {} as ChatOperations,
+      operations: operations as ChatOperations,
       verifyToken: () => Promise.reject(new Error('not used')),
       registry,
       resumeLimiter: { consume: () => Promise.resolve({ key: 'k', member: 'm' }) },
@@ -110,6 +117,8 @@ async function open(catchUp: (after: FeedPosition) => ReturnType<CatchUp>): Prom
   await receivedCount(1); // connected
   return {
     session,
+    client,
+    server,
     registry,
     received,
     reads,
@@ -205,5 +214,45 @@ describe('a socket across a NATS outage', () => {
     expect(await harness.session.recover()).toEqual({ replayed: 0, resyncRequired: true });
     await harness.receivedCount(4);
     expect(harness.received.map((item) => item.type)).toEqual(['connected', 'new_message', 'resync_required', 'new_message']);
+  });
+});
+
+describe('a socket drained for a restart', () => {
+  it('answers the frame it is handling, refuses the ones that arrive after, then closes with 1012', async () => {
+    let release: () => void = () => undefined;
+    let started: () => void = () => undefined;
+    const handling = new Promise<void>((resolve) => (started = resolve));
+    const sent: string[] = [];
+    const harness = await open(() => Promise.resolve({ frames: [] }), {
+      sendMessage: async (_userId, command) => {
+        sent.push(command.content);
+        started();
+        await new Promise<void>((resolve) => (release = resolve));
+        return { message: { id: 'm1', msg: command.content } } as unknown as Awaited<ReturnType<ChatOperations['sendMessage']>>;
+      },
+    });
+    const closed = once(harness.client, 'close') as Promise<[number, Buffer]>;
+    const send = (requestId: string, content: string) =>
+      harness.client.send(JSON.stringify({ type: 'send_message', request_id: requestId, conversation_id: CONVERSATION, content }));
+
+    send('r1', 'in flight');
+    await handling;
+
+    const drained = harness.session.drain();
+    // Registered after the session's listener: it runs once the session has taken the frame.
+    const late = once(harness.server, 'message');
+    send('r2', 'too late');
+    await late;
+    release();
+    await drained;
+
+    const [code] = await closed;
+    expect(code).toBe(1012);
+    expect(sent).toEqual(['in flight']);
+    // The answers, in order, and nothing else: toMatchObject on an array holds its length too.
+    expect(harness.received.slice(1)).toMatchObject([
+      { type: 'ack', request_id: 'r1', data: { id: 'm1', msg: 'in flight' } },
+      { type: 'error', request_id: 'r2', data: { code: 'unavailable' } },
+    ]);
   });
 });

@@ -51,6 +51,12 @@ export type SocketSession = RegisteredSocket & RevocableSocket & {
   /** Pings the peer; terminates it when it did not answer the previous ping. */
   heartbeat(): void;
   close(code: number, reason: string): void;
+  /**
+   * For a gateway that is going away: the frames received so far are handled and answered, frames received
+   * from now on are answered `unavailable`, then the socket closes with 1012 (reconnect elsewhere, with
+   * `?since=`). Resolves once the close is sent.
+   */
+  drain(): Promise<void>;
   /** Cuts the connection without a closing handshake. */
   terminate(): void;
   onceClosed(listener: () => void): void;
@@ -116,6 +122,7 @@ export function startSocketSession(
   let lease: SocketLease | null = options.lease ?? null;
   let registered = false;
   let closed = false;
+  let draining = false;
   let alive = true;
   let inFlight = 0;
   /** Client frames, the open sequence and recoveries run here one after another. */
@@ -410,6 +417,11 @@ export function startSocketSession(
       socket.ping();
     },
     close,
+    async drain() {
+      draining = true;
+      await session.settled();
+      close(CLOSE.serviceRestart, 'server restarting: reconnect, with ?since=<last cursor>');
+    },
     terminate: () => socket.terminate(),
     onceClosed(listener) {
       if (socket.readyState === socket.CLOSED) listener();
@@ -436,12 +448,14 @@ export function startSocketSession(
       return;
     }
     inFlight++;
+    const arrivedDraining = draining;
     void enqueue(
       async () => {
         // Once the server closed this socket (shutdown, slow reader, error), frames still waiting are not
         // handled: no answer could reach the client, which retries them (by client_msg_id) on reconnect.
         if (closed) return;
         if (text === null) return answerError(undefined, new GatewayError('invalid_input', 'frames must be JSON text, not binary'));
+        if (arrivedDraining) return answerError(requestIdOf(text), new GatewayError('unavailable', 'server restarting: send this again once reconnected'));
         return onText(text);
       },
       undefined,

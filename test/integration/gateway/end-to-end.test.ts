@@ -215,10 +215,10 @@ describe('the chat, end to end across two gateway processes', () => {
     await back.close();
   });
 
-  it('closes its sockets with 1001 and exits 0 on SIGTERM', async () => {
+  it('closes its sockets with 1012 (reconnect elsewhere) and exits 0 on SIGTERM', async () => {
     const b = await connect(B, 1);
     gateways[1]!.kill('SIGTERM');
-    expect((await b.closed).code).toBe(1001);
+    expect((await b.closed).code).toBe(1012);
     expect(await gateways[1]!.exited).toBe(0);
     expect(gateways[1]!.output()).toMatch(/stopped/);
   });

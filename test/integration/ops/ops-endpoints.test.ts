@@ -109,7 +109,7 @@ describe('the operators endpoints of every role', () => {
     const port = Number(/(\d+)/.exec(line)?.[1]);
     const ready = await fetch(`http://127.0.0.1:${port}/ready`);
     expect(ready.status).toBe(503);
-    expect(await ready.json()).toEqual({ status: 'not ready', checks: { postgres: 'ok', nats: 'ok', redis: 'failed' } });
+    expect(await ready.json()).toEqual({ status: 'not ready', checks: { postgres: 'ok', nats: 'ok', redis: 'failed', draining: 'ok' } });
     await gateway.waitForOutput(/"msg":"not ready"/);
     expect(gateway.output()).toMatch(/"failures":\{"redis":"./);
     // One structured line per outage, not ioredis's own line per reconnection attempt.
@@ -133,7 +133,7 @@ describe('the operators endpoints of every role', () => {
 
   it('counts the gateway\'s sockets, accepted messages, deliveries, auth failures and rate-limit hits', async () => {
     const ready = await get('gateway', '/ready');
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', nats: 'ok', redis: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', nats: 'ok', redis: 'ok', draining: 'ok' } });
     const url = `http://127.0.0.1:${gatewayPort}`;
     const [alice, bob] = [await mintToken(11), await mintToken(12)];
     const socket = await openSocket(`ws://127.0.0.1:${gatewayPort}/api/v1/chat/ws?token=${bob}`);
