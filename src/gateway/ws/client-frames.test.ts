@@ -33,7 +33,9 @@ describe('parseClientFrame', () => {
     expect(codeOf('{"type":"toString"}')).toBe('unknown_type');
     expect(codeOf('{"type":"typing","conversation_id":"c","is_typing":1}')).toBe('invalid_frame');
     expect(codeOf('{"type":"send_message","conversation_id":"c"}')).toBe('invalid_frame');
-    expect(codeOf('{"type":"send_message","conversation_id":"c","content":"x","client_msg_id":""}')).toBe('invalid_frame');
+    expect(codeOf('{"type":"send_message","conversation_id":"c","content":"x","client_msg_id":5}')).toBe('invalid_frame');
+    // An empty key is a well-formed frame: the send command refuses it as invalid_client_msg_id (API.md).
+    expect(codeOf('{"type":"send_message","conversation_id":"c","content":"x","client_msg_id":""}')).toBe('ok');
   });
 
   it('keeps the request_id of a frame it refuses, when it has a usable one', () => {

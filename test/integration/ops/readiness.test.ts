@@ -48,7 +48,7 @@ async function ready(): Promise<{ status: number; body: unknown }> {
   return { status: response.status, body: await response.json() };
 }
 
-const allReady = { status: 200, body: { status: 'ready', checks: { postgres: 'ok', nats: 'ok', redis: 'ok' } } };
+const allReady = { status: 200, body: { status: 'ready', checks: { postgres: 'ok', nats: 'ok', redis: 'ok', draining: 'ok' } } };
 
 async function waitUntilReady(): Promise<void> {
   await waitUntil('/ready to answer 200', async () => (await ready()).status === 200, { timeoutMs: 30_000 });
@@ -59,7 +59,7 @@ describe('/ready of a running gateway', () => {
     expect(await ready()).toEqual(allReady);
     nats.cut({ refuse: true });
     try {
-      expect(await ready()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'ok', nats: 'failed', redis: 'ok' } } });
+      expect(await ready()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'ok', nats: 'failed', redis: 'ok', draining: 'ok' } } });
       await gateway.waitForOutput(/"failures":\{"nats":.*"msg":"not ready"/);
     } finally {
       nats.allow();
@@ -72,7 +72,7 @@ describe('/ready of a running gateway', () => {
     expect(await ready()).toEqual(allReady);
     postgres.cut({ refuse: true });
     try {
-      expect(await ready()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'failed', nats: 'ok', redis: 'ok' } } });
+      expect(await ready()).toEqual({ status: 503, body: { status: 'not ready', checks: { postgres: 'failed', nats: 'ok', redis: 'ok', draining: 'ok' } } });
     } finally {
       postgres.allow();
     }

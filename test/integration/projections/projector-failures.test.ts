@@ -36,6 +36,7 @@ let nc: NatsConnection;
 let env: Record<string, string>;
 let deps: CommandDeps;
 let projector: RoleProcess;
+let relay: RoleProcess;
 let opsPort: number;
 /** Conversations between users 1..8, created before the projector starts. */
 const conversations: { id: string; users: [number, number] }[] = [];
@@ -49,7 +50,7 @@ beforeAll(async () => {
   const { active } = await readGenerations(pool, CONVERSATIONS_PROJECTION);
   await pool.query(sql.unsafe`
     ALTER TABLE ${sql.identifier([generationTables(active).messages])} ADD CONSTRAINT poison_refused CHECK (msg <> 'poison')`);
-  await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
+  relay = await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
 });
 
 afterAll(async () => {
@@ -106,7 +107,9 @@ describe('the projector when an event fails', { timeout: 120_000 }, () => {
     poisoned = (await readStream(pool, victim.id)).at(-1)!;
     for (const { id, users } of conversations.slice(3)) await sendMessage(deps, { conversationId: id, senderId: users[1], content: 'after' });
     const logLength = (await readWholeLog(pool)).length;
-    await waitForStoredCount(nc, env['NATS_STREAM']!, logLength);
+    await waitForStoredCount(nc, env['NATS_STREAM']!, logLength).catch((error: unknown) => {
+      throw new Error(`${String(error)}; the relay printed:\n${relay.output()}`);
+    });
 
     // Everything already in the stream arrives within the batch wait: the first batch holds it all.
     projector = await spawnRole({
