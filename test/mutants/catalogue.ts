@@ -13,8 +13,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/relay/relay.ts',
-        search: 'const consumer = `relay:${deps.streamName}`;',
-        replace: 'const consumer = `relay:${deps.streamName}:${process.pid}`;',
+        search: 'const consumer = relayCheckpointName(deps.streamName);',
+        replace: 'const consumer = `${relayCheckpointName(deps.streamName)}:${process.pid}`;',
       },
       {
         file: 'src/relay/relay.ts',
@@ -22,7 +22,7 @@ export const catalogue: readonly Mutant[] = [
         replace: 'let checkpoint = await loadCheckpoint(deps.pool, consumer);',
       },
     ],
-    killers: ['test/integration/relay/relay.test.ts'],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
   },
   {
     name: 'relay-ignores-stream-position',
@@ -40,13 +40,13 @@ export const catalogue: readonly Mutant[] = [
           "import { compareFeedPositions, FEED_START, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';",
       },
     ],
-    killers: ['test/integration/relay/relay.test.ts'],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
   },
   {
     name: 'relay-checkpoint-unfenced',
     guarantee: 'a relay whose checkpoint another instance moved stops (compare-and-set checkpoint)',
     edits: [{ file: 'src/event-store/feed-checkpoint.ts', search: 'if (updated.rowCount !== 1) {', replace: 'if (updated.rowCount > 1) {' }],
-    killers: ['test/integration/relay/relay.test.ts'],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
   },
   {
     name: 'leader-lease-always-granted',
@@ -58,7 +58,37 @@ export const catalogue: readonly Mutant[] = [
         replace: "'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) OR true AS acquired'",
       },
     ],
-    killers: ['test/integration/relay/relay.test.ts', 'test/integration/fanout/fanout.test.ts'],
+    killers: ['test/integration/relay/relay-guarantees.test.ts', 'test/integration/fanout/fanout.test.ts'],
+  },
+  {
+    name: 'relay-checkpoint-only-in-memory',
+    guarantee: 'the relay stores its checkpoint after each acknowledged batch: an orderly stop leaves it at the last published event',
+    edits: [
+      {
+        file: 'src/relay/relay.ts',
+        search: 'await storeCheckpoint(deps.pool, consumer, checkpoint, next, { waitForFlush: false });',
+        replace: 'void storeCheckpoint;',
+      },
+    ],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
+  },
+  {
+    name: 'relay-publishes-without-lease',
+    guarantee: 'only the lease holder publishes: a standby relay publishes nothing until the leader is gone',
+    edits: [{ file: 'src/relay/relay.ts', search: 'if (!(await deps.lease.acquire(stop))) return;', replace: 'void deps.lease.acquire;' }],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
+  },
+  {
+    name: 'lease-loss-unnoticed',
+    guarantee: 'a relay whose lease connection is lost stops at once, and the standby carries on without a repeat',
+    edits: [{ file: 'src/shared/leader-lease.ts', search: 'lost: lost.signal,', replace: 'lost: new AbortController().signal,' }],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
+  },
+  {
+    name: 'relay-stop-does-not-wait',
+    guarantee: 'a relay stopped (SIGTERM) finishes its batch in flight and its checkpoint before it exits 0',
+    edits: [{ file: 'src/relay/relay.ts', search: 'await done.catch(() => undefined);', replace: 'void done.catch(() => undefined);' }],
+    killers: ['test/integration/relay/relay-guarantees.test.ts'],
   },
   {
     name: 'feed-reads-past-horizon',
@@ -141,6 +171,37 @@ export const catalogue: readonly Mutant[] = [
     killers: ['src/commands/conversation/conversation.test.ts'],
   },
 
+  {
+    name: 'client-msg-id-control-characters-accepted',
+    guarantee: 'a client_msg_id with a control character is refused with invalid_client_msg_id (400)',
+    edits: [
+      {
+        file: 'src/commands/conversation/message-content.ts',
+        search: ' || /\\p{Cc}/u.test(clientMsgId)',
+        replace: '',
+      },
+    ],
+    killers: ['src/commands/conversation/message-content.test.ts'],
+  },
+  {
+    name: 'blank-message-accepted',
+    guarantee: 'an empty or blank message (whitespace only) is refused with blank_message',
+    edits: [{ file: 'src/commands/conversation/message-content.ts', search: 'if (content.trim().length === 0)', replace: 'if (content.length === 0)' }],
+    killers: ['src/commands/conversation/conversation.test.ts'],
+  },
+  {
+    name: 'event-metadata-dropped',
+    guarantee: 'each event records the request that caused it (request id, traceparent) in its metadata',
+    edits: [
+      {
+        file: 'src/commands/handle-command.ts',
+        search: 'command.events.map((event) => ({ type: event.type, data: event.data, ...(command.metadata && { metadata: command.metadata }) })),',
+        replace: 'command.events.map((event) => ({ type: event.type, data: event.data })),',
+      },
+    ],
+    killers: ['test/integration/gateway/request-id.test.ts'],
+  },
+
   // The projector (src/projections, docs/event-store.md "The projector").
   {
     name: 'projector-version-guard-removed',
@@ -166,13 +227,25 @@ export const catalogue: readonly Mutant[] = [
         replace: 'for (const delivery of deliveries) await failed(deps, delivery, error);',
       },
     ],
-    killers: ['test/integration/projections/projector-process.test.ts'],
+    killers: ['test/integration/projections/projector-failures.test.ts'],
   },
   {
     name: 'projector-gives-up-at-once',
     guarantee: 'a failing event is retried with backoff (nak) before it is recorded in projection_failures',
     edits: [{ file: 'src/projections/projector.ts', search: 'if (attempts < deps.maxAttempts) {', replace: 'if (attempts < 1) {' }],
     killers: ['test/integration/projections/projector-process.test.ts'],
+  },
+  {
+    name: 'projector-drops-failed-event',
+    guarantee: 'a failing event is handed back (nak, with backoff) and applied on a later delivery once the cause is gone',
+    edits: [
+      {
+        file: 'src/projections/projector.ts',
+        search: 'message.nak(Math.min(30_000, 250 * 2 ** attempts));',
+        replace: 'message.term();',
+      },
+    ],
+    killers: ['test/integration/projections/projector-failures.test.ts'],
   },
   {
     name: 'projector-acks-before-commit',
@@ -212,7 +285,25 @@ export const catalogue: readonly Mutant[] = [
         replace: 'void firstPublished;',
       },
     ],
-    killers: ['test/integration/fanout/fanout.test.ts'],
+    killers: ['test/integration/fanout/fanout-flush-rollback.test.ts'],
+  },
+  {
+    name: 'fanout-acks-failed-flush',
+    guarantee: 'an event is acked only once a flush confirmed its frames reached the NATS server; a failed flush hands the batch back',
+    edits: [{ file: 'src/fanout/fanout.ts', search: 'for (const message of toAck.keys()) message.nak();', replace: 'for (const message of toAck.keys()) message.ack();' }],
+    killers: ['test/integration/fanout/fanout-flush-rollback.test.ts'],
+  },
+  {
+    name: 'fanout-rolls-back-to-last-version',
+    guarantee: 'a failed flush sets each conversation back to before the first version the batch published, not its last',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'if (!firstPublished.has(conversationId)) firstPublished.set(conversationId, next.version);',
+        replace: 'firstPublished.set(conversationId, next.version);',
+      },
+    ],
+    killers: ['test/integration/fanout/fanout-flush-rollback.test.ts'],
   },
   {
     name: 'fanout-republishes-duplicates',
@@ -239,6 +330,19 @@ export const catalogue: readonly Mutant[] = [
       },
     ],
     killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/websocket.test.ts'],
+  },
+  {
+    // The fault suite's own mutant: one live frame lost at the gateway, which only its end-to-end audit sees.
+    name: 'gateway-loses-a-live-frame',
+    guarantee: 'every acknowledged message reaches both participants exactly once, in seq order, under every fault',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: "return admit(frame) ? [{ kind: 'frame', text, catchUp: false }] : [];",
+        replace: "return admit(frame) && !(isEventFrame(frame) && frame.seq === 30) ? [{ kind: 'frame', text, catchUp: false }] : [];",
+      },
+    ],
+    killers: ['test/chaos/pipeline-faults.test.ts'],
   },
   {
     name: 'gateway-skips-nats-reconnect-recovery',
@@ -291,6 +395,18 @@ export const catalogue: readonly Mutant[] = [
       },
     ],
     killers: ['test/fuzz/token-mutations.test.ts'],
+  },
+  {
+    name: 'send-body-refuses-everything',
+    guarantee: 'a send valid by the contract is stored (the REST input fuzz cannot pass by refusing everything)',
+    edits: [
+      {
+        file: 'src/gateway/rest/chat-routes.ts',
+        search: 'parseInput(sendMessageBody, await readJsonBody(c))',
+        replace: 'parseInput(sendMessageBody.refine(() => false), await readJsonBody(c))',
+      },
+    ],
+    killers: ['test/fuzz/gateway-input.test.ts'],
   },
   {
     name: 'token-spellings-accepted',
@@ -362,6 +478,23 @@ export const catalogue: readonly Mutant[] = [
         file: 'src/gateway/rate-limit.ts',
         search: "if redis.call('ZCARD', key) < limit then",
         replace: "if redis.call('ZCARD', key) < limit * 2 then",
+      },
+    ],
+    killers: ['test/integration/gateway/rate-limits.test.ts'],
+  },
+  {
+    name: 'rate-limit-per-gateway',
+    guarantee: 'one budget per user across all gateways (the counters are shared in Redis, not per gateway)',
+    edits: [
+      {
+        file: 'src/gateway/rate-limit.ts',
+        search: 'const windowMs = deps.windowMs ?? 60_000;',
+        replace: 'const windowMs = deps.windowMs ?? 60_000;\n  const instance = randomUUID();',
+      },
+      {
+        file: 'src/gateway/rate-limit.ts',
+        search: 'const keys = userIds.map((userId) => `${deps.keyPrefix}ratelimit:${deps.name}:${userId}`);',
+        replace: 'const keys = userIds.map((userId) => `${deps.keyPrefix}ratelimit:${deps.name}:${instance}:${userId}`);',
       },
     ],
     killers: ['test/integration/gateway/rate-limits.test.ts'],
@@ -452,7 +585,7 @@ export const catalogue: readonly Mutant[] = [
         replace: "throw new ConfigError(`invalid configuration:\\n${parsed.error.issues.map((issue) => issue.message).join('\\n')}`);",
       },
     ],
-    killers: ['test/integration/gateway/secrets.test.ts'],
+    killers: ['test/integration/ops/config-errors.test.ts'],
   },
   {
     name: 'ops-port-on-every-address',
@@ -478,6 +611,112 @@ export const catalogue: readonly Mutant[] = [
     edits: [{ file: 'src/shared/ops-server.ts', search: 'reply(ready ? 200 : 503,', replace: 'reply(200,' }],
     killers: ['test/integration/ops/ops-endpoints.test.ts'],
   },
+  {
+    name: 'ready-ignores-nats-outage',
+    guarantee: '/ready answers 503 naming NATS while the role\'s NATS connection is down, and 200 once it is back',
+    edits: [{ file: 'src/shared/readiness.ts', search: 'await nc.flush();', replace: 'await Promise.resolve();' }],
+    killers: ['test/integration/ops/readiness.test.ts'],
+  },
+  {
+    name: 'ready-ignores-postgres-outage',
+    guarantee: '/ready answers 503 naming Postgres while Postgres cannot be reached, and 200 once it is back',
+    edits: [
+      {
+        file: 'src/shared/readiness.ts',
+        search: 'probe: () => pool.query(sql.unsafe`SELECT 1`),',
+        replace: 'probe: () => Promise.resolve(sql),',
+      },
+    ],
+    killers: ['test/integration/ops/readiness.test.ts'],
+  },
+  {
+    name: 'fanout-leader-gauge-never-set',
+    guarantee: 'the gauges the alert rules rely on carry live values (chat_fanout_leader is 1 on the active fan-out)',
+    edits: [{ file: 'src/fanout/fanout.ts', search: 'deps.metrics.leader(true);', replace: 'void deps.metrics;' }],
+    killers: ['test/integration/ops/operators-pack.test.ts'],
+  },
+  {
+    name: 'nats-first-connect-fails',
+    guarantee: 'a role started before NATS waits for the server instead of failing its first connect',
+    edits: [{ file: 'src/shared/nats.ts', search: 'waitOnFirstConnect: true,', replace: 'waitOnFirstConnect: false,' }],
+    killers: ['test/integration/shared/nats-first-connect.test.ts'],
+  },
+  {
+    name: 'relay-without-process-hygiene',
+    guarantee: 'an error nothing caught in a role: one fatal log line with the error, the role\'s shutdown, exit code 1',
+    edits: [
+      {
+        file: 'src/relay/main.ts',
+        search: 'const hygiene = installProcessHygiene({ logger });',
+        replace: 'const hygiene = { shutDownWith: (shutdown) => void shutdown };',
+      },
+    ],
+    killers: ['test/integration/shared/process-hygiene.test.ts'],
+  },
+  {
+    name: 'migration-checksum-ignored',
+    guarantee: 'migrate refuses to run when an applied migration file was edited, naming it and both checksums',
+    edits: [
+      {
+        file: 'src/shared/migrate.ts',
+        search: 'if (checksum === undefined || checksum === null || checksum === migration.checksum) continue;',
+        replace: 'continue;',
+      },
+    ],
+    killers: ['test/integration/migrate/migrate.test.ts'],
+  },
+  {
+    name: 'npm-start-never-restarts',
+    guarantee: '`npm start` starts again (with backoff) every role that dies, and the stack stays up',
+    edits: [
+      {
+        file: 'stack/supervisor.ts',
+        search: `      case 'spawn':
+        spawnRole(entry);`,
+        replace: `      case 'spawn':
+        void spawnRole;`,
+      },
+    ],
+    killers: ['test/integration/stack/npm-start.test.ts'],
+  },
+
+  // Draining a gateway on SIGTERM (README.md "Operating it", docs/delivery.md).
+  {
+    name: 'drain-ready-stays-200',
+    guarantee: 'a draining gateway answers /ready 503 first, so the load balancer stops sending it clients',
+    edits: [
+      {
+        file: 'src/gateway/main.ts',
+        search: "{ name: 'readiness', close: () => Promise.resolve(draining.start()) },",
+        replace: "{ name: 'readiness', close: () => Promise.resolve() },",
+      },
+    ],
+    killers: ['test/integration/gateway/drain.test.ts'],
+  },
+  {
+    name: 'drain-no-load-balancer-delay',
+    guarantee: 'a draining gateway keeps serving for SHUTDOWN_READY_DELAY_MS after /ready turned 503',
+    edits: [
+      {
+        file: 'src/gateway/main.ts',
+        search: 'close: () => sleep(config.SHUTDOWN_READY_DELAY_MS),',
+        replace: 'close: () => sleep(0),',
+      },
+    ],
+    killers: ['test/integration/gateway/drain.test.ts'],
+  },
+  {
+    name: 'drain-closes-all-at-once',
+    guarantee: 'a draining gateway closes its sockets a few at a time over WS_DRAIN_WINDOW_MS, not all at once',
+    edits: [{ file: 'src/gateway/ws/socket-server.ts', search: 'drainSchedule(open.length, windowMs)', replace: 'drainSchedule(open.length, 0)' }],
+    killers: ['test/integration/gateway/drain.test.ts'],
+  },
+  {
+    name: 'drain-close-code-1001',
+    guarantee: 'a draining gateway closes its sockets with 1012 (service restart: reconnect elsewhere), not 1001',
+    edits: [{ file: 'src/gateway/ws/server-frames.ts', search: 'serviceRestart: 1012,', replace: 'serviceRestart: 1001,' }],
+    killers: ['test/integration/gateway/drain.test.ts'],
+  },
 
   // Rebuilding the read tables (src/replay, docs/event-store.md "Generations and the replay CLI").
   {
@@ -490,6 +729,66 @@ export const catalogue: readonly Mutant[] = [
         replace: 'WHERE to_jsonb(l) IS DISTINCT FROM to_jsonb(r) AND false',
       },
     ],
-    killers: ['test/integration/replay/replay.test.ts'],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-verify-counts-nothing',
+    guarantee: '`replay --verify` counts the rows that differ: tables that differ are not taken for equal',
+    edits: [{ file: 'src/replay/compare-tables.ts', search: 'counts[table] = rows[0]?.total ?? 0;', replace: 'counts[table] = 0;' }],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-verify-exits-zero',
+    guarantee: '`replay --verify` exits 1 when the tables differ',
+    edits: [
+      {
+        file: 'src/replay/main.ts',
+        search: 'if (result.comparison.counts.discussion + result.comparison.counts.messages > 0) exitCode = 1;',
+        replace: 'void result.comparison.counts;',
+      },
+    ],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-switches-despite-differences',
+    guarantee: '`replay --verify` does not switch reads to rebuilt tables that differ from the live ones (unless --force)',
+    edits: [
+      {
+        file: 'src/replay/rebuild-projection.ts',
+        search: 'if (!options.switchReads || (!equal && !options.force))',
+        replace: 'if (!options.switchReads)',
+      },
+    ],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-force-ignored',
+    guarantee: '`replay --verify --force` switches reads despite the differences',
+    edits: [{ file: 'src/replay/rebuild-projection.ts', search: '(!equal && !options.force)', replace: '(!equal)' }],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-no-switch-ignored',
+    guarantee: '`replay --no-switch` builds (and verifies) only; reads stay on the live tables',
+    edits: [{ file: 'src/replay/replay-arguments.ts', search: "switchReads: !values['no-switch'],", replace: 'switchReads: true,' }],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-restart-ignored',
+    guarantee: '`replay --restart` drops a half-built generation and builds a new one from the start',
+    edits: [
+      {
+        file: 'src/replay/rebuild-projection.ts',
+        search: 'if (building !== null && !options.restart)',
+        replace: 'if (building !== null)',
+      },
+    ],
+    killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-busy-exits-1',
+    guarantee: 'a second replay of a projection while one runs is refused with exit code 3',
+    edits: [{ file: 'src/replay/main.ts', search: 'exitCode = error instanceof ReplayBusyError ? 3 : 1;', replace: 'exitCode = 1;' }],
+    killers: ['test/integration/replay/replay-options.test.ts'],
   },
 ];

@@ -1,11 +1,11 @@
 /**
- * A mutant: a small, named change to `src/` that breaks one guarantee, and the test files that must fail
- * when it is applied. Each edit is an exact search text and its replacement rather than a patch, so that a
- * mutant survives unrelated edits of its file; a search text found other than exactly once makes the mutant
- * stale, and the runner refuses it.
+ * A mutant: a small, named change to `src/` (or `stack/`, what `npm start` runs) that breaks one guarantee,
+ * and the test files that must fail when it is applied. Each edit is an exact search text and its
+ * replacement rather than a patch, so that a mutant survives unrelated edits of its file; a search text found
+ * other than exactly once makes the mutant stale, and the runner refuses it.
  */
 export type MutantEdit = {
-  /** Path from the repository root. */
+  /** Path from the repository root (under `src/` or `stack/`). */
   readonly file: string;
   readonly search: string;
   readonly replace: string;
