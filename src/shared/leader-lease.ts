@@ -7,7 +7,11 @@ import { sleep } from './sleep.js';
  * takes over on its next try. The same connection also LISTENs, since it is already held open.
  */
 export type LeaderLease = {
-  /** Resolves once this process holds the lease; tries every `retryMs` until then or until `signal` aborts. */
+  /**
+   * Resolves true once this process holds the lease, trying every `retryMs`; false if `signal` aborts first.
+   * Rejects if the lease connection is lost meanwhile (a Postgres restart): a standby left without it could
+   * never take over, so its role must exit and be started again.
+   */
   acquire(signal: AbortSignal): Promise<boolean>;
   /** Aborted when the lease connection fails: leadership is no longer certain, stop working at once. */
   readonly lost: AbortSignal;
@@ -39,6 +43,7 @@ export async function createLeaderLease(options: {
         if (result.rows[0]?.acquired) return (held = true);
         await sleep(options.retryMs, signal);
       }
+      if (lost.signal.aborted) throw new Error('lease connection lost while waiting for the lease', { cause: lost.signal.reason });
       return false;
     },
     async listen(channel, onNotify) {
