@@ -61,6 +61,18 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/relay/relay-guarantees.test.ts', 'test/integration/fanout/fanout.test.ts'],
   },
   {
+    name: 'standby-waits-forever-after-lost-connection',
+    guarantee: 'a standby whose lease connection is lost while it waits fails its role (to be restarted) instead of waiting forever',
+    edits: [
+      {
+        file: 'src/shared/leader-lease.ts',
+        search: "      if (lost.signal.aborted) throw new Error('lease connection lost while waiting for the lease', { cause: lost.signal.reason });\n",
+        replace: '',
+      },
+    ],
+    killers: ['test/integration/shared/leader-lease.test.ts'],
+  },
+  {
     name: 'relay-checkpoint-only-in-memory',
     guarantee: 'the relay stores its checkpoint after each acknowledged batch: an orderly stop leaves it at the last published event',
     edits: [
