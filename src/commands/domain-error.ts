@@ -10,7 +10,11 @@ export type DomainErrorCode =
   | 'too_long'
   | 'invalid_characters'
   | 'invalid_client_msg_id'
-  | 'client_msg_id_conflict';
+  | 'client_msg_id_conflict'
+  /** The caller blocked the conversation: it stays readable, nothing can be sent in it. */
+  | 'blocked'
+  /** The caller takes part but may not do this (delete the other participant's message). */
+  | 'forbidden';
 
 export class DomainError extends Error {
   override readonly name = 'DomainError';

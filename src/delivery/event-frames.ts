@@ -28,7 +28,8 @@ export const newMessageFrame = z.object({
   data: z.object({
     id: z.string(),
     sender_id: userId,
-    message: z.string(),
+    /** Null when the message has been deleted for everyone since (a catch-up of an erased message). */
+    message: z.string().nullable(),
     timestamp: isoTime,
     read_at: z.null(),
     client_msg_id: z.string().nullable(),
@@ -144,6 +145,10 @@ export function eventFrame(event: FrameableEvent): EventFrame {
         },
       };
     }
+    case 'ConversationBlocked':
+    case 'ConversationUnblocked':
+    case 'MessageDeleted':
+      throw new UnframeableEventError(`${domainEvent.type} has no frame yet`);
     default: {
       const unknown: never = domainEvent;
       throw new UnframeableEventError(`unknown event ${JSON.stringify(unknown)}`);

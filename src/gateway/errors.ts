@@ -70,6 +70,8 @@ const DOMAIN: Record<DomainErrorCode, Mapping> = {
   invalid_characters: { status: 400, rest: 'invalid_characters', ws: 'invalid_characters' },
   invalid_client_msg_id: { status: 400, rest: 'invalid_client_msg_id', ws: 'invalid_client_msg_id' },
   client_msg_id_conflict: { status: 409, rest: 'client_msg_id_conflict', ws: 'client_msg_id_conflict' },
+  blocked: { status: 403, rest: 'blocked', ws: 'blocked' },
+  forbidden: { status: 403, rest: 'forbidden', ws: 'forbidden' },
 };
 
 const INTERNAL: Mapping = { status: 500, rest: 'internal', ws: 'internal' };

@@ -94,7 +94,7 @@ export function foldReadModel(events: readonly RecordedEvent[]): ReadModel {
       });
       discussion['last_message_content'] = event.data.content;
       discussion['last_message_at'] = ms(event.data.sent_at);
-    } else {
+    } else if (event.type === 'MessagesRead') {
       for (const message of list) {
         if (message['sender_id'] !== event.data.reader_id && (message['version'] as number) <= event.data.up_to_version) {
           message['read_at'] ??= ms(event.data.read_at);

@@ -78,7 +78,8 @@ export type SentMessage = {
   readonly id: string;
   readonly conversationId: string;
   readonly senderId: number;
-  readonly content: string;
+  /** Null when the message was deleted for everyone (a retry of it finds its text erased). */
+  readonly content: string | null;
   readonly clientMsgId: string | null;
   readonly sentAt: string;
   /** The message's event version inside the conversation: its `seq`. */

@@ -100,3 +100,115 @@ describe('MarkConversationRead', () => {
     spec.given([started]).when(read(5)).thenThrows('not_found');
   });
 });
+
+const blocked = (by: number, user: number): ConversationEvent => ({
+  type: 'ConversationBlocked',
+  data: { blocked_by: by, blocked_user_id: user, blocked_at: at },
+});
+const unblocked = (by: number, user: number): ConversationEvent => ({
+  type: 'ConversationUnblocked',
+  data: { unblocked_by: by, unblocked_user_id: user, unblocked_at: at },
+});
+
+describe('BlockConversation', () => {
+  const block = (userId: number) => ({ type: 'BlockConversation', userId, now }) as const;
+
+  it('records who blocked whom', () => {
+    spec.given([started]).when(block(42)).then([blocked(42, 7)]);
+  });
+
+  it('changes nothing when the blocker blocks again', () => {
+    spec.given([started, blocked(42, 7)]).when(block(42)).then([]);
+  });
+
+  it('answers not_found to the blocked user, for whom the conversation no longer exists, and to strangers', () => {
+    spec.given([started, blocked(42, 7)]).when(block(7)).thenThrows('not_found');
+    spec.given([started]).when(block(5)).thenThrows('not_found');
+    spec.given([]).when(block(7)).thenThrows('not_found');
+  });
+
+  it('can block again after an unblock', () => {
+    spec.given([started, blocked(42, 7), unblocked(42, 7)]).when(block(7)).then([blocked(7, 42)]);
+  });
+});
+
+describe('UnblockConversation', () => {
+  const unblock = (userId: number) => ({ type: 'UnblockConversation', userId, now }) as const;
+
+  it('lets the blocker unblock', () => {
+    spec.given([started, blocked(42, 7)]).when(unblock(42)).then([unblocked(42, 7)]);
+  });
+
+  it('answers not_found to the blocked user', () => {
+    spec.given([started, blocked(42, 7)]).when(unblock(7)).thenThrows('not_found');
+  });
+
+  it('changes nothing on a conversation that is not blocked', () => {
+    spec.given([started]).when(unblock(7)).then([]);
+    spec.given([started, blocked(42, 7), unblocked(42, 7)]).when(unblock(42)).then([]);
+  });
+});
+
+describe('while blocked', () => {
+  const send = (senderId: number) => ({ type: 'SendMessage', senderId, messageId: 'm9', content: 'hi', clientMsgId: null, now }) as const;
+  const read = (readerId: number) => ({ type: 'MarkConversationRead', readerId, now }) as const;
+
+  it('refuses the blocker a send with blocked, and the blocked user with not_found', () => {
+    spec.given([started, blocked(42, 7)]).when(send(42)).thenThrows('blocked');
+    spec.given([started, blocked(42, 7)]).when(send(7)).thenThrows('not_found');
+  });
+
+  it('lets the blocker mark read, not the blocked user', () => {
+    spec
+      .given([started, sent(7, 'm1'), blocked(42, 7)])
+      .when(read(42))
+      .then([{ type: 'MessagesRead', data: { reader_id: 42, up_to_version: 2, read_at: at } }]);
+    spec.given([started, sent(42, 'm1'), blocked(42, 7)]).when(read(7)).thenThrows('not_found');
+  });
+
+  it('lets both send again after the unblock', () => {
+    spec.given([started, blocked(42, 7), unblocked(42, 7)]).when(send(7)).then([expect.anything() as never]);
+    spec.given([started, blocked(42, 7), unblocked(42, 7)]).when(send(42)).then([expect.anything() as never]);
+  });
+});
+
+describe('DeleteMessage', () => {
+  const stored = { id: 'm1', version: 2, senderId: 42 };
+  const del = (requesterId: number, message: typeof stored | null = stored) =>
+    ({ type: 'DeleteMessage', requesterId, message, now }) as const;
+  const deleted: ConversationEvent = {
+    type: 'MessageDeleted',
+    data: { message_id: 'm1', message_version: 2, deleted_by: 42, deleted_at: at },
+  };
+
+  it('lets the sender delete their message for everyone', () => {
+    spec.given([started, sent(42, 'm1')]).when(del(42)).then([deleted]);
+  });
+
+  it('changes nothing when the message is deleted again', () => {
+    spec.given([started, sent(42, 'm1'), deleted]).when(del(42)).then([]);
+  });
+
+  it('refuses the other participant with forbidden', () => {
+    spec.given([started, sent(42, 'm1')]).when(del(7)).thenThrows('forbidden');
+  });
+
+  it('answers not_found for a message not in the conversation, to strangers and to the blocked user', () => {
+    spec.given([started, sent(42, 'm1')]).when(del(42, null)).thenThrows('not_found');
+    spec.given([started, sent(42, 'm1')]).when(del(5)).thenThrows('not_found');
+    spec.given([started, sent(42, 'm1'), blocked(7, 42)]).when(del(42)).thenThrows('not_found');
+  });
+
+  it('lets a blocker delete their own message while the conversation is blocked', () => {
+    spec.given([started, sent(42, 'm1'), blocked(42, 7)]).when(del(42)).then([deleted]);
+  });
+});
+
+describe('evolve and snapshots', () => {
+  it('keeps the block and the deletions through a snapshot', () => {
+    const events = [started, sent(42, 'm1'), blocked(42, 7), { type: 'MessageDeleted', data: { message_id: 'm1', message_version: 2, deleted_by: 42, deleted_at: at } } as ConversationEvent];
+    const state = events.reduce(conversationDecider.evolve, conversationDecider.initialState());
+    expect(state).toMatchObject({ version: 4, blockedBy: 42, deleted: { m1: at } });
+    expect(conversationDecider.parseSnapshot(JSON.parse(JSON.stringify(state)))).toEqual(state);
+  });
+});

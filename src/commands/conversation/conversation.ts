@@ -4,8 +4,11 @@ import { DomainError } from '../domain-error.js';
 import {
   CONVERSATION_STREAM_TYPE,
   conversationEvent,
+  type ConversationBlocked,
   type ConversationEvent,
   type ConversationStarted,
+  type ConversationUnblocked,
+  type MessageDeleted,
   type MessageSent,
   type MessagesRead,
 } from './events.js';
@@ -36,7 +39,37 @@ export type MarkConversationRead = {
   readonly now: Date;
 };
 
-export type ConversationCommand = StartConversation | SendMessage | MarkConversationRead;
+/** An unmatch: the conversation vanishes for the other participant until `UnblockConversation`. */
+export type BlockConversation = {
+  readonly type: 'BlockConversation';
+  readonly userId: number;
+  readonly now: Date;
+};
+
+export type UnblockConversation = {
+  readonly type: 'UnblockConversation';
+  readonly userId: number;
+  readonly now: Date;
+};
+
+/** A message of this conversation as the log has it: what a delete is decided on. */
+export type StoredMessage = { readonly id: string; readonly version: number; readonly senderId: number };
+
+export type DeleteMessage = {
+  readonly type: 'DeleteMessage';
+  readonly requesterId: number;
+  /** The message to delete, read from this conversation's log; null when it has no such message. */
+  readonly message: StoredMessage | null;
+  readonly now: Date;
+};
+
+export type ConversationCommand =
+  | StartConversation
+  | SendMessage
+  | MarkConversationRead
+  | BlockConversation
+  | UnblockConversation
+  | DeleteMessage;
 
 //// State
 
@@ -55,6 +88,10 @@ const activeState = z.object({
   version: z.number().int(),
   user1: participant,
   user2: participant,
+  /** The participant who blocked the conversation; null when it is not blocked. */
+  blockedBy: z.number().int().nullable(),
+  /** When each deleted message was deleted, by message id (deletes are rare: this stays small). */
+  deleted: z.record(z.string(), z.string()),
 });
 
 export type Participant = z.infer<typeof participant>;
@@ -64,6 +101,19 @@ export const initialState = (): ConversationState => ({ status: 'Empty' });
 
 export function isParticipant(state: ConversationState, userId: number): boolean {
   return state.status === 'Active' && (state.user1.id === userId || state.user2.id === userId);
+}
+
+/**
+ * Whether the conversation exists for `userId`: a participant, and not the one it was blocked against (for
+ * the blocked user a blocked conversation does not exist at all).
+ */
+export function isVisibleTo(state: ConversationState, userId: number): boolean {
+  return isParticipant(state, userId) && (state.status !== 'Active' || state.blockedBy === null || state.blockedBy === userId);
+}
+
+/** When the message was deleted for everyone, or null when it was not. */
+export function deletedAt(state: ConversationState, messageId: string): string | null {
+  return state.status === 'Active' ? (state.deleted[messageId] ?? null) : null;
 }
 
 //// Decisions
@@ -92,8 +142,15 @@ function startConversation(command: StartConversation, state: ConversationState)
   ];
 }
 
+/** The state of a conversation `userId` can see, else `not_found` (missing, a stranger's, or blocked against them). */
+function visibleTo(state: ConversationState, userId: number): z.infer<typeof activeState> {
+  if (state.status !== 'Active' || !isVisibleTo(state, userId)) throw notFound();
+  return state;
+}
+
 function sendMessage(command: SendMessage, state: ConversationState): MessageSent[] {
-  if (!isParticipant(state, command.senderId)) throw notFound();
+  const active = visibleTo(state, command.senderId);
+  if (active.blockedBy !== null) throw new DomainError('blocked', 'you blocked this conversation: unblock it to send');
   assertValidMessageContent(command.content);
   return [
     {
@@ -111,13 +168,71 @@ function sendMessage(command: SendMessage, state: ConversationState): MessageSen
 
 /** Reading is idempotent: with nothing unread, there is nothing to record. */
 function markConversationRead(command: MarkConversationRead, state: ConversationState): MessagesRead[] {
-  if (state.status !== 'Active' || !isParticipant(state, command.readerId)) throw notFound();
-  const [reader, other] = state.user1.id === command.readerId ? [state.user1, state.user2] : [state.user2, state.user1];
+  const active = visibleTo(state, command.readerId);
+  const [reader, other] = active.user1.id === command.readerId ? [active.user1, active.user2] : [active.user2, active.user1];
   if (other.lastSentVersion <= reader.readUpTo) return [];
   return [
     {
       type: 'MessagesRead',
       data: { reader_id: reader.id, up_to_version: other.lastSentVersion, read_at: command.now.toISOString() },
+    },
+  ];
+}
+
+const otherParticipantOf = (state: z.infer<typeof activeState>, userId: number): number =>
+  state.user1.id === userId ? state.user2.id : state.user1.id;
+
+/** Blocking twice changes nothing. */
+function blockConversation(command: BlockConversation, state: ConversationState): ConversationBlocked[] {
+  const active = visibleTo(state, command.userId);
+  if (active.blockedBy === command.userId) return [];
+  return [
+    {
+      type: 'ConversationBlocked',
+      data: {
+        blocked_by: command.userId,
+        blocked_user_id: otherParticipantOf(active, command.userId),
+        blocked_at: command.now.toISOString(),
+      },
+    },
+  ];
+}
+
+/** Only the blocker can unblock (for the other the conversation does not exist); unblocking an open one changes nothing. */
+function unblockConversation(command: UnblockConversation, state: ConversationState): ConversationUnblocked[] {
+  const active = visibleTo(state, command.userId);
+  if (active.blockedBy === null) return [];
+  return [
+    {
+      type: 'ConversationUnblocked',
+      data: {
+        unblocked_by: command.userId,
+        unblocked_user_id: otherParticipantOf(active, command.userId),
+        unblocked_at: command.now.toISOString(),
+      },
+    },
+  ];
+}
+
+/**
+ * Only the sender deletes a message for everyone, also while they have the conversation blocked (taking a
+ * message back is what a user who blocks may want most). Deleting it again changes nothing.
+ */
+function deleteMessage(command: DeleteMessage, state: ConversationState): MessageDeleted[] {
+  visibleTo(state, command.requesterId);
+  const { message } = command;
+  if (!message) throw new DomainError('not_found', 'message not found');
+  if (message.senderId !== command.requesterId) throw new DomainError('forbidden', 'only its sender can delete a message');
+  if (deletedAt(state, message.id) !== null) return [];
+  return [
+    {
+      type: 'MessageDeleted',
+      data: {
+        message_id: message.id,
+        message_version: message.version,
+        deleted_by: command.requesterId,
+        deleted_at: command.now.toISOString(),
+      },
     },
   ];
 }
@@ -130,6 +245,12 @@ export function decide(command: ConversationCommand, state: ConversationState): 
       return sendMessage(command, state);
     case 'MarkConversationRead':
       return markConversationRead(command, state);
+    case 'BlockConversation':
+      return blockConversation(command, state);
+    case 'UnblockConversation':
+      return unblockConversation(command, state);
+    case 'DeleteMessage':
+      return deleteMessage(command, state);
     default: {
       const unknown: never = command;
       throw new Error(`unknown command ${JSON.stringify(unknown)}`);
@@ -159,6 +280,8 @@ export function evolve(state: ConversationState, event: ConversationEvent): Conv
         version: 1,
         user1: fresh(event.data.user1_id),
         user2: fresh(event.data.user2_id),
+        blockedBy: null,
+        deleted: {},
       };
     }
     case 'MessageSent': {
@@ -173,6 +296,22 @@ export function evolve(state: ConversationState, event: ConversationEvent): Conv
         readUpTo: Math.max(p.readUpTo, event.data.up_to_version),
       }));
     }
+    case 'ConversationBlocked': {
+      if (state.status !== 'Active') return state;
+      return { ...state, version: state.version + 1, blockedBy: event.data.blocked_by };
+    }
+    case 'ConversationUnblocked': {
+      if (state.status !== 'Active') return state;
+      return { ...state, version: state.version + 1, blockedBy: null };
+    }
+    case 'MessageDeleted': {
+      if (state.status !== 'Active') return state;
+      return {
+        ...state,
+        version: state.version + 1,
+        deleted: { ...state.deleted, [event.data.message_id]: event.data.deleted_at },
+      };
+    }
     default: {
       const unknown: never = event;
       throw new Error(`unknown event ${JSON.stringify(unknown)}`);
@@ -186,7 +325,7 @@ export const conversationDecider: Decider<ConversationCommand, ConversationEvent
   decide,
   evolve,
   parseEvent: (recorded) => conversationEvent.parse({ type: recorded.type, data: recorded.data }),
-  snapshotSchema: 1,
+  snapshotSchema: 2,
   parseSnapshot: (json) => {
     const parsed = activeState.safeParse(json);
     return parsed.success ? parsed.data : null;

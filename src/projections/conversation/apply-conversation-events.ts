@@ -50,7 +50,7 @@ type MessageRow = {
   readonly id: string;
   readonly conv_id: string;
   readonly sender_id: number;
-  readonly msg: string;
+  readonly msg: string | null;
   readonly time: number;
   read_at: number | null;
   readonly client_msg_id: string | null;
@@ -231,6 +231,10 @@ function foldConversation(
         target.updated_at = Math.max(target.updated_at, readAt);
         break;
       }
+      case 'ConversationBlocked':
+      case 'ConversationUnblocked':
+      case 'MessageDeleted':
+        throw new Error(`${event.type} is not projected yet`);
       default: {
         const unknown: never = event;
         throw new Error(`unknown event ${JSON.stringify(unknown)}`);

@@ -19,7 +19,8 @@ export type Message = {
   readonly id: string;
   readonly conv_id: string;
   readonly sender_id: number;
-  readonly msg: string;
+  /** Null for a message deleted for everyone (a tombstone). */
+  readonly msg: string | null;
   readonly time: string;
   readonly read_at: string | null;
   readonly client_msg_id: string | null;
