@@ -23,6 +23,6 @@ COPY migrations ./migrations
 COPY --from=build /app/dist ./dist
 USER node
 # GET /health on the role's ops port; OPS_PORT must name it (9100 gateway, 9101 relay, 9102 projector,
-# 9103 fan-out: docker-compose.yml sets it per service).
+# 9103 fan-out, 9104 notifier: docker-compose.yml sets it per service).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["node", "dist/healthcheck/main.js"]
 CMD ["node", "dist/gateway/main.js"]

@@ -155,6 +155,7 @@ async function startNats(): Promise<{ url: string; note: string; passwords?: Rec
       stream: config.NATS_STREAM,
       projectorDurable: config.PROJECTOR_DURABLE,
       fanoutDurable: config.FANOUT_DURABLE,
+      notifierDurable: config.NOTIFIER_DURABLE,
     },
     passwords,
   );

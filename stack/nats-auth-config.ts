@@ -29,7 +29,7 @@ export function renderAuthorization(users: readonly NatsUser[]): string {
  * Regenerate with `npm run -s nats-config > deploy/nats/authorization.conf`; a test keeps the two equal.
  */
 export function composeAuthorization(): string {
-  const scope = { subjectPrefix: 'chat', stream: 'CHAT_EVENTS', projectorDurable: 'projector', fanoutDurable: 'fanout' };
+  const scope = { subjectPrefix: 'chat', stream: 'CHAT_EVENTS', projectorDurable: 'projector', fanoutDurable: 'fanout', notifierDurable: 'notifier' };
   const passwords = Object.fromEntries(NATS_ROLES.map((role) => [role, { env: passwordVariable(role) }])) as Record<NatsRole, NatsPassword>;
   return `# Generated from stack/nats-permissions.ts by \`npm run -s nats-config\`; do not edit by hand.\n${renderAuthorization(roleUsers(scope, passwords))}`;
 }

@@ -9,14 +9,14 @@ import { allDeliverySubjects, allEventsSubject, allSignalSubjects, inboxPrefix }
  */
 
 /** The roles that connect to NATS; each is its own NATS user, named after the role. */
-export const NATS_ROLES = ['relay', 'projector', 'fanout', 'gateway'] as const;
+export const NATS_ROLES = ['relay', 'projector', 'fanout', 'gateway', 'notifier'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 export type NatsPermissions = { readonly publish: readonly string[]; readonly subscribe: readonly string[] };
 
 /**
  * The names the subjects are built from, as the roles are configured (NATS_SUBJECT_PREFIX, NATS_STREAM,
- * PROJECTOR_DURABLE, FANOUT_DURABLE). A test run serves many test files, each with its own random prefix,
+ * PROJECTOR_DURABLE, FANOUT_DURABLE, NOTIFIER_DURABLE). A test run serves many test files, each with its own random prefix,
  * stream and durables, from one server: there each is `*` (any one token), and only the role's part of the
  * subject tree is checked.
  */
@@ -25,10 +25,11 @@ export type NatsScope = {
   readonly stream: string;
   readonly projectorDurable: string;
   readonly fanoutDurable: string;
+  readonly notifierDurable: string;
 };
 
 /** Every token a test file may choose. */
-export const ANY_SCOPE: NatsScope = { subjectPrefix: '*', stream: '*', projectorDurable: '*', fanoutDurable: '*' };
+export const ANY_SCOPE: NatsScope = { subjectPrefix: '*', stream: '*', projectorDurable: '*', fanoutDurable: '*', notifierDurable: '*' };
 
 const JS_API = '$JS.API';
 
@@ -75,6 +76,9 @@ export function rolePermissions(role: NatsRole, scope: NatsScope): NatsPermissio
         ],
         subscribe: [ownInbox],
       };
+    case 'notifier':
+      // Reads events only: its notifications go to Redis, never to NATS.
+      return { publish: durableConsumer(stream, scope.notifierDurable), subscribe: [ownInbox] };
     case 'gateway':
       // No JetStream, no events, and never a delivery subject: typing goes on signal subjects.
       return { publish: [allSignalSubjects(prefix)], subscribe: [allDeliverySubjects(prefix), allSignalSubjects(prefix)] };
@@ -110,7 +114,7 @@ export function operatorUser(password: NatsPassword): NatsUser {
 /** A fresh random password for each role, for servers started with the roles (`npm start`, tests, load tool). */
 export function generatePasswords(): Record<NatsRole, string> {
   const password = (): string => randomBytes(24).toString('base64url');
-  return { relay: password(), projector: password(), fanout: password(), gateway: password() };
+  return { relay: password(), projector: password(), fanout: password(), gateway: password(), notifier: password() };
 }
 
 /**

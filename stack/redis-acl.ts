@@ -1,9 +1,10 @@
 /**
- * Least privilege on Redis: the one user the service needs, the gateway's (only the gateway talks to Redis).
- * Its keys are its own prefix (rate limits) and, read-only, Matcha's
- * `blacklist:*` (revoked tokens); its commands are those it sends and those its scripts run (Redis checks
- * a script's commands against the caller's ACL too). docker-compose.yml holds the same rule, as the test of
- * this module checks.
+ * Least privilege on Redis: a user per role that talks to Redis, the gateway and the notifier. The gateway's
+ * keys are its own prefix (rate limits, socket leases) and, read-only, Matcha's `blacklist:*` (revoked
+ * tokens). The notifier reads the gateways' socket leases, writes its own notified keys, and publishes on
+ * Matcha's channel only. Each user's commands are those it sends and those its scripts run (Redis checks a
+ * script's commands against the caller's ACL too). docker-compose.yml holds the same rules, as the tests of
+ * this module check.
  */
 
 export const GATEWAY_REDIS_USER = 'gateway';
@@ -31,5 +32,31 @@ export function gatewayRedisAcl(keyPrefix: string): string[] {
     '+zadd',
     '+pexpire',
     '+zrange',
+  ];
+}
+
+export const NOTIFIER_REDIS_USER = 'notifier';
+
+/**
+ * The ACL rule of the notifier's user, without its password: the gateways' socket leases read-only, its
+ * notified keys, and publishing on `channel` (Matcha's NOTIFICATIONS_CHANNEL), nothing else.
+ */
+export function notifierRedisAcl(keyPrefix: string, channel: string): string[] {
+  return [
+    'on',
+    'resetchannels',
+    `&${channel}`,
+    `%R~${keyPrefix}sockets:*`,
+    `~${keyPrefix}notified:*`,
+    '-@all',
+    // ioredis: the ready check on connect, readiness probe, graceful close.
+    '+info',
+    '+ping',
+    '+quit',
+    // open-sockets.ts; publish-once.ts's script, and what it runs.
+    '+zcount',
+    '+eval',
+    '+set',
+    '+publish',
   ];
 }

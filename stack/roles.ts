@@ -4,6 +4,7 @@ export const ROLES = [
   { name: 'projector', entry: 'src/projections/main.ts' },
   { name: 'fanout', entry: 'src/fanout/main.ts' },
   { name: 'gateway', entry: 'src/gateway/main.ts' },
+  { name: 'notifier', entry: 'src/notifier/main.ts' },
 ] as const;
 
 export type RoleSpec = { readonly name: string; readonly entry: string };

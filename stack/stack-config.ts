@@ -25,6 +25,7 @@ const stackSchema = z.object({
   NATS_STREAM: configSchemas.base.shape.NATS_STREAM,
   PROJECTOR_DURABLE: configSchemas.projector.shape.PROJECTOR_DURABLE,
   FANOUT_DURABLE: configSchemas.fanout.shape.FANOUT_DURABLE,
+  NOTIFIER_DURABLE: configSchemas.notifier.shape.NOTIFIER_DURABLE,
   /** Echo the Postgres, NATS and Redis servers' own log lines. */
   STACK_SERVER_LOGS: z.stringbool().default(false),
 });

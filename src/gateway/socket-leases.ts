@@ -35,6 +35,14 @@ return 1`;
 const LEASES_PER_ROUND_TRIP = 1_000;
 
 /**
+ * The sorted set of `userId`'s socket leases (member: lease id, score: expiry in ms): a member whose score
+ * is still ahead is an open socket on some gateway. The notifier reads it (notifier/open-sockets.ts).
+ */
+export function socketLeasesKey(keyPrefix: string, userId: number): string {
+  return `${keyPrefix}sockets:${userId}`;
+}
+
+/**
  * The per-user socket cap across gateways: each open socket holds a lease in Redis under its user, with an
  * expiry its gateway pushes forward every `ttlMs / 3`. A socket's close frees its place at once; a gateway
  * that dies stops renewing, and its sockets' places free themselves within `ttlMs`.
@@ -47,7 +55,7 @@ export function createSocketLeases(deps: {
   readonly clock: () => Date;
   readonly logger: Logger;
 }): SocketLeases {
-  const key = (userId: number) => `${deps.keyPrefix}sockets:${userId}`;
+  const key = (userId: number) => socketLeasesKey(deps.keyPrefix, userId);
   return {
     async acquire(userId) {
       const id = randomUUID();

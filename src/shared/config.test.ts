@@ -9,11 +9,12 @@ describe('DATABASE_POOL_SIZE', () => {
     expect(loadConfig(configSchemas.projector, env).DATABASE_POOL_SIZE).toBe(4);
     expect(loadConfig(configSchemas.relay, env).DATABASE_POOL_SIZE).toBe(2);
     expect(loadConfig(configSchemas.fanout, env).DATABASE_POOL_SIZE).toBe(2);
+    expect(loadConfig(configSchemas.notifier, env).DATABASE_POOL_SIZE).toBe(2);
     expect(loadConfig(configSchemas.replay, env).DATABASE_POOL_SIZE).toBe(2);
   });
 
   it('is read by every role that opens a pool', () => {
-    for (const schema of [configSchemas.gateway, configSchemas.projector, configSchemas.relay, configSchemas.fanout, configSchemas.replay]) {
+    for (const schema of [configSchemas.gateway, configSchemas.projector, configSchemas.relay, configSchemas.fanout, configSchemas.notifier, configSchemas.replay]) {
       expect(loadConfig(schema, { ...env, DATABASE_POOL_SIZE: '7' }).DATABASE_POOL_SIZE).toBe(7);
     }
   });

@@ -87,6 +87,18 @@ const fanoutSchema = baseSchema.extend({
   FANOUT_LEASE_RETRY_MS: positiveInt.default(1_000).describe('how often a standby fan-out tries to take over'),
 });
 
+const notifierSchema = baseSchema.extend({
+  OPS_PORT: opsPort(9104),
+  // The participants on a cache miss and one block lookup per batch.
+  DATABASE_POOL_SIZE: databasePoolSize(2),
+  NOTIFIER_DURABLE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notifier').describe('JetStream durable name'),
+  NOTIFIER_ACK_WAIT_MS: positiveInt.min(500).default(5_000).describe('redelivery delay of an event not acked (a crash)'),
+  NOTIFIER_CACHE_SIZE: positiveInt.default(100_000).describe('conversations whose participants stay in memory'),
+  NOTIFIER_DEDUP_DAYS: positiveInt.max(365).default(7).describe('how long a message is remembered as notified: longer than any outage of the notifier'),
+  NOTIFICATIONS_CHANNEL: z.string().default('notifications').describe('Redis channel of Matcha\'s notify service; empty turns notifications off'),
+  REDIS_KEY_PREFIX: z.string().default('').describe('the gateways\' prefix: their socket leases are read there, and the notified keys written'),
+});
+
 /** Signs development tokens only; a production gateway refuses to start with it (or without JWT_SECRET). */
 export const DEVELOPMENT_ONLY_JWT_SECRET = 'dev-secret-change-me';
 
@@ -157,6 +169,7 @@ export type RelayConfig = z.infer<typeof relaySchema>;
 export type ProjectorConfig = z.infer<typeof projectorSchema>;
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 export type FanoutConfig = z.infer<typeof fanoutSchema>;
+export type NotifierConfig = z.infer<typeof notifierSchema>;
 export type ReplayConfig = z.infer<typeof replaySchema>;
 
 /** `node dist/healthcheck/main.js`, the image's HEALTHCHECK: where this container's role serves /health. */
@@ -167,7 +180,7 @@ const healthcheckSchema = z.object({
     .int()
     .min(1)
     .max(65_535)
-    .describe('the role\'s ops port, required: 9100 gateway, 9101 relay, 9102 projector, 9103 fan-out'),
+    .describe('the role\'s ops port, required: 9100 gateway, 9101 relay, 9102 projector, 9103 fan-out, 9104 notifier'),
 });
 
 export const configSchemas = {
@@ -176,6 +189,7 @@ export const configSchemas = {
   projector: projectorSchema,
   gateway: gatewaySchema,
   fanout: fanoutSchema,
+  notifier: notifierSchema,
   replay: replaySchema,
   healthcheck: healthcheckSchema,
 } as const;
@@ -190,6 +204,7 @@ const schemaVariables = {
   projector: projectorSchema,
   gateway: gatewayVariables,
   fanout: fanoutSchema,
+  notifier: notifierSchema,
   replay: replaySchema,
   healthcheck: healthcheckSchema,
 } as const satisfies Record<keyof typeof configSchemas, z.ZodObject>;

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import type { Logger } from './logger.js';
 
 /**
  * One Redis client; `close()` is `quit()`. Callers that subscribe take a `duplicate()`.
@@ -16,5 +17,18 @@ export function createRedis(url: string): Redis {
     retryStrategy: (attempt) => Math.min(attempt * 50, 500),
     enableAutoPipelining: true,
     lazyConnect: false,
+  });
+}
+
+/** ioredis reports every failed reconnection attempt (and prints them itself with no listener): one line per outage. */
+export function logRedisOutages(redis: Redis, logger: Logger): void {
+  let down = false;
+  redis.on('error', (error: NodeJS.ErrnoException) => {
+    if (!down) logger.warn({ code: error.code, reason: error.message }, 'Redis connection lost; reconnecting');
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) logger.info('Redis connection back');
+    down = false;
   });
 }

@@ -36,6 +36,7 @@ const ENTRY_CONFIG: Record<string, keyof typeof configSchemas> = {
   'dist/projections/main.js': 'projector',
   'dist/fanout/main.js': 'fanout',
   'dist/gateway/main.js': 'gateway',
+  'dist/notifier/main.js': 'notifier',
   'dist/healthcheck/main.js': 'healthcheck',
 };
 const roleServices = services.filter(([, service]) => service.build !== undefined);
@@ -83,7 +84,7 @@ describe('docker-compose.yml', () => {
   it('runs each role from the compiled code, an entry point npm run build makes', () => {
     const build = JSON.parse(read('tsconfig.build.json').replace(/^\s*\/\/.*$/gm, '')) as { compilerOptions: Record<string, string> };
     expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
-    expect(roleServices.map(([name]) => name).sort()).toEqual(['fanout', 'gateway', 'migrate', 'projector', 'relay']);
+    expect(roleServices.map(([name]) => name).sort()).toEqual(['fanout', 'gateway', 'migrate', 'notifier', 'projector', 'relay']);
     const entries = [...roleServices.map(([, service]) => service.command), ...roleServices.map(([, service]) => service.healthcheck?.test)]
       .filter((command) => command !== undefined && command[0] !== 'NONE')
       .map((command) => {

@@ -105,11 +105,13 @@ describe('the roles as the image runs them (compiled, production dependencies on
     const projector = await startRole('projector', { ...env, ...natsRoleEnv('projector') });
     const fanout = await startRole('fanout', { ...env, ...natsRoleEnv('fanout') });
     const gateway = await startRole('gateway', { ...env, ...natsRoleEnv('gateway') });
+    const notifier = await startRole('notifier', { ...env, ...natsRoleEnv('notifier') });
     const port = (await gateway.waitForOutput(/"port":\d+[^\n]*gateway listening/)).match(/"port":(\d+)/)![1]!;
     await relay.waitForOutput(/leadership acquired/);
     await projector.waitForOutput(/projecting/);
     // The fan-out's durable starts at the stream's end when first created: nothing may be appended before.
     await fanout.waitForOutput(/fanning out/);
+    await notifier.waitForOutput(/"msg":"notifying"/);
 
     const url = `http://127.0.0.1:${port}`;
     const [tokenA, tokenB] = await Promise.all([mintToken(A), mintToken(B)]);
@@ -136,7 +138,7 @@ describe('the roles as the image runs them (compiled, production dependencies on
         () => 0,
         (error: { code?: number }) => error.code ?? -1,
       );
-    for (const name of ['relay', 'projector', 'fanout', 'gateway']) {
+    for (const name of ['relay', 'projector', 'fanout', 'gateway', 'notifier']) {
       expect(await probe(await opsPort(roles.get(name)!)), name).toBe(0);
     }
     const stopped = roles.get('relay')!;

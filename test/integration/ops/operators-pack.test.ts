@@ -45,6 +45,7 @@ const ROLES = [
   ['projector', 'src/projections/main.ts'],
   ['fanout', 'src/fanout/main.ts'],
   ['gateway', 'src/gateway/main.ts'],
+  ['notifier', 'src/notifier/main.ts'],
 ] as const;
 
 let pool: DatabasePool;
@@ -64,6 +65,8 @@ beforeAll(async () => {
   }
   await processes[2]!.waitForOutput(/fanning out/, 120_000);
   await processes[3]!.waitForOutput(/gateway listening/, 120_000);
+  // The notifier's durable starts at the stream's end: the traffic below comes after it exists.
+  await processes[4]!.waitForOutput(/"msg":"notifying"/, 120_000);
   // Some traffic, so that every role has handled an event.
   const url = `http://127.0.0.1:${gatewayPort}`;
   const token = await mintToken(31);
@@ -150,10 +153,13 @@ describe('the operators\' pack in deploy/', () => {
     });
     expect(sample(await scrape('relay'), 'chat_relay_leader')).toBe(1);
     expect(sample(await scrape('fanout'), 'chat_fanout_leader')).toBe(1);
-    await waitUntil('both consumers acked everything', async () =>
+    await waitUntil('every consumer acked everything', async () =>
       sample(await scrape('projector'), 'chat_consumer_lag_messages', 'consumer="projector"') === 0 &&
-      sample(await scrape('fanout'), 'chat_consumer_lag_messages', 'consumer="fanout"') === 0,
+      sample(await scrape('fanout'), 'chat_consumer_lag_messages', 'consumer="fanout"') === 0 &&
+      sample(await scrape('notifier'), 'chat_consumer_lag_messages', 'consumer="notifier"') === 0,
     );
+    // User 32 has no socket: the one message was notified.
+    expect(sample(await scrape('notifier'), 'chat_notifier_messages_total', 'outcome="notified"')).toBe(1);
     for (const [role] of ROLES) expect(sample(await scrape(role), 'chat_role_ready'), role).toBe(1);
     expect(sample(await scrape('gateway'), 'chat_http_responses_total', 'code_class="2xx"')).toBe(2);
   });

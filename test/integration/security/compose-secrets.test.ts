@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { getFreePort } from '../../../stack/free-port.js';
 import { composeAuthorization } from '../../../stack/nats-auth-config.js';
 import { NATS_ROLES, passwordVariable } from '../../../stack/nats-permissions.js';
-import { gatewayRedisAcl } from '../../../stack/redis-acl.js';
+import { gatewayRedisAcl, notifierRedisAcl } from '../../../stack/redis-acl.js';
 import { startServerProcess, type ServerProcess } from '../../../stack/server-process.js';
 
 /** docker-compose.yml and the NATS authorization file it mounts: no secret written, the one permission table. */
@@ -29,6 +29,7 @@ describe('docker-compose', () => {
     expect(secrets.length).toBeGreaterThanOrEqual(8);
     for (const line of secrets) expect(line).toMatch(/:\s*\$\{[A-Z_]+:\?[^}]+\}\s*$/);
     expect(compose).toMatch(/REDIS_URL: redis:\/\/gateway:\$\{REDIS_GATEWAY_PASSWORD:\?[^}]+\}@redis:6379/);
+    expect(compose).toMatch(/REDIS_URL: redis:\/\/notifier:\$\{REDIS_NOTIFIER_PASSWORD:\?[^}]+\}@redis:6379/);
   });
 
   it('mounts the NATS authorization generated from the permission table', async () => {
@@ -37,10 +38,18 @@ describe('docker-compose', () => {
     for (const role of NATS_ROLES) expect(compose).toContain(`${passwordVariable(role)}: \${${passwordVariable(role)}:?`);
   });
 
-  it('gives Redis the gateway ACL of stack/redis-acl.ts, the default user off', () => {
-    const line = compose.split('\n').find((text) => text.trim().startsWith('--user gateway '));
-    const rule = line?.trim().replaceAll("'", '').split(/\s+/).slice(2);
-    expect(rule).toEqual(gatewayRedisAcl('chat:'));
+  it('gives Redis the gateway and notifier ACLs of stack/redis-acl.ts, the default user off', () => {
+    const ruleOf = (user: string): string[] | undefined =>
+      compose
+        .split('\n')
+        .find((text) => text.trim().startsWith(`--user ${user} `))
+        ?.trim()
+        .replaceAll("'", '')
+        .split(/\s+/)
+        .slice(2);
+    expect(ruleOf('gateway')).toEqual(gatewayRedisAcl('chat:'));
+    expect(ruleOf('notifier')).toEqual(notifierRedisAcl('chat:', 'notifications'));
+    expect(compose).toContain('NOTIFICATIONS_CHANNEL: notifications');
     expect(compose).toContain('--user default off resetpass -@all');
     expect(compose).toContain('REDIS_KEY_PREFIX: "chat:"');
   });

@@ -25,8 +25,8 @@ import { waitUntil } from '../../support/wait-until.js';
 /**
  * Least privilege on NATS, checked from outside against a nats-server of this file configured as
  * `npm start` configures it: the permission table of nats-permissions.ts for one concrete prefix, stream and
- * pair of durables (the shared test server allows any prefix, so that every test file can have its own).
- * The four roles run as processes, each logged in as its own user; the test connects with their credentials
+ * set of durables (the shared test server allows any prefix, so that every test file can have its own).
+ * The five roles run as processes, each logged in as its own user; the test connects with their credentials
  * and tries what they must not do.
  */
 
@@ -79,7 +79,7 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'matcha-nats-auth-'));
   const [natsPort, gatewayPort] = await getFreePorts(2);
   const prefix = testPrefix();
-  scope = { subjectPrefix: prefix, stream: testStreamName(prefix), projectorDurable: 'projector', fanoutDurable: 'fanout' };
+  scope = { subjectPrefix: prefix, stream: testStreamName(prefix), projectorDurable: 'projector', fanoutDurable: 'fanout', notifierDurable: 'notifier' };
   passwords = generatePasswords();
   const operatorPassword = generatePasswords().relay;
   nats = await startNatsServer({
@@ -96,17 +96,20 @@ beforeAll(async () => {
     NATS_URL: nats.url,
     PROJECTOR_DURABLE: scope.projectorDurable,
     FANOUT_DURABLE: scope.fanoutDurable,
+    NOTIFIER_DURABLE: scope.notifierDurable,
   };
   const as = (role: NatsRole) => ({ ...env, ...roleCredentialsEnv(role, passwords[role]) });
   const relay = await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env: as('relay') });
   const projector = await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env: as('projector') });
   const fanout = await spawnRole({ name: 'fanout', entry: 'src/fanout/main.ts', env: as('fanout') });
   const gateway = await spawnRole({ name: 'gateway', entry: 'src/gateway/main.ts', env: { ...as('gateway'), PORT: String(gatewayPort) } });
-  // Generous: four roles start at once on a shared machine.
+  const notifier = await spawnRole({ name: 'notifier', entry: 'src/notifier/main.ts', env: as('notifier') });
+  // Generous: five roles start at once on a shared machine.
   await gateway.waitForOutput(/gateway listening/, 90_000);
   await relay.waitForOutput(/leadership acquired/, 90_000);
   await projector.waitForOutput(/projecting/, 90_000);
   await fanout.waitForOutput(/fanning out/, 90_000);
+  await notifier.waitForOutput(/"msg":"notifying"/, 90_000);
   httpUrl = `http://127.0.0.1:${gatewayPort}`;
   for (const user of [A, B]) {
     tokens.set(user, await mintToken(user));
@@ -216,6 +219,19 @@ describe('what a role may not do', () => {
         return {
           publish: [deliverySubject(p, B), eventSubject(p, 'c'), `${api}.INFO`, `${api}.STREAM.INFO.${stream}`],
           subscribe: [`${p}.events.>`, '_INBOX.fanout.>', '_INBOX.>', '$JS.>'],
+        };
+      case 'notifier':
+        return {
+          publish: [
+            eventSubject(p, 'c'),
+            deliverySubject(p, B),
+            signalSubject(p, B),
+            `${api}.CONSUMER.MSG.NEXT.${stream}.fanout`,
+            `$JS.ACK.${stream}.projector.1.1.1.1.1`,
+            `${api}.CONSUMER.DELETE.${stream}.notifier`,
+            `${api}.STREAM.MSG.GET.${stream}`,
+          ],
+          subscribe: [`${p}.events.>`, `${p}.deliver.>`, '_INBOX.fanout.>'],
         };
     }
   };

@@ -8,23 +8,28 @@ import { pino } from 'pino';
 import { startRevocationSweep } from '../../../src/gateway/auth/revocation-sweep.js';
 import { createRateLimiter, isAllowance } from '../../../src/gateway/rate-limit.js';
 import { createSocketLeases } from '../../../src/gateway/socket-leases.js';
+import { usersWithOpenSockets } from '../../../src/notifier/open-sockets.js';
+import { notifiedKey, publishOnce } from '../../../src/notifier/publish-once.js';
 import { redisReady } from '../../../src/shared/readiness.js';
 import { createRedis } from '../../../src/shared/redis.js';
 import { getFreePort } from '../../../stack/free-port.js';
-import { GATEWAY_REDIS_USER, gatewayRedisAcl } from '../../../stack/redis-acl.js';
+import { GATEWAY_REDIS_USER, gatewayRedisAcl, NOTIFIER_REDIS_USER, notifierRedisAcl } from '../../../stack/redis-acl.js';
 import { startRedisServer, type RedisServer } from '../../../stack/redis-server.js';
 
 /**
- * The gateway's Redis user (stack/redis-acl.ts, as docker-compose sets it up) on a private redis-server
- * with the default user off: what the gateway does works, the rest is refused. `matcha` stands in for
- * Matcha's logout, which writes `blacklist:*`.
+ * The gateway's and the notifier's Redis users (stack/redis-acl.ts, as docker-compose sets them up) on a
+ * private redis-server with the default user off: what each role does works, the rest is refused. `matcha`
+ * stands in for Matcha's logout, which writes `blacklist:*`, and for its notify service, which subscribes.
  */
 
 const PREFIX = 'chat:';
 const PASSWORD = 'gateway-password-0123456789';
+const NOTIFIER_PASSWORD = 'notifier-password-0123456789';
+const CHANNEL = 'notifications';
 let root: string;
 let server: RedisServer;
 let gateway: Redis;
+let notifier: Redis;
 let matcha: Redis;
 
 beforeAll(async () => {
@@ -34,16 +39,19 @@ beforeAll(async () => {
     dir: root,
     users: [
       [GATEWAY_REDIS_USER, ...gatewayRedisAcl(PREFIX), `>${PASSWORD}`],
-      ['matcha', 'on', '>matcha-password', '~blacklist:*', '+set'],
+      [NOTIFIER_REDIS_USER, ...notifierRedisAcl(PREFIX, CHANNEL), `>${NOTIFIER_PASSWORD}`],
+      ['matcha', 'on', '>matcha-password', '~blacklist:*', `&${CHANNEL}`, '+set', '+subscribe'],
     ],
   });
   const url = new URL(server.url);
   gateway = createRedis(`redis://${GATEWAY_REDIS_USER}:${PASSWORD}@${url.host}`);
+  notifier = createRedis(`redis://${NOTIFIER_REDIS_USER}:${NOTIFIER_PASSWORD}@${url.host}`);
   matcha = new Redis(`redis://matcha:matcha-password@${url.host}`);
 });
 
 afterAll(async () => {
   gateway?.disconnect();
+  notifier?.disconnect();
   matcha?.disconnect();
   await server?.close();
   if (root) await rm(root, { recursive: true, force: true });
@@ -114,5 +122,56 @@ describe('the gateway\'s Redis user', () => {
     } finally {
       anonymous.disconnect();
     }
+  });
+});
+
+describe('the notifier\'s Redis user', () => {
+  const notification = (messageId: string) => ({
+    to_user_id: 8,
+    notif_type: '3' as const,
+    message: 'Vous avez reçu un nouveau message',
+    conversation_id: 'c-1',
+    message_id: messageId,
+    sender_id: 7,
+  });
+
+  it('does what the notifier does: reads the gateways\' socket leases, publishes once on the channel, readiness', async () => {
+    const logger = pino({ level: 'silent' });
+    const leases = createSocketLeases({ redis: gateway, keyPrefix: PREFIX, maxPerUser: 2, ttlMs: 60_000, clock: () => new Date(), logger });
+    const lease = await leases.acquire(18);
+    if (lease === 'too_many') throw new Error('no lease');
+    expect(await usersWithOpenSockets(notifier, PREFIX, [17, 18], new Date())).toEqual(new Set([18]));
+    leases.release(lease);
+
+    const listener = matcha.duplicate();
+    const heard: string[] = [];
+    listener.on('message', (_channel: string, text: string) => heard.push(text));
+    await listener.subscribe(CHANNEL);
+    try {
+      const options = { keyPrefix: PREFIX, channel: CHANNEL, ttlSeconds: 60 };
+      expect(await publishOnce(notifier, options, notification('m-1'))).toBe('published');
+      expect(await publishOnce(notifier, options, notification('m-1'))).toBe('already_notified');
+      expect(await publishOnce(notifier, options, notification('m-2'))).toBe('published');
+      await expect.poll(() => heard.length).toBe(2);
+      expect(heard.map((text) => (JSON.parse(text) as { message_id: string }).message_id)).toEqual(['m-1', 'm-2']);
+    } finally {
+      listener.disconnect();
+    }
+    await redisReady(notifier).probe();
+  });
+
+  it('refuses the rest: other channels, writing the leases or Matcha\'s keys, other commands', async () => {
+    const refused = /NOPERM|user executing the script can't/;
+    await expect(notifier.publish('other-channel', 'x')).rejects.toThrow(refused);
+    await expect(publishOnce(notifier, { keyPrefix: PREFIX, channel: 'other-channel', ttlSeconds: 60 }, notification('m-3'))).rejects.toThrow(refused);
+    await expect(notifier.eval("return redis.call('ZADD', KEYS[1], 1, 'x')", 1, `${PREFIX}sockets:8`)).rejects.toThrow(refused);
+    await expect(notifier.eval("return redis.call('SET', KEYS[1], '1')", 1, `${PREFIX}sockets:8`)).rejects.toThrow(refused);
+    await expect(notifier.eval("return redis.call('SET', KEYS[1], '1')", 1, `${PREFIX}ratelimit:x`)).rejects.toThrow(refused);
+    await expect(notifier.eval("return redis.call('SET', KEYS[1], '1')", 1, revocationKey('token-4'))).rejects.toThrow(refused);
+    await expect(notifier.call('EXISTS', revocationKey('token-4'))).rejects.toThrow(refused);
+    await expect(notifier.get(notifiedKey(PREFIX, 'm-1'))).rejects.toThrow(refused);
+    await expect(notifier.subscribe(CHANNEL)).rejects.toThrow(refused);
+    await expect(notifier.keys('*')).rejects.toThrow(refused);
+    await expect(notifier.flushall()).rejects.toThrow(refused);
   });
 });

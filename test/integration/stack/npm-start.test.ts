@@ -23,7 +23,7 @@ import { waitUntil } from '../../support/wait-until.js';
  */
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const ROLE_NAMES = ['relay', 'projector', 'fanout', 'gateway'] as const;
+const ROLE_NAMES = ['relay', 'projector', 'fanout', 'gateway', 'notifier'] as const;
 const A = 201;
 const B = 202;
 
@@ -86,7 +86,7 @@ beforeAll(async () => {
     },
   });
   await stack.waitForOutput(/\[stack\] up/, 240_000);
-  for (const ready of [/leadership acquired/, /projecting/, /fanning out/, /gateway listening/]) await stack.waitForOutput(ready, 120_000);
+  for (const ready of [/leadership acquired/, /projecting/, /fanning out/, /gateway listening/, /"msg":"notifying"/]) await stack.waitForOutput(ready, 120_000);
   const databaseUrl = /postgres\s+(postgres:\/\/\S+)/.exec(stack.output())?.[1];
   if (!databaseUrl) throw new Error(`no postgres URL in the stack's output:\n${stack.output()}`);
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 2 });
