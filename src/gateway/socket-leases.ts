@@ -6,6 +6,9 @@ import { redisUnavailable } from './redis-unavailable.js';
 /** One open socket's place in its user's count across gateways. */
 export type SocketLease = { readonly userId: number; readonly id: string };
 
+/** The sorted set of a user's leases (member: lease id, score: expiry in ms); presence reads it too. */
+export const socketLeaseKey = (keyPrefix: string, userId: number): string => `${keyPrefix}sockets:${userId}`;
+
 export type SocketLeases = {
   /**
    * Takes a place for a new socket of `userId`.
@@ -47,7 +50,7 @@ export function createSocketLeases(deps: {
   readonly clock: () => Date;
   readonly logger: Logger;
 }): SocketLeases {
-  const key = (userId: number) => `${deps.keyPrefix}sockets:${userId}`;
+  const key = (userId: number) => socketLeaseKey(deps.keyPrefix, userId);
   return {
     async acquire(userId) {
       const id = randomUUID();
