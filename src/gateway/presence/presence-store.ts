@@ -27,6 +27,8 @@ export type PresenceFacts = {
 export type PresenceWrite = { readonly facts: PresenceFacts; readonly decision: PresenceDecision };
 
 export type PresenceStore = {
+  /** Whether Redis is connected: a sweep is not queued behind a reconnection (where it would delay the requests queued with it). */
+  connected(): boolean;
   read(userId: number, now: number): Promise<PresenceFacts>;
   /**
    * The users whose look is due at `now`, at most `limit`, each claimed for `claimMs` (moved that far ahead in
@@ -128,6 +130,7 @@ export function createPresenceStore(deps: { readonly redis: Redis; readonly keyP
   const stateKey = (userId: number) => `${keyPrefix}presence:${userId}`;
   const dueKey = `${keyPrefix}presence:due`;
   return {
+    connected: () => redis.status === 'ready',
     async read(userId, now) {
       const raw = (await redis.eval(READ, 2, socketLeaseKey(keyPrefix, userId), stateKey(userId), String(now), String(userId))) as RawFacts;
       return factsOf(raw);

@@ -125,7 +125,7 @@ export function createPresence(deps: {
 
   let sweeping: Promise<unknown> | null = null;
   const timer = setInterval(() => {
-    if (sweeping) return;
+    if (sweeping || !store.connected()) return;
     sweeping = keep(sweep())
       .catch((error: unknown) => {
         logger.warn({ reason: error instanceof Error ? error.message : 'unknown error' }, 'presence sweep failed; retrying at the next tick');
