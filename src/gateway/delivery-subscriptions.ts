@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { eventFrameSchema } from '../delivery/event-frames.js';
 import { deliverySubject, signalSubject } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
-import { typingFrame, type DeliveredFrame } from './ws/delivered-frames.js';
+import { signalFrame, type DeliveredFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
   /**
@@ -14,7 +14,7 @@ export type DeliverySubscriptions = {
   /** One socket fewer; the last one unsubscribes. */
   release(userId: number): void;
   /**
-   * Publishes an ephemeral frame (typing) straight to a user's sockets, on whichever gateways hold them, on
+   * Publishes an ephemeral frame (typing, presence) straight to a user's sockets, on whichever gateways hold them, on
    * the user's signal subject: gateways may not publish on delivery subjects (only the fan-out may).
    */
   publish(userId: number, frame: object): void;
@@ -28,7 +28,7 @@ type Entry = { count: number; readonly subscriptions: readonly Subscription[]; r
 /**
  * Two core-NATS subscriptions per user with at least one socket on this gateway, shared by the user's
  * sockets, so NATS routes a user's frames only to the gateways that hold that user: the delivery subject
- * (event frames, from the fan-out) and the signal subject (typing, from gateways). Each subject accepts only
+ * (event frames, from the fan-out) and the signal subject (typing and presence, from gateways). Each subject accepts only
  * its own kind of frame, so that no gateway, whose NATS user may publish signals, can forge an event frame.
  */
 export function createDeliverySubscriptions(deps: {
@@ -76,7 +76,7 @@ export function createDeliverySubscriptions(deps: {
       }
       const subscriptions = [
         subscribe(deliverySubject(deps.subjectPrefix, userId), userId, eventFrameSchema, 'delivery'),
-        subscribe(signalSubject(deps.subjectPrefix, userId), userId, typingFrame, 'signal'),
+        subscribe(signalSubject(deps.subjectPrefix, userId), userId, signalFrame, 'signal'),
       ];
       // flush() is a round trip: once it returns, the server has processed our SUBs.
       const ready = nc.flush();

@@ -18,6 +18,8 @@ import { createDeliverySubscriptions } from './delivery-subscriptions.js';
 import { readFeedHorizon } from './feed-horizon.js';
 import { createRateLimiter } from './rate-limit.js';
 import { createSocketLeases } from './socket-leases.js';
+import { createPresence } from './presence/presence.js';
+import { createPresenceStore } from './presence/presence-store.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
@@ -42,6 +44,8 @@ export type GatewaySettings = Pick<
   | 'WS_MAX_UNAUTHENTICATED_SOCKETS'
   | 'WS_REVOCATION_CHECK_MS'
   | 'WS_SOCKET_LEASE_TTL_MS'
+  | 'PRESENCE_OFFLINE_GRACE_MS'
+  | 'PRESENCE_SWEEP_INTERVAL_MS'
   | 'WS_MAX_FRAME_BYTES'
   | 'WS_PING_INTERVAL_MS'
   | 'WS_AUTH_TIMEOUT_MS'
@@ -149,14 +153,25 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     },
   });
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
-  const leases = createSocketLeases({
-    redis,
-    keyPrefix: settings.REDIS_KEY_PREFIX,
-    maxPerUser: settings.MAX_SOCKETS_PER_USER,
-    ttlMs: settings.WS_SOCKET_LEASE_TTL_MS,
+  const presence = createPresence({
+    store: createPresenceStore({ redis, keyPrefix: settings.REDIS_KEY_PREFIX }),
+    connection: pool,
+    publish: (userId, frame) => subscriptions.publish(userId, frame),
     clock,
     logger,
+    timings: { graceMs: settings.PRESENCE_OFFLINE_GRACE_MS, leaseTtlMs: settings.WS_SOCKET_LEASE_TTL_MS },
+    sweepIntervalMs: settings.PRESENCE_SWEEP_INTERVAL_MS,
   });
+  const leases = presence.track(
+    createSocketLeases({
+      redis,
+      keyPrefix: settings.REDIS_KEY_PREFIX,
+      maxPerUser: settings.MAX_SOCKETS_PER_USER,
+      ttlMs: settings.WS_SOCKET_LEASE_TTL_MS,
+      clock,
+      logger,
+    }),
+  );
 
   const sockets = createSocketServer({
     logger,
@@ -203,6 +218,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
 
   const app = createRestApp({
     operations,
+    presence: { viewFor: (callerId, userIds) => presence.viewFor(callerId, userIds), limiter: limit('lists') },
     verifyToken,
     logger,
     newId: newUlid,
@@ -260,6 +276,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
         revocations.stop();
         clearInterval(leaseRenewal);
         await sockets.close();
+        await presence.close();
         subscriptions.close();
         // Requests still running get a moment to finish; then their connections are cut.
         const timer = setTimeout(() => server.closeAllConnections(), 5_000);

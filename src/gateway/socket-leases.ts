@@ -36,7 +36,7 @@ const LEASES_PER_ROUND_TRIP = 1_000;
 
 /**
  * The sorted set of `userId`'s socket leases (member: lease id, score: expiry in ms): a member whose score
- * is still ahead is an open socket on some gateway. The notifier reads it (notifier/open-sockets.ts).
+ * is still ahead is an open socket on some gateway. Presence and the notifier read it too.
  */
 export function socketLeasesKey(keyPrefix: string, userId: number): string {
   return `${keyPrefix}sockets:${userId}`;

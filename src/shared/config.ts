@@ -130,7 +130,10 @@ const gatewayVariables = baseSchema.extend({
   MAX_SOCKETS_PER_USER: positiveInt.max(1_000).default(10),
   WS_MAX_SOCKETS: positiveInt.default(50_000).describe('open sockets per gateway before upgrades get 503'),
   WS_MAX_UNAUTHENTICATED_SOCKETS: positiveInt.default(1_000).describe('sockets waiting for their first-frame auth before upgrades without a token get 503'),
-  WS_SOCKET_LEASE_TTL_MS: positiveInt.min(300).max(600_000).default(60_000).describe('how long a dead gateway\'s sockets still count against their users\' cap'),
+  // 45 s + one sweep: a dead gateway's users are offline within 60 s (docs/presence.md).
+  WS_SOCKET_LEASE_TTL_MS: positiveInt.min(300).max(600_000).default(45_000).describe('how long a dead gateway\'s sockets still count against their users\' cap and keep them online'),
+  PRESENCE_OFFLINE_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000).describe('how long a user whose last socket closed stays online, so that a reconnect does not flap'),
+  PRESENCE_SWEEP_INTERVAL_MS: positiveInt.min(50).max(10_000).default(1_000).describe('how often each gateway looks for users whose grace ended or whose gateway died'),
   WS_REVOCATION_CHECK_MS: positiveInt.min(100).max(15_000).default(10_000).describe('how often open sockets\' tokens are checked against revocations'),
   WS_MAX_FRAME_BYTES: positiveInt.min(1_024).max(1_048_576).default(8_192).describe('larger frames close with 1009'),
   WS_PING_INTERVAL_MS: positiveInt.default(30_000).describe('a peer that misses one ping interval is dropped'),

@@ -49,7 +49,7 @@ export function deliverySubject(prefix: string, userId: number): string {
   return `${prefix}.deliver.${userId}`;
 }
 
-/** Ephemeral frames (typing) for one user's sockets, published by gateways; never event frames. */
+/** Ephemeral frames (typing, presence) for one user's sockets, published by gateways; never event frames. */
 export function signalSubject(prefix: string, userId: number): string {
   return `${prefix}.signal.${userId}`;
 }

@@ -10,12 +10,14 @@ import { traceMetadata } from '../../event-store/event-metadata.js';
 import { REQUEST_ID_HEADER, requestTrace, TRACEPARENT_HEADER } from '../request-context.js';
 import { authenticate, type AuthenticatedEnv, type TracedEnv } from './authenticate.js';
 import { chatRoutes } from './chat-routes.js';
+import { presenceRoutes, type PresenceRouteDeps } from './presence-routes.js';
 
 export const API_PREFIX = '/api/v1/chat';
 
 /** The REST side of the gateway: `GET /health` without auth, everything else under `/api/v1/chat` with it. */
 export function createRestApp(deps: {
   readonly operations: ChatOperations;
+  readonly presence: PresenceRouteDeps;
   readonly verifyToken: VerifyToken;
   readonly logger: Logger;
   /** Request ids for requests that come without a usable one. */
@@ -68,6 +70,7 @@ export function createRestApp(deps: {
   const api = new Hono<AuthenticatedEnv>();
   api.use(authenticate(deps.verifyToken));
   api.route('/', chatRoutes(deps.operations));
+  api.route('/', presenceRoutes(deps.presence));
   app.route(API_PREFIX, api);
 
   app.notFound((c) => c.json(errorEnvelope({ message: `no route ${c.req.method} ${c.req.path}`, restCode: 'not_found' }), 404));

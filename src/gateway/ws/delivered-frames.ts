@@ -3,7 +3,7 @@ import { eventFrameSchema, type EventFrame } from '../../delivery/event-frames.j
 
 /**
  * What arrives for a user's sockets: event frames from the fan-out (with `seq` and `cursor`) on the delivery
- * subject, and ephemeral `typing` frames from gateways on the signal subject. Each subject is validated with
+ * subject, and ephemeral `typing` and `presence` frames from gateways on the signal subject. Each subject is validated with
  * its own schema at this boundary (delivery-subscriptions.ts); the text is then forwarded as is.
  */
 
@@ -14,8 +14,17 @@ export const typingFrame = z.object({
   data: z.object({ user_id: z.number().int(), is_typing: z.boolean() }),
 });
 
-export const deliveredFrame = z.union([eventFrameSchema, typingFrame]);
+export const presenceFrame = z.object({
+  type: z.literal('presence'),
+  timestamp: z.string(),
+  data: z.object({ user_id: z.number().int(), online: z.boolean(), last_seen_at: z.string().nullable() }),
+});
+
+/** What the signal subject carries: ephemeral frames from gateways, never event frames. */
+export const signalFrame = z.union([typingFrame, presenceFrame]);
+
+export const deliveredFrame = z.union([eventFrameSchema, signalFrame]);
 
 export type DeliveredFrame = z.infer<typeof deliveredFrame>;
 
-export const isEventFrame = (frame: DeliveredFrame): frame is EventFrame => frame.type !== 'typing';
+export const isEventFrame = (frame: DeliveredFrame): frame is EventFrame => frame.type !== 'typing' && frame.type !== 'presence';

@@ -30,6 +30,12 @@ export const serverFrames = {
     timestamp: now.toISOString(),
     data: { user_id: userId, is_typing: isTyping },
   }),
+  /** Not an event (no seq): a partner came online or went offline (presence.ts). */
+  presence: (now: Date, userId: number, online: boolean, lastSeenAt: string | null) => ({
+    type: 'presence' as const,
+    timestamp: now.toISOString(),
+    data: { user_id: userId, online, last_seen_at: lastSeenAt },
+  }),
   resyncRequired: (now: Date, reason: string) => ({
     type: 'resync_required' as const,
     timestamp: now.toISOString(),

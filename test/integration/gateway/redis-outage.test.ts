@@ -66,6 +66,9 @@ describe('a Redis outage', () => {
     expect(Math.max(...latencies), latencies.join(', ')).toBeLessThan(1_500);
     expect(await upgradeStatus(`${gateway.wsUrl}?token=${alice}`)).toBe(503);
     expect(await upgradeStatus(gateway.wsUrl, { token: alice })).toBe(503);
+    const presence = await api(gateway.url, 'GET', '/api/v1/chat/presence?user_ids=72', { token: alice });
+    expect(presence.status).toBe(503);
+    expect(presence.body).toMatchObject({ success: false, code: 'unavailable' });
     expect(gateway.logs()).toMatch(/Redis did not answer: cannot check whether the token is revoked/);
 
     // A token that is bad for its own reasons is still a 401: no Redis needed to know that.
