@@ -1,6 +1,6 @@
 /**
  * Least privilege on Redis: a user per role that talks to Redis, the gateway and the notifier. The gateway's
- * keys are its own prefix (rate limits, socket leases) and, read-only, Matcha's `blacklist:*` (revoked
+ * keys are its own prefix (rate limits, socket leases, presence) and, read-only, Matcha's `blacklist:*` (revoked
  * tokens). The notifier reads the gateways' socket leases, writes its own notified keys, and publishes on
  * Matcha's channel only. Each user's commands are those it sends and those its scripts run (Redis checks a
  * script's commands against the caller's ACL too). docker-compose.yml holds the same rules, as the tests of
@@ -32,6 +32,12 @@ export function gatewayRedisAcl(keyPrefix: string): string[] {
     '+zadd',
     '+pexpire',
     '+zrange',
+    // Run by presence-store.ts's scripts (presence beside the socket leases), and its HMGET of states.
+    '+zcount',
+    '+zrangebyscore',
+    '+hget',
+    '+hmget',
+    '+hset',
   ];
 }
 

@@ -7,6 +7,7 @@ import { createRevokedTokens, revocationKey } from '../../../src/gateway/auth/re
 import { pino } from 'pino';
 import { startRevocationSweep } from '../../../src/gateway/auth/revocation-sweep.js';
 import { createRateLimiter, isAllowance } from '../../../src/gateway/rate-limit.js';
+import { createPresenceStore } from '../../../src/gateway/presence/presence-store.js';
 import { createSocketLeases } from '../../../src/gateway/socket-leases.js';
 import { usersWithOpenSockets } from '../../../src/notifier/open-sockets.js';
 import { notifiedKey, publishOnce } from '../../../src/notifier/publish-once.js';
@@ -94,6 +95,13 @@ describe('the gateway\'s Redis user', () => {
     expect(await revoked.isRevoked(revocationKey('token-1'))).toBe(true);
 
     await redisReady(gateway).probe();
+
+    const presence = createPresenceStore({ redis: gateway, keyPrefix: PREFIX });
+    const now = Date.now();
+    const facts = await presence.read(7, now);
+    expect(await presence.write([{ facts, decision: { next: { name: 'online' }, checkAt: now, announce: null } }], now)).toEqual([true]);
+    expect((await presence.takeDue(now + 1, 10, 5_000)).map((due) => due.userId)).toEqual([7]);
+    expect(await presence.states([7])).toEqual(new Map([[7, { name: 'online' }]]));
   });
 
   it('refuses the rest: writing blacklist:*, other keys, other commands, other users\' scripts', async () => {
