@@ -1,9 +1,12 @@
 import type { DatabasePool } from 'slonik';
+import { currentBlocks } from '../commands/conversation/blocks.js';
 import {
+  blockConversation,
   findRetriedMessages,
   markConversationRead,
   sendMessages,
   startConversation,
+  unblockConversation,
   type CommandDeps,
   type SendMessageInput,
   type SentMessage,
@@ -50,7 +53,10 @@ export type ChatOperationsDeps = CommandDeps & {
 export type ChatLimits = {
   /** Messages appended (retries of a stored message and refused sends cost nothing). */
   readonly messages: RateLimiter;
-  /** Conversations started (a start that finds the conversation already there costs nothing). */
+  /**
+   * Changes to a conversation's existence for the other user: starts, blocks and unblocks (each pushes a
+   * frame to them). One that changes nothing (the conversation already there, blocked, unblocked) costs nothing.
+   */
   readonly conversations: RateLimiter;
   /** Marks read: REST `PUT .../read`, WS `read` and `join_conversation`. */
   readonly reads: RateLimiter;
@@ -77,6 +83,13 @@ export type ChatOperations = {
     trace?: RequestTrace,
   ): Promise<{ message: Message; created: boolean }>;
   markRead(userId: number, conversationId: string, trace?: RequestTrace): Promise<ReadReceiptAnswer>;
+  /**
+   * Blocks the conversation against the other participant (idempotent); answers it as the caller now sees it.
+   * @throws GatewayError `not_found` (also when the other participant blocked it), `rate_limited`.
+   */
+  block(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
+  /** Lifts the caller's block (idempotent). @throws GatewayError `not_found`, `rate_limited`. */
+  unblock(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
   /** The other participant, for ephemeral signals. @throws GatewayError `not_found`. */
   otherParticipant(userId: number, conversationId: string): Promise<number>;
 };
@@ -155,6 +168,26 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     return conversation;
   }
 
+  /** A block or an unblock, then the conversation read back as any query reads it (after the consistency wait). */
+  async function changeBlock(
+    change: typeof blockConversation,
+    userId: number,
+    conversationId: string,
+    trace: RequestTrace | undefined,
+  ): Promise<Conversation> {
+    assertConversationId(conversationId);
+    const allowance = await deps.limits.conversations.consume(userId);
+    let changed: boolean;
+    try {
+      ({ changed } = await change(deps, { conversationId, userId, metadata: traceMetadata(trace) }));
+    } catch (error) {
+      await deps.limits.conversations.refund([allowance]);
+      throw error;
+    }
+    if (!changed) await deps.limits.conversations.refund([allowance]);
+    return findConversation(userId, conversationId, trace);
+  }
+
   return {
     async listConversations(userId, page, trace) {
       if (page?.before !== undefined && !ULID.test(page.before)) throw badConversationCursor();
@@ -196,7 +229,9 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       }
       const conversation = await getConversation(pool, userId, started.conversationId);
       if (conversation) return { conversation, created: started.created };
-      // Not projected at all yet: answer from what the command knows.
+      // Blocked against the caller since the command looked, or not projected at all yet: the log tells which.
+      const blockedBy = (await currentBlocks(pool, [started.conversationId])).get(started.conversationId) ?? null;
+      if (blockedBy !== null && blockedBy !== userId) throw notFound();
       const now = deps.clock().toISOString();
       return {
         conversation: {
@@ -207,6 +242,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
           last_message_at: null,
           created_at: now,
           updated_at: now,
+          blocked_by: blockedBy,
           unread_count: 0,
         },
         created: started.created,
@@ -235,6 +271,8 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
           read_at: null,
           client_msg_id: sent.clientMsgId,
           seq: sent.version,
+          // A retry returns the message as it was sent; a deletion since shows in GET .../messages.
+          deleted_at: null,
         },
         created: sent.created,
       };
@@ -246,6 +284,10 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       const receipt = await markConversationRead(deps, { conversationId, readerId: userId, metadata: traceMetadata(trace) });
       return { up_to_seq: receipt.upToVersion, read_at: receipt.readAt };
     },
+
+    block: (userId, conversationId, trace) => changeBlock(blockConversation, userId, conversationId, trace),
+
+    unblock: (userId, conversationId, trace) => changeBlock(unblockConversation, userId, conversationId, trace),
 
     async otherParticipant(userId, conversationId) {
       assertConversationId(conversationId);

@@ -111,7 +111,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   }));
   const limitSettings = {
     messages: { what: 'messages', perMinute: settings.RATE_LIMIT_MESSAGES_PER_MINUTE },
-    conversations: { what: 'conversations started', perMinute: settings.RATE_LIMIT_CONVERSATIONS_PER_MINUTE },
+    conversations: { what: 'conversations started, blocked or unblocked', perMinute: settings.RATE_LIMIT_CONVERSATIONS_PER_MINUTE },
     reads: { what: 'marks read', perMinute: settings.RATE_LIMIT_READS_PER_MINUTE },
     lists: { what: 'conversation lists', perMinute: settings.RATE_LIMIT_LISTS_PER_MINUTE },
     resumes: { what: 'replays', perMinute: settings.RATE_LIMIT_RESUMES_PER_MINUTE },

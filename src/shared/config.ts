@@ -123,7 +123,7 @@ const gatewayVariables = baseSchema.extend({
   JWT_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew allowed on exp/nbf'),
   ALLOWED_ORIGINS: commaList.describe('comma-separated Origins allowed to open the WebSocket; empty: any'),
   RATE_LIMIT_MESSAGES_PER_MINUTE: positiveInt.default(100).describe('messages appended per user, across REST, WS and gateways'),
-  RATE_LIMIT_CONVERSATIONS_PER_MINUTE: positiveInt.default(30).describe('conversations started per user'),
+  RATE_LIMIT_CONVERSATIONS_PER_MINUTE: positiveInt.default(30).describe('conversations started, blocked or unblocked per user'),
   RATE_LIMIT_READS_PER_MINUTE: positiveInt.default(120).describe('marks read per user (REST, read and join_conversation frames)'),
   RATE_LIMIT_LISTS_PER_MINUTE: positiveInt.default(60).describe('conversation lists per user'),
   RATE_LIMIT_RESUMES_PER_MINUTE: positiveInt.default(30).describe('replays per user (?since= and resume frames)'),

@@ -274,6 +274,57 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/projections/projector-process.test.ts'],
   },
 
+  // Blocking and deleting for everyone, read side (docs/api.md "Blocking").
+  {
+    name: 'projection-ignores-message-deleted',
+    guarantee: 'a message deleted for everyone is a tombstone in the read tables (msg null, deleted_at set)',
+    edits: [
+      {
+        file: 'src/projections/conversation/apply-conversation-events.ts',
+        search: 'const inBatch = sent.find((message) => message.version === messageVersion);',
+        replace: 'const inBatch = sent.find(() => false);',
+      },
+      { file: 'src/projections/conversation/apply-conversation-events.ts', search: 'if (changes.deletions.length > 0) {', replace: 'if (changes.deletions.length < 0) {' },
+    ],
+    killers: ['test/integration/projections/projection.test.ts'],
+  },
+  {
+    name: 'blocked-conversation-shown-to-blocked-user',
+    guarantee: 'for the blocked user a blocked conversation does not exist: left out of the list, 404 on every route',
+    edits: [
+      {
+        file: 'src/projections/conversation/queries.ts',
+        search: 'AND (blocked_by IS NULL OR blocked_by = ${userId})',
+        replace: 'AND (blocked_by IS NULL OR blocked_by IS NOT NULL)',
+      },
+    ],
+    killers: ['test/integration/gateway/block.test.ts', 'test/integration/projections/projection.test.ts'],
+  },
+  {
+    name: 'start-conversation-ignores-block',
+    guarantee: 'POST /conversations by the blocked user with the blocker\'s id answers 404 not_found',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'if (blockedBy !== null && blockedBy !== input.initiatorId) throw',
+        replace: 'if (blockedBy === input.otherUserId && blockedBy === input.initiatorId) throw',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'blocker-sends-after-block',
+    guarantee: 'a block racing sends ends consistent: no message follows the block in the log, the blocker\'s sends are refused 403 blocked',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation.ts',
+        search: "if (active.blockedBy !== null) throw new DomainError('blocked'",
+        replace: "if (active.blockedBy === -1) throw new DomainError('blocked'",
+      },
+    ],
+    killers: ['test/integration/gateway/block.test.ts'],
+  },
+
   // The fan-out (src/fanout, docs/delivery.md).
   {
     name: 'fanout-ignores-ack-floor',

@@ -45,10 +45,11 @@ export async function waitForLiveProjection(pool: DatabasePool, timeoutMs = 120_
 export async function readModel(pool: DatabasePool, tables: ReadTables): Promise<ReadModel> {
   const row = z.record(z.string(), z.unknown());
   const discussion = await pool.any(sql.type(row)`
-    SELECT id, user1_id::int, user2_id::int, last_message_content, last_message_at, version, user1_unread, user2_unread
+    SELECT id, user1_id::int, user2_id::int, last_message_content, last_message_at, last_message_version, blocked_by::int,
+           version, user1_unread, user2_unread
     FROM ${sql.identifier([tables.discussion])} ORDER BY id`);
   const messages = await pool.any(sql.type(row)`
-    SELECT id, conv_id, sender_id::int, msg, time, read_at, client_msg_id, version
+    SELECT id, conv_id, sender_id::int, msg, time, read_at, client_msg_id, version, deleted_at
     FROM ${sql.identifier([tables.messages])} ORDER BY conv_id, version`);
   return { discussion: [...discussion], messages: [...messages] };
 }
@@ -71,6 +72,8 @@ export function foldReadModel(events: readonly RecordedEvent[]): ReadModel {
         user2_id: event.data.user2_id,
         last_message_content: null,
         last_message_at: null,
+        last_message_version: null,
+        blocked_by: null,
         version: recorded.version,
         user1_unread: 0,
         user2_unread: 0,
@@ -91,9 +94,21 @@ export function foldReadModel(events: readonly RecordedEvent[]): ReadModel {
         read_at: null,
         client_msg_id: event.data.client_msg_id,
         version: recorded.version,
+        deleted_at: null,
       });
       discussion['last_message_content'] = event.data.content;
       discussion['last_message_at'] = ms(event.data.sent_at);
+      discussion['last_message_version'] = recorded.version;
+    } else if (event.type === 'MessageDeleted') {
+      const message = list.find((m) => m['id'] === event.data.message_id)!;
+      message['msg'] = null;
+      message['deleted_at'] = ms(event.data.deleted_at);
+      // The last message deleted: its text is not shown as the conversation's last message.
+      if (list.at(-1) === message) discussion['last_message_content'] = null;
+    } else if (event.type === 'ConversationBlocked') {
+      discussion['blocked_by'] = event.data.blocked_by;
+    } else if (event.type === 'ConversationUnblocked') {
+      discussion['blocked_by'] = null;
     } else if (event.type === 'MessagesRead') {
       for (const message of list) {
         if (message['sender_id'] !== event.data.reader_id && (message['version'] as number) <= event.data.up_to_version) {

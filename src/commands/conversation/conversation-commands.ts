@@ -2,6 +2,7 @@ import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 
 import { z } from 'zod';
 import { DomainError } from '../domain-error.js';
 import { handleCommand, handleCommands } from '../handle-command.js';
+import { currentBlocks } from './blocks.js';
 import { conversationDecider } from './conversation.js';
 import { messageSent } from './events.js';
 import { assertValidClientMsgId } from './message-content.js';
@@ -38,8 +39,9 @@ export type StartedConversation = {
 
 /**
  * Starts the one conversation between `initiatorId` and `otherUserId`, or returns the existing one, whichever
- * of the two started it and also when both start it at once.
- * @throws DomainError `self_conversation`.
+ * of the two started it and also when both start it at once. An existing conversation the other user blocked
+ * does not exist for the initiator: `not_found`, like any command on it (the blocker gets it back as it is).
+ * @throws DomainError `self_conversation`, `not_found`.
  */
 export async function startConversation(
   deps: CommandDeps,
@@ -50,7 +52,11 @@ export async function startConversation(
   return retryOnReservationConflict(async () => {
     const existing = await deps.pool.maybeOneFirst(sql.type(z.object({ conversation_id: z.string() }))`
       SELECT conversation_id FROM conversation_pairs WHERE user_low = ${userLow} AND user_high = ${userHigh}`);
-    if (existing) return { conversationId: existing, created: false };
+    if (existing) {
+      const blockedBy = (await currentBlocks(deps.pool, [existing])).get(existing) ?? null;
+      if (blockedBy !== null && blockedBy !== input.initiatorId) throw new DomainError('not_found', 'conversation not found');
+      return { conversationId: existing, created: false };
+    }
 
     const conversationId = deps.newId();
     await handleCommand(
@@ -298,4 +304,48 @@ export async function markConversationRead(
   const event = result.events[0];
   if (event?.type !== 'MessagesRead') return { upToVersion: null, readAt: null, version: null };
   return { upToVersion: event.data.up_to_version, readAt: event.data.read_at, version: result.version };
+}
+
+export type BlockChange = {
+  /** False when the conversation already was in the state asked for: nothing was appended. */
+  readonly changed: boolean;
+  /** The stream version after the command: the block's (or unblock's) own when `changed`. */
+  readonly version: number;
+};
+
+/**
+ * Blocks the conversation for `userId`'s partner (an unmatch): for them it no longer exists, and `userId`
+ * can no longer send to it. Blocking again changes nothing.
+ * @throws DomainError `not_found` (missing, not a participant, or blocked by the other participant).
+ */
+export async function blockConversation(
+  deps: CommandDeps,
+  input: { readonly conversationId: string; readonly userId: number; readonly metadata?: EventMetadata },
+): Promise<BlockChange> {
+  const result = await handleCommand(
+    deps.pool,
+    conversationDecider,
+    input.conversationId,
+    { type: 'BlockConversation', userId: input.userId, now: deps.clock() },
+    input.metadata && { metadata: input.metadata },
+  );
+  return { changed: result.events.length > 0, version: result.version };
+}
+
+/**
+ * Lifts `userId`'s block. Unblocking a conversation that is not blocked changes nothing.
+ * @throws DomainError `not_found` (missing, not a participant, or blocked by the other participant).
+ */
+export async function unblockConversation(
+  deps: CommandDeps,
+  input: { readonly conversationId: string; readonly userId: number; readonly metadata?: EventMetadata },
+): Promise<BlockChange> {
+  const result = await handleCommand(
+    deps.pool,
+    conversationDecider,
+    input.conversationId,
+    { type: 'UnblockConversation', userId: input.userId, now: deps.clock() },
+    input.metadata && { metadata: input.metadata },
+  );
+  return { changed: result.events.length > 0, version: result.version };
 }

@@ -47,6 +47,10 @@ export function chatRoutes(operations: ChatOperations): Hono<AuthenticatedEnv> {
     });
   }
 
+  // Block (unmatch) and unblock; both idempotent, both answer the conversation as the caller now sees it.
+  routes.post('/conversations/:id/block', async (c) => ok(c, await operations.block(c.var.userId, c.req.param('id'), c.var.trace)));
+  routes.delete('/conversations/:id/block', async (c) => ok(c, await operations.unblock(c.var.userId, c.req.param('id'), c.var.trace)));
+
   // A plain GET of the socket's path (no Upgrade header) reaches here.
   routes.get('/ws', (c) =>
     c.json(errorEnvelope({ message: 'this endpoint needs a WebSocket upgrade', restCode: 'invalid_request' }), 426, { Upgrade: 'websocket' }),

@@ -36,9 +36,13 @@ export const discussionColumns = z.object({
   last_message_at: z.number().nullable(),
   created_at: z.number(),
   updated_at: z.number(),
+  /** The participant who blocked the conversation; null when it is not blocked. */
+  blocked_by: z.coerce.number().int().nullable(),
 });
 
 const discussionRow = discussionColumns.extend({
+  /** The version of the message `last_message_content` was taken from; null before the first message. */
+  last_message_version: z.number().int().nullable(),
   version: z.number().int(),
   user1_unread: z.number().int(),
   user2_unread: z.number().int(),
@@ -50,12 +54,16 @@ type MessageRow = {
   readonly id: string;
   readonly conv_id: string;
   readonly sender_id: number;
-  readonly msg: string | null;
+  msg: string | null;
   readonly time: number;
   read_at: number | null;
   readonly client_msg_id: string | null;
   readonly version: number;
+  deleted_at: number | null;
 };
+
+/** "The message at this version was deleted", for rows already stored: made a tombstone by one UPDATE. */
+type Deletion = { readonly conversationId: string; readonly messageVersion: number; readonly deletedAt: number };
 
 /** "Reader read the other participant's messages with versions in (after, upTo]", for rows already stored. */
 type ReadRange = {
@@ -72,6 +80,7 @@ type BatchChanges = {
   readonly updatedDiscussions: Map<string, DiscussionRow>;
   readonly messages: MessageRow[];
   readonly readRanges: ReadRange[];
+  readonly deletions: Deletion[];
 };
 
 /**
@@ -83,6 +92,14 @@ type BatchChanges = {
  *
  * The effect equals applying the events one by one in version order; the work is set-based (one statement
  * per table and kind of change), which is what lets the replay rebuild at tens of thousands of events a second.
+ *
+ * Blocking sets `blocked_by` (unblocking clears it); deleting makes the message a tombstone (`msg` null,
+ * `deleted_at` set) in its place, and blanks `last_message_content` when it was taken from that message
+ * (`last_message_version`), so a deleted text is never shown; `last_message_at` and the activity order stay.
+ * Both move `updated_at` (the conversation as shown changed) and leave the unread counts alone: a tombstone
+ * is still a message in the page, unread until the recipient reads, as before the delete. A `MessageSent`
+ * whose content was erased in the log (null) projects to a null text, so an erased log and the live one
+ * give the same tables once its `MessageDeleted` is applied.
  * @returns how many events were applied (not skipped).
  * @throws ProjectionGapError when a hole cannot be filled.
  */
@@ -97,15 +114,21 @@ export async function applyConversationEvents(
   const ids = [...byStream.keys()].sort();
   // A fixed lock order, so two appliers on overlapping batches cannot deadlock.
   const stored = await transaction.any(sql.type(discussionRow)`
-    SELECT id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at, version,
-           user1_unread, user2_unread, last_activity_at
+    SELECT id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at, blocked_by,
+           last_message_version, version, user1_unread, user2_unread, last_activity_at
     FROM ${sql.identifier([tables.discussion])}
     WHERE id = ANY(${sql.array(ids, 'text')})
     ORDER BY id
     FOR UPDATE`);
   const current = new Map(stored.map((row) => [row.id, row]));
 
-  const changes: BatchChanges = { createdDiscussions: [], updatedDiscussions: new Map(), messages: [], readRanges: [] };
+  const changes: BatchChanges = {
+    createdDiscussions: [],
+    updatedDiscussions: new Map(),
+    messages: [],
+    readRanges: [],
+    deletions: [],
+  };
   let applied = 0;
   for (const id of ids) {
     const before = current.get(id);
@@ -179,6 +202,8 @@ function foldConversation(
           last_message_at: null,
           created_at: startedAt,
           updated_at: startedAt,
+          blocked_by: null,
+          last_message_version: null,
           version: recorded.version,
           user1_unread: 0,
           user2_unread: 0,
@@ -199,8 +224,10 @@ function foldConversation(
           read_at: null,
           client_msg_id: event.data.client_msg_id,
           version: recorded.version,
+          deleted_at: null,
         });
         target.last_message_content = event.data.content;
+        target.last_message_version = recorded.version;
         target.last_message_at = sentAt;
         target.updated_at = sentAt;
         target.last_activity_at = sentAt;
@@ -231,10 +258,34 @@ function foldConversation(
         target.updated_at = Math.max(target.updated_at, readAt);
         break;
       }
-      case 'ConversationBlocked':
-      case 'ConversationUnblocked':
-      case 'MessageDeleted':
-        throw new Error(`${event.type} is not projected yet`);
+      case 'ConversationBlocked': {
+        const target = requireRow(recorded.version);
+        target.blocked_by = event.data.blocked_by;
+        target.updated_at = Math.max(target.updated_at, Date.parse(event.data.blocked_at));
+        break;
+      }
+      case 'ConversationUnblocked': {
+        const target = requireRow(recorded.version);
+        target.blocked_by = null;
+        target.updated_at = Math.max(target.updated_at, Date.parse(event.data.unblocked_at));
+        break;
+      }
+      case 'MessageDeleted': {
+        const target = requireRow(recorded.version);
+        const { message_version: messageVersion } = event.data;
+        const deletedAt = Date.parse(event.data.deleted_at);
+        const inBatch = sent.find((message) => message.version === messageVersion);
+        if (inBatch) {
+          inBatch.msg = null;
+          inBatch.deleted_at = deletedAt;
+        } else {
+          changes.deletions.push({ conversationId: id, messageVersion, deletedAt });
+        }
+        // The tombstone keeps its place as the last message (last_message_at stays), without its text.
+        if (target.last_message_version === messageVersion) target.last_message_content = null;
+        target.updated_at = Math.max(target.updated_at, deletedAt);
+        break;
+      }
       default: {
         const unknown: never = event;
         throw new Error(`unknown event ${JSON.stringify(unknown)}`);
@@ -291,10 +342,23 @@ async function writeChanges(
     }
   }
 
+  // Deletes of stored messages: the text goes, the row stays as a tombstone (read_at is left as it is).
+  if (changes.deletions.length > 0) {
+    const deletions = changes.deletions;
+    await transaction.query(sql.unsafe`
+      UPDATE ${messages} AS m SET msg = NULL, deleted_at = d.deleted_at
+      FROM unnest(
+        ${sql.array(deletions.map((d) => d.conversationId), 'text')},
+        ${sql.array(deletions.map((d) => d.messageVersion), 'int4')},
+        ${sql.array(deletions.map((d) => iso(d.deletedAt)), 'timestamptz')}
+      ) AS d(conv_id, version, deleted_at)
+      WHERE m.conv_id = d.conv_id AND m.version = d.version`);
+  }
+
   if (changes.messages.length > 0) {
     const rows = changes.messages;
     await transaction.query(sql.unsafe`
-      INSERT INTO ${messages} (id, conv_id, sender_id, msg, time, read_at, client_msg_id, version)
+      INSERT INTO ${messages} (id, conv_id, sender_id, msg, time, read_at, client_msg_id, version, deleted_at)
       SELECT * FROM unnest(
         ${sql.array(rows.map((m) => m.id), 'text')},
         ${sql.array(rows.map((m) => m.conv_id), 'text')},
@@ -303,7 +367,8 @@ async function writeChanges(
         ${sql.array(rows.map((m) => iso(m.time)), 'timestamptz')},
         ${sql.array(rows.map((m) => isoOrNull(m.read_at)), 'timestamptz')},
         ${sql.array(rows.map((m) => m.client_msg_id), 'text')},
-        ${sql.array(rows.map((m) => m.version), 'int4')}
+        ${sql.array(rows.map((m) => m.version), 'int4')},
+        ${sql.array(rows.map((m) => isoOrNull(m.deleted_at)), 'timestamptz')}
       )`);
   }
 
@@ -315,24 +380,28 @@ async function writeChanges(
     ${sql.array(rows.map((d) => isoOrNull(d.last_message_at)), 'timestamptz')},
     ${sql.array(rows.map((d) => iso(d.created_at)), 'timestamptz')},
     ${sql.array(rows.map((d) => iso(d.updated_at)), 'timestamptz')},
+    ${sql.array(rows.map((d) => d.blocked_by), 'int8')},
+    ${sql.array(rows.map((d) => d.last_message_version), 'int4')},
     ${sql.array(rows.map((d) => d.version), 'int4')},
     ${sql.array(rows.map((d) => d.user1_unread), 'int4')},
     ${sql.array(rows.map((d) => d.user2_unread), 'int4')},
     ${sql.array(rows.map((d) => iso(d.last_activity_at)), 'timestamptz')}
-  ) AS d(id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at, version,
-         user1_unread, user2_unread, last_activity_at)`;
+  ) AS d(id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at, blocked_by,
+         last_message_version, version, user1_unread, user2_unread, last_activity_at)`;
 
   if (changes.createdDiscussions.length > 0) {
     await transaction.query(sql.unsafe`
       INSERT INTO ${discussion} (id, user1_id, user2_id, last_message_content, last_message_at, created_at,
-                                 updated_at, version, user1_unread, user2_unread, last_activity_at)
+                                 updated_at, blocked_by, last_message_version, version, user1_unread,
+                                 user2_unread, last_activity_at)
       SELECT * FROM ${discussionColumns(changes.createdDiscussions)}`);
   }
   if (changes.updatedDiscussions.size > 0) {
     await transaction.query(sql.unsafe`
       UPDATE ${discussion} AS t SET
         last_message_content = d.last_message_content, last_message_at = d.last_message_at,
-        updated_at = d.updated_at, version = d.version, user1_unread = d.user1_unread,
+        updated_at = d.updated_at, blocked_by = d.blocked_by, last_message_version = d.last_message_version,
+        version = d.version, user1_unread = d.user1_unread,
         user2_unread = d.user2_unread, last_activity_at = d.last_activity_at
       FROM ${discussionColumns([...changes.updatedDiscussions.values()])}
       WHERE t.id = d.id`);

@@ -11,7 +11,9 @@ export type Conversation = {
   readonly last_message_at: string | null;
   readonly created_at: string;
   readonly updated_at: string;
-  /** The caller's unread messages from the other participant. */
+  /** The participant who blocked the conversation (always the caller: the other one does not see it); null when not blocked. */
+  readonly blocked_by: number | null;
+  /** The caller's unread messages from the other participant (tombstones included, until read). */
   readonly unread_count: number;
 };
 
@@ -26,6 +28,8 @@ export type Message = {
   readonly client_msg_id: string | null;
   /** The message's `seq` in its conversation. */
   readonly seq: number;
+  /** When the message was deleted for everyone; null when it was not. */
+  readonly deleted_at: string | null;
 };
 
 const iso = (epochMs: number): string => new Date(epochMs).toISOString();
@@ -42,8 +46,20 @@ const toConversation = (row: z.infer<typeof conversationRow>): Conversation => (
 
 function conversationColumns(userId: number) {
   return sql.fragment`
-    id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at,
+    id, user1_id, user2_id, last_message_content, last_message_at, created_at, updated_at, blocked_by,
     CASE WHEN user1_id = ${userId} THEN user1_unread ELSE user2_unread END AS unread_count`;
+}
+
+/**
+ * The conversations that exist for `userId` as one of its two participant columns: for the user a
+ * conversation was blocked against, it does not exist at all (the blocker still has it).
+ */
+function visibleAs(column: 'user1_id' | 'user2_id', userId: number) {
+  return sql.fragment`${sql.identifier([column])} = ${userId} AND (blocked_by IS NULL OR blocked_by = ${userId})`;
+}
+
+function visibleTo(userId: number) {
+  return sql.fragment`((${visibleAs('user1_id', userId)}) OR (${visibleAs('user2_id', userId)}))`;
 }
 
 export const MAX_CONVERSATION_PAGE_SIZE = 500;
@@ -71,7 +87,7 @@ export async function listConversations(
   let after = sql.fragment`TRUE`;
   if (page.before !== undefined) {
     const cursor = await connection.maybeOne(sql.type(cursorRow)`
-      SELECT id FROM ${table} WHERE id = ${page.before} AND (user1_id = ${userId} OR user2_id = ${userId})`);
+      SELECT id FROM ${table} WHERE id = ${page.before} AND ${visibleTo(userId)}`);
     if (!cursor) return 'bad_cursor';
     // Compared with the row's own timestamp, to the microsecond.
     after = sql.fragment`(last_activity_at, id) < (SELECT last_activity_at, id FROM ${table} WHERE id = ${cursor.id})`;
@@ -81,16 +97,18 @@ export async function listConversations(
   const rows = await connection.any(sql.type(conversationRow)`
     SELECT ${conversationColumns(userId)}
     FROM (
-      (SELECT * FROM ${table} WHERE user1_id = ${userId} AND ${after} ORDER BY last_activity_at DESC, id DESC LIMIT ${page.limit})
+      (SELECT * FROM ${table} WHERE ${visibleAs('user1_id', userId)} AND ${after} ORDER BY last_activity_at DESC, id DESC LIMIT ${page.limit})
       UNION ALL
-      (SELECT * FROM ${table} WHERE user2_id = ${userId} AND ${after} ORDER BY last_activity_at DESC, id DESC LIMIT ${page.limit})
+      (SELECT * FROM ${table} WHERE ${visibleAs('user2_id', userId)} AND ${after} ORDER BY last_activity_at DESC, id DESC LIMIT ${page.limit})
     ) AS mine
     ORDER BY last_activity_at DESC, id DESC
     LIMIT ${page.limit}`);
   return rows.map(toConversation);
 }
 
-/** One conversation, or null when it does not exist or `userId` is not one of its participants. */
+/**
+ * One conversation, or null when it does not exist for `userId`: missing, a stranger's, or blocked against them.
+ */
 export async function getConversation(
   connection: CommonQueryMethods,
   userId: number,
@@ -100,7 +118,7 @@ export async function getConversation(
   const row = await connection.maybeOne(sql.type(conversationRow)`
     SELECT ${conversationColumns(userId)}
     FROM ${sql.identifier([tables.discussion])}
-    WHERE id = ${conversationId} AND (user1_id = ${userId} OR user2_id = ${userId})`);
+    WHERE id = ${conversationId} AND ${visibleTo(userId)}`);
   return row ? toConversation(row) : null;
 }
 
@@ -115,11 +133,12 @@ const messageRow = z.object({
   id: z.string(),
   conv_id: z.string(),
   sender_id: z.coerce.number().int(),
-  msg: z.string(),
+  msg: z.string().nullable(),
   time: z.number(),
   read_at: z.number().nullable(),
   client_msg_id: z.string().nullable(),
   version: z.number().int(),
+  deleted_at: z.number().nullable(),
 });
 
 /**
@@ -143,19 +162,20 @@ export async function listMessages(
       SELECT version FROM ${messages} WHERE id = ${page.before} AND conv_id = ${conversationId}`);
     if (cursor === null) return 'bad_cursor';
     rows = await connection.any(sql.type(messageRow)`
-      SELECT id, conv_id, sender_id, msg, time, read_at, client_msg_id, version FROM ${messages}
+      SELECT id, conv_id, sender_id, msg, time, read_at, client_msg_id, version, deleted_at FROM ${messages}
       WHERE conv_id = ${conversationId} AND version < ${cursor}
       ORDER BY version DESC LIMIT ${page.limit}`);
   } else {
     rows = await connection.any(sql.type(messageRow)`
-      SELECT id, conv_id, sender_id, msg, time, read_at, client_msg_id, version FROM ${messages}
+      SELECT id, conv_id, sender_id, msg, time, read_at, client_msg_id, version, deleted_at FROM ${messages}
       WHERE conv_id = ${conversationId}
       ORDER BY version DESC LIMIT ${page.limit} OFFSET ${page.offset}`);
   }
-  return rows.map(({ version, time, read_at, ...row }) => ({
+  return rows.map(({ version, time, read_at, deleted_at, ...row }) => ({
     ...row,
     time: iso(time),
     read_at: isoOrNull(read_at),
     seq: version,
+    deleted_at: isoOrNull(deleted_at),
   }));
 }

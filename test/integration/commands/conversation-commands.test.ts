@@ -3,10 +3,12 @@ import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  blockConversation,
   markConversationRead,
   sendMessage,
   sendMessages,
   startConversation,
+  unblockConversation,
   type CommandDeps,
 } from '../../../src/commands/conversation/conversation-commands.js';
 import { DomainError } from '../../../src/commands/domain-error.js';
@@ -77,6 +79,31 @@ describe('startConversation', () => {
     const second = await startConversation(deps, { initiatorId: b, otherUserId: a });
     expect(second).toEqual({ conversationId: first.conversationId, created: false });
     expect(await domainErrorCode(startConversation(deps, { initiatorId: a, otherUserId: a }))).toBe('self_conversation');
+  });
+
+  it('answers not_found to the user a conversation is blocked against, and the conversation to the blocker', async () => {
+    const { id, a, b } = await conversation();
+    await blockConversation(deps, { conversationId: id, userId: a });
+    expect(await domainErrorCode(startConversation(deps, { initiatorId: b, otherUserId: a }))).toBe('not_found');
+    expect(await startConversation(deps, { initiatorId: a, otherUserId: b })).toEqual({ conversationId: id, created: false });
+    await unblockConversation(deps, { conversationId: id, userId: a });
+    expect(await startConversation(deps, { initiatorId: b, otherUserId: a })).toEqual({ conversationId: id, created: false });
+    expect(await eventTypes(id)).toEqual(['ConversationStarted', 'ConversationBlocked', 'ConversationUnblocked']);
+  });
+});
+
+describe('blockConversation and unblockConversation', () => {
+  it('record a change once, answer a repeat with nothing appended, and refuse the blocked user and strangers', async () => {
+    const { id, a, b } = await conversation();
+    expect(await blockConversation(deps, { conversationId: id, userId: b })).toEqual({ changed: true, version: 2 });
+    expect(await blockConversation(deps, { conversationId: id, userId: b })).toEqual({ changed: false, version: 2 });
+    for (const change of [blockConversation, unblockConversation]) {
+      expect(await domainErrorCode(change(deps, { conversationId: id, userId: a }))).toBe('not_found');
+      expect(await domainErrorCode(change(deps, { conversationId: id, userId: ++nextUser }))).toBe('not_found');
+    }
+    expect(await unblockConversation(deps, { conversationId: id, userId: b })).toEqual({ changed: true, version: 3 });
+    expect(await unblockConversation(deps, { conversationId: id, userId: b })).toEqual({ changed: false, version: 3 });
+    expect(await eventTypes(id)).toEqual(['ConversationStarted', 'ConversationBlocked', 'ConversationUnblocked']);
   });
 });
 

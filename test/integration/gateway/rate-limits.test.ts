@@ -69,6 +69,21 @@ describe('per-user limits', () => {
     expectLimited(await call(100, 'POST', '/conversations', { user_id: 103 }));
   });
 
+  it('counts blocks and unblocks with conversations started; one that changes nothing costs nothing', async () => {
+    const id = await conversation(141, 140);
+    const change = async (method: 'POST' | 'DELETE') => {
+      const response = await call(140, method, `/conversations/${id}/block`);
+      // Recorded, then answered as a query answers without a projector (here): read_model_behind.
+      return { status: response.status, code: response.body['code'] };
+    };
+    const behind = { status: 503, code: 'read_model_behind' };
+    expect(await change('POST')).toEqual(behind);
+    expect(await change('POST')).toEqual(behind); // already blocked: free
+    expect(await change('DELETE')).toEqual(behind);
+    expectLimited(await call(140, 'POST', `/conversations/${id}/block`));
+    expectLimited(await call(140, 'POST', '/conversations', { user_id: 142 }));
+  });
+
   it('limits conversation lists', async () => {
     expect((await call(110, 'GET', '/conversations')).status).toBe(200);
     expect((await call(110, 'GET', '/conversations')).status).toBe(200);
