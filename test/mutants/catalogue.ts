@@ -176,8 +176,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/commands/conversation/conversation.ts',
-        search: 'if (!isParticipant(state, command.senderId)) throw notFound();',
-        replace: "if (state.status !== 'Active') throw notFound();",
+        search: 'const active = visibleTo(state, command.senderId);',
+        replace: "if (state.status !== 'Active') throw notFound();\n  const active = state;",
       },
     ],
     killers: ['src/commands/conversation/conversation.test.ts'],
