@@ -8,7 +8,9 @@ import {
   type SendMessageInput,
   type SentMessage,
 } from '../commands/conversation/conversation-commands.js';
+import { currentBlocks } from '../commands/conversation/blocks.js';
 import { assertValidMessageContent } from '../commands/conversation/message-content.js';
+import { DomainError } from '../commands/domain-error.js';
 import type { ParticipantDirectory } from '../delivery/participants.js';
 import {
   getConversation,
@@ -77,7 +79,10 @@ export type ChatOperations = {
     trace?: RequestTrace,
   ): Promise<{ message: Message; created: boolean }>;
   markRead(userId: number, conversationId: string, trace?: RequestTrace): Promise<ReadReceiptAnswer>;
-  /** The other participant, for ephemeral signals. @throws GatewayError `not_found`. */
+  /**
+   * The other participant, for ephemeral signals, unless the conversation is blocked now.
+   * @throws GatewayError `not_found` (also for the blocked user); DomainError `blocked` for the blocker.
+   */
   otherParticipant(userId: number, conversationId: string): Promise<number>;
 };
 
@@ -250,9 +255,13 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     async otherParticipant(userId, conversationId) {
       assertConversationId(conversationId);
       const pair = await deps.participants.participantsOf(conversationId);
-      if (pair?.[0] === userId) return pair[1];
-      if (pair?.[1] === userId) return pair[0];
-      throw notFound();
+      const other = pair?.[0] === userId ? pair[1] : pair?.[1] === userId ? pair[0] : null;
+      if (other === null) throw notFound();
+      // A signal never crosses a block: the blocked user is answered as a stranger, the blocker is refused.
+      const blockedBy = (await currentBlocks(pool, [conversationId])).get(conversationId) ?? null;
+      if (blockedBy === other) throw notFound();
+      if (blockedBy === userId) throw new DomainError('blocked', 'you blocked this conversation: unblock it first');
+      return other;
     },
   };
 }

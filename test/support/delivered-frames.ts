@@ -26,11 +26,20 @@ export function listenToDeliveries(
   return { received, subscriptions };
 }
 
-/** The frames a user must get: those of the events of the user's conversations, in feed order. */
+/** The frame `userId` gets of an event of a conversation that is not blocked. */
+export function unblockedFrameFor(userId: number): (event: RecordedEvent) => EventFrame {
+  return (event) => {
+    const frame = recordedEventFrame(event, { userId, blockedBy: null });
+    if (!frame) throw new Error(`no frame of ${event.streamId}@${event.version} for user ${userId}`);
+    return frame;
+  };
+}
+
+/** The frames a user must get: those of the events of the user's conversations (none blocked), in feed order. */
 export function expectedFrames(
   log: readonly RecordedEvent[],
   conversations: ReadonlyMap<string, readonly number[]>,
   userId: number,
 ): EventFrame[] {
-  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(recordedEventFrame);
+  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(unblockedFrameFor(userId));
 }

@@ -11,10 +11,11 @@ import {
 import { FEED_START, type FeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { readCatchUp, type CatchUp } from '../../../src/delivery/catch-up.js';
 import { decodeCursor } from '../../../src/delivery/cursor.js';
-import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { appendToStream, holdTransaction, readFeedEventually } from '../../support/event-log.js';
+import { unblockedFrameFor } from '../../support/delivered-frames.js';
 import { createTestDatabase } from '../../support/infra.js';
 
 let pool: DatabasePool;
@@ -55,8 +56,8 @@ afterAll(async () => {
   await pool.end();
 });
 
-function framesFor(userConversations: readonly string[], events: readonly RecordedEvent[]): EventFrame[] {
-  return events.filter((event) => userConversations.includes(event.streamId)).map(recordedEventFrame);
+function framesFor(userId: number, userConversations: readonly string[], events: readonly RecordedEvent[]): EventFrame[] {
+  return events.filter((event) => userConversations.includes(event.streamId)).map(unblockedFrameFor(userId));
 }
 
 /**
@@ -79,14 +80,14 @@ async function catchUpEventually(
 
 describe('the catch-up read', () => {
   it("returns every event of the caller's conversations, and only those, as the live frames, in feed order", async () => {
-    const expected = framesFor([aliceBob, carolAlice, aliceDave], log);
+    const expected = framesFor(alice, [aliceBob, carolAlice, aliceDave], log);
     expect(expected).toHaveLength(78); // 3 starts, 72 messages, 3 reads: bob-carol's are not hers
     expect(await catchUpEventually(alice, FEED_START, 500, expected.length)).toEqual({ frames: expected });
     // Within a conversation, feed order is seq order, with no gap.
     const seqs = expected.filter((frame) => frame.conversation_id === aliceBob).map((frame) => frame.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, index) => index + 1));
 
-    expect(await catchUpEventually(carol, FEED_START, 500, 0)).toEqual({ frames: framesFor([carolAlice, bobCarol], log) });
+    expect(await catchUpEventually(carol, FEED_START, 500, 0)).toEqual({ frames: framesFor(carol, [carolAlice, bobCarol], log) });
     expect(await readCatchUp(pool, erin, FEED_START, { limit: 500 })).toEqual({ frames: [] });
   });
 
@@ -94,23 +95,23 @@ describe('the catch-up read', () => {
     const mine = [aliceBob, carolAlice, aliceDave];
     for (const [index, event] of log.entries()) {
       const after = { transactionId: event.transactionId, globalPosition: event.globalPosition };
-      const expected = framesFor(mine, log.slice(index + 1));
+      const expected = framesFor(alice, mine, log.slice(index + 1));
       expect(await readCatchUp(pool, alice, after, { limit: 500 })).toEqual({ frames: expected });
     }
     // A client resumes from the cursor of the last frame it got.
-    const frames = framesFor(mine, log);
+    const frames = framesFor(alice, mine, log);
     const cursor = frames[9]!.cursor;
     expect(await readCatchUp(pool, alice, decodeCursor(cursor)!, { limit: 500 })).toEqual({ frames: frames.slice(10) });
     // Dave's view of the same cursors: his one conversation only.
     for (const [index, event] of log.entries()) {
       const after = { transactionId: event.transactionId, globalPosition: event.globalPosition };
-      expect(await readCatchUp(pool, dave, after, { limit: 500 })).toEqual({ frames: framesFor([aliceDave], log.slice(index + 1)) });
+      expect(await readCatchUp(pool, dave, after, { limit: 500 })).toEqual({ frames: framesFor(dave, [aliceDave], log.slice(index + 1)) });
     }
   });
 
   it('answers resync_required past the limit, whether one conversation or several exceed it', async () => {
     const mine = [aliceBob, carolAlice, aliceDave];
-    const all = framesFor(mine, log);
+    const all = framesFor(alice, mine, log);
     expect(await readCatchUp(pool, alice, FEED_START, { limit: all.length })).toEqual({ frames: all });
     expect(await readCatchUp(pool, alice, FEED_START, { limit: all.length - 1 })).toBe('resync_required');
 
@@ -129,7 +130,7 @@ describe('the catch-up read', () => {
   });
 
   it('holds back an event of a still-open transaction, and what committed after it began, until it commits', async () => {
-    const lastFrame = framesFor([aliceBob, carolAlice, aliceDave], log).at(-1)!;
+    const lastFrame = framesFor(alice, [aliceBob, carolAlice, aliceDave], log).at(-1)!;
     const after = decodeCursor(lastFrame.cursor)!;
     const version = await pool.oneFirst(
       sql.type(z.object({ version: z.number() }))`SELECT version FROM event_streams WHERE stream_id = ${aliceBob}`,
