@@ -1,4 +1,5 @@
 import type { NatsConnection, Subscription } from 'nats';
+import { blockAfter } from '../../src/delivery/block-in-force.js';
 import { eventFrameSchema, recordedEventFrame, type EventFrame } from '../../src/delivery/event-frames.js';
 import type { RecordedEvent } from '../../src/event-store/recorded-event.js';
 import { deliverySubject } from '../../src/shared/nats.js';
@@ -35,11 +36,24 @@ export function unblockedFrameFor(userId: number): (event: RecordedEvent) => Eve
   };
 }
 
-/** The frames a user must get: those of the events of the user's conversations (none blocked), in feed order. */
+/**
+ * The frames a user must get of the events of the user's conversations, in feed order, each framed with the
+ * block in force at it (nothing of a conversation blocked against the user). A block frame's Conversation is
+ * the one the fan-out builds when the read tables have no row: for tests that run no projector.
+ */
 export function expectedFrames(
   log: readonly RecordedEvent[],
   conversations: ReadonlyMap<string, readonly number[]>,
   userId: number,
 ): EventFrame[] {
-  return log.filter((event) => conversations.get(event.streamId)?.includes(userId)).map(unblockedFrameFor(userId));
+  const blocks = new Map<string, number | null>();
+  const frames: EventFrame[] = [];
+  for (const event of log) {
+    if (!conversations.get(event.streamId)?.includes(userId)) continue;
+    const blockedBy = blockAfter(blocks.get(event.streamId) ?? null, event);
+    blocks.set(event.streamId, blockedBy);
+    const frame = recordedEventFrame(event, { userId, blockedBy, conversation: null });
+    if (frame) frames.push(frame);
+  }
+  return frames;
 }
