@@ -2,6 +2,8 @@ import { sql, type DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { conversationDecider, type ConversationCommand } from '../../../src/commands/conversation/conversation.js';
+import { handleCommand } from '../../../src/commands/handle-command.js';
 import {
   markConversationRead,
   sendMessage,
@@ -15,7 +17,8 @@ import { type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { appendToStream, holdTransaction, readFeedEventually } from '../../support/event-log.js';
-import { unblockedFrameFor } from '../../support/delivered-frames.js';
+import { expectedFrames, unblockedFrameFor } from '../../support/delivered-frames.js';
+import { readStream } from '../../../src/event-store/read-stream.js';
 import { createTestDatabase } from '../../support/infra.js';
 
 let pool: DatabasePool;
@@ -180,6 +183,42 @@ describe('the catch-up read', () => {
       expect(forBob !== 'resync_required' && forBob.frames.map((frame) => frame.seq)).toEqual([version + 1]);
     } finally {
       await held.rollback().catch(() => undefined);
+    }
+  });
+
+  it("gives the blocked user nothing of a blocked conversation, from any cursor, and the blocker everything", async () => {
+    const [frank, gina] = [66, 77];
+    const id = (await startConversation(deps, { initiatorId: gina, otherUserId: frank })).conversationId;
+    const run = (command: ConversationCommand) => handleCommand(pool, conversationDecider, id, command);
+    const first = await sendMessage(deps, { conversationId: id, senderId: frank, content: 'f1' }); // 2
+    await sendMessage(deps, { conversationId: id, senderId: gina, content: 'g1' }); // 3
+    await run({ type: 'BlockConversation', userId: frank, now: new Date() }); // 4
+    await markConversationRead(deps, { conversationId: id, readerId: frank }); // 5
+    await run({ type: 'DeleteMessage', requesterId: frank, message: { id: first.id, version: first.version, senderId: frank }, now: new Date() }); // 6
+    await run({ type: 'UnblockConversation', userId: frank, now: new Date() }); // 7
+    await sendMessage(deps, { conversationId: id, senderId: gina, content: 'g2' }); // 8
+    const events = await readStream(pool, id);
+    const conversations = new Map([[id, [frank, gina]]]);
+    expect(expectedFrames(events, conversations, gina).map((frame) => [frame.seq, frame.type])).toEqual([
+      [1, 'conversation_created'],
+      [2, 'new_message'],
+      [3, 'new_message'],
+      [4, 'conversation_removed'],
+      [7, 'conversation_restored'],
+      [8, 'new_message'],
+    ]);
+    const whole = await catchUpEventually(gina, decodeCursor(framesFor(alice, [aliceBob], log).at(-1)!.cursor)!, 500, 6);
+    expect(whole !== 'resync_required' && whole.frames.filter((frame) => frame.conversation_id === id)).toEqual(
+      expectedFrames(events, conversations, gina),
+    );
+    // From a cursor before, at, inside and after the blocked span: the block in force there is read, not assumed.
+    for (const version of [3, 4, 5, 6, 7]) {
+      const after = events[version - 1]!;
+      for (const user of [frank, gina]) {
+        const result = await readCatchUp(pool, user, after, { limit: 500 });
+        const expected = expectedFrames(events, conversations, user).filter((frame) => frame.seq > version);
+        expect({ user, version, result }).toEqual({ user, version, result: { frames: expected } });
+      }
     }
   });
 });
