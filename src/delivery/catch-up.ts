@@ -42,8 +42,8 @@ const blockRow = z.object({ stream_id: z.string(), blocked_by: z.number().int().
  * between; they are committed and never rewritten, so reading them after the first statement changes
  * nothing. A third, only when something is to be read, gives the block in force before each range (the last
  * block change at or before it, on migration 005's partial index); the range's own events carry it on.
- * Block and unblock frames carry the user's Conversation: one more read per conversation with such a frame
- * (frame-conversations.ts).
+ * Block and unblock frames carry the user's Conversation: one bounded wait for the read tables, then one read
+ * per conversation with such a frame (frame-conversations.ts).
  */
 export async function readCatchUp(
   connection: CommonQueryMethods,
@@ -81,7 +81,7 @@ export async function readCatchUp(
       const frame = recordedEventFrame(event, {
         userId,
         blockedBy,
-        conversation: conversations.get(event.streamId)?.byUser.get(userId) ?? null,
+        conversation: conversations.get(event.streamId, userId),
       });
       if (frame) frames.push(frame);
     } catch (error) {
@@ -115,25 +115,13 @@ async function blocksBefore(
 
 /**
  * The user's Conversation for each conversation with a block or unblock frame for them, read once per
- * conversation after its last such event is applied (bounded wait: frame-conversations.ts).
+ * conversation after one bounded wait for all of them (frame-conversations.ts).
  */
-async function frameConversations(
-  connection: CommonQueryMethods,
-  userId: number,
-  events: readonly RecordedEvent[],
-): Promise<Map<string, FrameConversations>> {
-  const lastChange = new Map<string, number>();
-  for (const event of events) {
-    if (recipientsOfConversationData(event).includes(userId)) lastChange.set(event.streamId, event.version);
-  }
-  const conversations = new Map<string, FrameConversations>();
-  for (const [conversationId, version] of lastChange) {
-    conversations.set(
-      conversationId,
-      await readFrameConversations(connection, conversationId, [userId], { atVersion: version, waitMs: FRAME_CONVERSATION_WAIT_MS }),
-    );
-  }
-  return conversations;
+function frameConversations(connection: CommonQueryMethods, userId: number, events: readonly RecordedEvent[]): Promise<FrameConversations> {
+  const requests = events
+    .filter((event) => recipientsOfConversationData(event).includes(userId))
+    .map((event) => ({ conversationId: event.streamId, atVersion: event.version, userIds: [userId] }));
+  return readFrameConversations(connection, requests, FRAME_CONVERSATION_WAIT_MS);
 }
 
 /**

@@ -47,11 +47,6 @@ export type FanoutDeps = {
   readonly ackWaitMs: number;
   /** Conversations whose last published version, block and participants are kept in memory. */
   readonly cacheSize: number;
-  /**
-   * How long a block or unblock frame waits for the read tables to apply its event before it carries the
-   * Conversation they have (frame-conversations.ts); 1 s when not given.
-   */
-  readonly frameConversationWaitMs?: number;
   /** Events published before one flush and their acks. */
   readonly maxBatch?: number;
   readonly metrics: FanoutMetrics;
@@ -85,7 +80,9 @@ const ACK_FLOOR_MAX_AGE_MS = 1_000;
  * - each frame is built with the block in force at its event: known per conversation with the last version
  *   published, moved as block and unblock events pass in order, and read from the log (`blockAt`) when the
  *   conversation is taken up; so nothing of a blocked conversation reaches its blocked user after the block,
- *   and what follows an unblock does again;
+ *   and what follows an unblock does again. A block or unblock frame waits at most 1 s for the read tables to
+ *   apply its event, then carries the Conversation they have (frame-conversations.ts): a projector that is
+ *   down slows the fan-out, never stops it;
  * - after a restart, or for a conversation the bounded cache forgot, nothing is known of what was published:
  *   the events of the conversation after the consumer's ack floor (all before it are published) are
  *   republished from the log before the event at hand (ack-floor.ts), since events delivered to an instance
@@ -308,16 +305,17 @@ async function framesOf(
   blockedBy: number | null,
 ): Promise<Map<number, EventFrame>> {
   const frames = new Map<number, EventFrame>();
-  const conversations = await readFrameConversations(deps.pool, event.stream_id, recipientsOfConversationData(event), {
-    atVersion: event.version,
-    waitMs: deps.frameConversationWaitMs ?? FRAME_CONVERSATION_WAIT_MS,
-  });
+  const conversations = await readFrameConversations(
+    deps.pool,
+    [{ conversationId: event.stream_id, atVersion: event.version, userIds: recipientsOfConversationData(event) }],
+    FRAME_CONVERSATION_WAIT_MS,
+  );
   if (!conversations.caughtUp) {
     deps.logger.warn({ streamId: event.stream_id, version: event.version }, 'read tables behind: the frame carries the Conversation they have');
   }
   try {
     for (const userId of new Set(participants)) {
-      const frame = eventFrame(event, { userId, blockedBy, conversation: conversations.byUser.get(userId) ?? null });
+      const frame = eventFrame(event, { userId, blockedBy, conversation: conversations.get(event.stream_id, userId) });
       if (frame) frames.set(userId, frame);
     }
   } catch (error) {
