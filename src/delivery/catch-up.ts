@@ -1,7 +1,9 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { eventRow, toRecordedEvent, type FeedPosition } from '../event-store/recorded-event.js';
-import { recordedEventFrame, UnframeableEventError, type EventFrame } from './event-frames.js';
+import { eventRow, toRecordedEvent, type FeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
+import { blockAfter } from './block-in-force.js';
+import { recipientsOfConversationData, recordedEventFrame, UnframeableEventError, type EventFrame } from './event-frames.js';
+import { FRAME_CONVERSATION_WAIT_MS, readFrameConversations, type FrameConversations } from './frame-conversations.js';
 
 export type CatchUp = { readonly frames: EventFrame[] };
 
@@ -12,10 +14,13 @@ const rangeRow = z.object({
   upto_version: z.number().int(),
 });
 
+/** Per conversation in range, the block in force right after its `after_version` (null when none). */
+const blockRow = z.object({ stream_id: z.string(), blocked_by: z.number().int().nullable() });
+
 /**
  * The frames a user missed: every event of the user's conversations whose feed position is after `after`,
- * as frames, in feed order `(transaction_id, global_position)`, which within a conversation is `seq`
- * order. The same frames, cursors included, as the fan-out publishes live.
+ * as the user's frames, in feed order `(transaction_id, global_position)`, which within a conversation is
+ * `seq` order. The same frames, cursors included, as the fan-out publishes live to this user.
  *
  * Guarantees:
  * - commit-safe, like the global feed (read-feed.ts): only events below the `pg_snapshot_xmin` horizon of
@@ -24,6 +29,9 @@ const rangeRow = z.object({
  *   primary: a replica's horizon does not bound the primary's;
  * - bounded: more than `limit` events gives 'resync_required' (the client refetches over REST), decided
  *   before any event is read;
+ * - the block holds: each event is framed with the block in force at its version, so after a block the
+ *   blocked user gets its `conversation_removed` and nothing more of the conversation until the unblock
+ *   (`conversation_restored`, then its frames again);
  * - events this version has no frame for are passed over.
  *
  * How: within one conversation, feed order is version order (an append gets its transaction id after every
@@ -32,7 +40,10 @@ const rangeRow = z.object({
  * primary key `(stream_id, version)`: one probe when nothing is new, about log2(versions) otherwise, however
  * long the conversation and however busy the rest of the log. A second statement reads the versions in
  * between; they are committed and never rewritten, so reading them after the first statement changes
- * nothing.
+ * nothing. A third, only when something is to be read, gives the block in force before each range (the last
+ * block change at or before it, on migration 005's partial index); the range's own events carry it on.
+ * Block and unblock frames carry the user's Conversation: one bounded wait for the read tables, then one read
+ * per conversation with such a frame (frame-conversations.ts).
  */
 export async function readCatchUp(
   connection: CommonQueryMethods,
@@ -59,15 +70,58 @@ export async function readCatchUp(
     JOIN events AS e ON e.stream_id = r.stream_id AND e.version > r.after_version AND e.version <= r.upto_version
     ORDER BY e.transaction_id, e.global_position`);
 
+  const blocks = await blocksBefore(connection, ranges);
+  const events = rows.map(toRecordedEvent);
+  const conversations = await frameConversations(connection, userId, events);
   const frames: EventFrame[] = [];
-  for (const row of rows) {
+  for (const event of events) {
+    const blockedBy = blockAfter(blocks.get(event.streamId) ?? null, event);
+    blocks.set(event.streamId, blockedBy);
     try {
-      frames.push(recordedEventFrame(toRecordedEvent(row)));
+      const frame = recordedEventFrame(event, {
+        userId,
+        blockedBy,
+        conversation: conversations.get(event.streamId, userId),
+      });
+      if (frame) frames.push(frame);
     } catch (error) {
       if (!(error instanceof UnframeableEventError)) throw error;
     }
   }
   return { frames };
+}
+
+/** The block in force right after each range's `after_version`: one statement for every range. */
+async function blocksBefore(
+  connection: CommonQueryMethods,
+  ranges: readonly z.infer<typeof rangeRow>[],
+): Promise<Map<string, number | null>> {
+  const rows = await connection.any(sql.type(blockRow)`
+    SELECT r.stream_id, (last_change.data ->> 'blocked_by')::int AS blocked_by
+    FROM unnest(
+      ${sql.array(ranges.map((range) => range.stream_id), 'text')},
+      ${sql.array(ranges.map((range) => range.after_version), 'int4')}
+    ) AS r(stream_id, after_version)
+    CROSS JOIN LATERAL (
+      SELECT e.type, e.data FROM events AS e
+      WHERE e.stream_id = r.stream_id AND e.version <= r.after_version
+        AND e.type IN ('ConversationBlocked', 'ConversationUnblocked')
+      ORDER BY e.version DESC
+      LIMIT 1
+    ) AS last_change
+    WHERE last_change.type = 'ConversationBlocked'`);
+  return new Map(rows.map((row) => [row.stream_id, row.blocked_by]));
+}
+
+/**
+ * The user's Conversation for each conversation with a block or unblock frame for them, read once per
+ * conversation after one bounded wait for all of them (frame-conversations.ts).
+ */
+function frameConversations(connection: CommonQueryMethods, userId: number, events: readonly RecordedEvent[]): Promise<FrameConversations> {
+  const requests = events
+    .filter((event) => recipientsOfConversationData(event).includes(userId))
+    .map((event) => ({ conversationId: event.streamId, atVersion: event.version, userIds: [userId] }));
+  return readFrameConversations(connection, requests, FRAME_CONVERSATION_WAIT_MS);
 }
 
 /**

@@ -7,9 +7,9 @@ import {
   type NatsConnection,
 } from 'nats';
 import type { DatabasePool } from 'slonik';
+import { blockAt } from '../commands/conversation/blocks.js';
 import { conversationStarted } from '../commands/conversation/events.js';
 import { readStream } from '../event-store/read-stream.js';
-import { formatFeedPosition, type RecordedEvent } from '../event-store/recorded-event.js';
 import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { eventMessage, type EventMessage } from '../relay/event-message.js';
 import type { LeaderLease } from '../shared/leader-lease.js';
@@ -19,7 +19,16 @@ import { deliverySubject } from '../shared/nats.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
 import type { FanoutMetrics } from './fanout-metrics.js';
 import { BoundedMap } from '../delivery/bounded-map.js';
-import { eventFrame, UnframeableEventError, type EventFrame, type FrameableEvent } from '../delivery/event-frames.js';
+import { blockAfter } from '../delivery/block-in-force.js';
+import {
+  eventFrame,
+  frameableOf,
+  recipientsOfConversationData,
+  UnframeableEventError,
+  type EventFrame,
+  type FrameableEvent,
+} from '../delivery/event-frames.js';
+import { FRAME_CONVERSATION_WAIT_MS, readFrameConversations } from '../delivery/frame-conversations.js';
 import { createParticipantDirectory, type ParticipantDirectory, type Participants } from '../delivery/participants.js';
 
 export type FanoutDeps = {
@@ -36,7 +45,7 @@ export type FanoutDeps = {
   readonly durableName: string;
   /** Redelivery delay of an unacknowledged event: how long a crash delays the frames in flight. */
   readonly ackWaitMs: number;
-  /** Conversations whose last published version and participants are kept in memory. */
+  /** Conversations whose last published version, block and participants are kept in memory. */
   readonly cacheSize: number;
   /** Events published before one flush and their acks. */
   readonly maxBatch?: number;
@@ -55,9 +64,10 @@ const DEFAULT_MAX_BATCH = 256;
 const ACK_FLOOR_MAX_AGE_MS = 1_000;
 
 /**
- * The fan-out: a durable JetStream pull consumer (explicit ack) that turns each event into its client frame
- * (event-frames.ts) and publishes it as JSON on core NATS, on `deliverySubject(prefix, userId)` of both
- * participants, where the gateways holding their sockets listen.
+ * The fan-out: a durable JetStream pull consumer (explicit ack) that turns each event into each participant's
+ * client frame (event-frames.ts) and publishes it as JSON on core NATS, on that participant's
+ * `deliverySubject(prefix, userId)`, where the gateways holding their sockets listen. A frame depends on the
+ * block in force at its event: while a conversation is blocked, its blocked user gets no frame of it.
  *
  * Guarantees:
  * - at least once to the NATS server: an event is acked only after `flush()` confirmed that the server
@@ -65,8 +75,14 @@ const ACK_FLOOR_MAX_AGE_MS = 1_000;
  * - in order per conversation: frames of one conversation go out in `seq` order, each once, while this
  *   process runs. A redelivered version at or below the last one published is acked and skipped; a version
  *   ahead of the next expected one (JetStream lost or reordered some) is preceded by the missing versions
- *   read from the Postgres log. If a flush fails, the conversations of the batch are set back to before it,
- *   so what follows refills from the log rather than jumping ahead;
+ *   read from the Postgres log. If a flush fails, the conversations of the batch are set back to before it
+ *   (version and block), so what follows refills from the log rather than jumping ahead;
+ * - each frame is built with the block in force at its event: known per conversation with the last version
+ *   published, moved as block and unblock events pass in order, and read from the log (`blockAt`) when the
+ *   conversation is taken up; so nothing of a blocked conversation reaches its blocked user after the block,
+ *   and what follows an unblock does again. A block or unblock frame waits at most 1 s for the read tables to
+ *   apply its event, then carries the Conversation they have (frame-conversations.ts): a projector that is
+ *   down slows the fan-out, never stops it;
  * - after a restart, or for a conversation the bounded cache forgot, nothing is known of what was published:
  *   the events of the conversation after the consumer's ack floor (all before it are published) are
  *   republished from the log before the event at hand (ack-floor.ts), since events delivered to an instance
@@ -88,7 +104,7 @@ export function startFanout(deps: FanoutDeps): Fanout {
   let consumerEnded: { error: Error | undefined } | undefined;
   let floor: { readonly value: Promise<AckFloor>; readonly readAt: number } | undefined;
   const state: FanoutState = {
-    lastPublished: new BoundedMap<string, number>(deps.cacheSize),
+    progress: new BoundedMap<string, ConversationProgress>(deps.cacheSize),
     participants: createParticipantDirectory({ connection: deps.pool, capacity: deps.cacheSize }),
     ackFloor: () => {
       if (!floor || Date.now() - floor.readAt > ACK_FLOOR_MAX_AGE_MS) {
@@ -160,9 +176,12 @@ export function startFanout(deps: FanoutDeps): Fanout {
   };
 }
 
+/** How far a conversation's frames went out, and the block in force right after that version. */
+type ConversationProgress = { readonly version: number; readonly blockedBy: number | null };
+
 type FanoutState = {
-  /** Per conversation, the last version whose frame was published (or skipped as unframeable). */
-  readonly lastPublished: BoundedMap<string, number>;
+  /** Per conversation, the last version whose frames were published (or skipped), with its block. */
+  readonly progress: BoundedMap<string, ConversationProgress>;
   readonly participants: ParticipantDirectory;
   /** The consumer's ack floor, read again when older than a second. */
   ackFloor(): Promise<AckFloor>;
@@ -177,11 +196,11 @@ type Outcome = 'published' | 'duplicate' | 'terminate' | 'retry';
 async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonly JsMsg[]): Promise<void> {
   /** The messages whose frames were published, with their events, to ack after the flush. */
   const toAck = new Map<JsMsg, EventMessage>();
-  /** The first version of each conversation published in this batch: where a failed flush goes back to. */
-  const firstPublished = new Map<string, number>();
+  /** Each conversation's progress before its first frame of this batch: where a failed flush goes back to. */
+  const before = new Map<string, ConversationProgress>();
   for (const message of batch) {
     if (message.info.redelivered) deps.metrics.redelivered();
-    const outcome = await handleEvent(deps, state, message, { firstPublished, published: toAck });
+    const outcome = await handleEvent(deps, state, message, { before, published: toAck });
     switch (outcome) {
       case 'published':
         break;
@@ -200,12 +219,12 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
       }
     }
   }
-  if (firstPublished.size === 0 && toAck.size === 0) return;
+  if (before.size === 0 && toAck.size === 0) return;
   try {
     await deps.nc.flush();
   } catch (error) {
     deps.logger.warn({ err: error, events: toAck.size }, 'flush failed: the batch will be published again');
-    for (const [conversationId, first] of firstPublished) state.lastPublished.set(conversationId, first - 1);
+    for (const [conversationId, progress] of before) state.progress.set(conversationId, progress);
     for (const message of toAck.keys()) message.nak();
     return;
   }
@@ -221,9 +240,8 @@ async function handleEvent(
   deps: FanoutDeps,
   state: FanoutState,
   message: JsMsg,
-  batch: { readonly firstPublished: Map<string, number>; readonly published: Map<JsMsg, EventMessage> },
+  batch: { readonly before: Map<string, ConversationProgress>; readonly published: Map<JsMsg, EventMessage> },
 ): Promise<Outcome> {
-  const { firstPublished } = batch;
   const parsed = eventMessage.safeParse(messageJson(message));
   if (!parsed.success) {
     deps.logger.error({ subject: message.subject, seq: message.seq }, 'malformed event message: terminated');
@@ -231,8 +249,8 @@ async function handleEvent(
   }
   const event = parsed.data;
   const conversationId = event.stream_id;
-  const known = state.lastPublished.get(conversationId);
-  if (known !== undefined && event.version <= known) return 'duplicate';
+  const known = state.progress.get(conversationId);
+  if (known !== undefined && event.version <= known.version) return 'duplicate';
 
   try {
     const participants = await participantsOf(state, event);
@@ -240,22 +258,23 @@ async function handleEvent(
       deps.logger.error({ streamId: conversationId, version: event.version }, 'event of no conversation: terminated');
       return 'terminate';
     }
-    const last =
-      known ?? (await lastSurelyPublishedVersion(deps.pool, conversationId, event.version, await state.ackFloor()));
+    let progress = known ?? (await takeUp(deps, state, conversationId, event.version));
     const pending: FrameableEvent[] = [];
-    if (event.version > last + 1) {
-      const missing = await readStream(deps.pool, conversationId, { afterVersion: last, toVersion: event.version - 1 });
-      const range = { streamId: conversationId, from: last + 1, to: event.version - 1 };
+    if (event.version > progress.version + 1) {
+      const missing = await readStream(deps.pool, conversationId, { afterVersion: progress.version, toVersion: event.version - 1 });
+      const range = { streamId: conversationId, from: progress.version + 1, to: event.version - 1 };
       if (known === undefined) deps.logger.debug(range, 'republishing what may not have been published');
       else deps.logger.info(range, 'gap filled from the log');
       pending.push(...missing.map(frameableOf));
     }
     pending.push(event);
     for (const next of pending) {
-      const frame = frameOrNull(deps.logger, next);
-      if (frame) publishFrame(deps, participants, frame);
-      if (!firstPublished.has(conversationId)) firstPublished.set(conversationId, next.version);
-      state.lastPublished.set(conversationId, next.version);
+      const blockedBy = blockAfter(progress.blockedBy, next);
+      const frames = await framesOf(deps, participants, next, blockedBy);
+      for (const [userId, frame] of frames) deps.nc.publish(deliverySubject(deps.subjectPrefix, userId), JSON.stringify(frame));
+      if (!batch.before.has(conversationId)) batch.before.set(conversationId, progress);
+      progress = { version: next.version, blockedBy };
+      state.progress.set(conversationId, progress);
     }
     batch.published.set(message, event);
     return 'published';
@@ -263,6 +282,48 @@ async function handleEvent(
     deps.logger.warn({ err: error, eventId: event.event_id }, 'fan-out of an event failed; will retry');
     return 'retry';
   }
+}
+
+/**
+ * Where a conversation the fan-out knows nothing of is taken up: its last version surely published (after the
+ * ack floor, ack-floor.ts) and the block in force right after it, from the log.
+ */
+async function takeUp(deps: FanoutDeps, state: FanoutState, conversationId: string, beforeVersion: number): Promise<ConversationProgress> {
+  const version = await lastSurelyPublishedVersion(deps.pool, conversationId, beforeVersion, await state.ackFloor());
+  return { version, blockedBy: version === 0 ? null : await blockAt(deps.pool, conversationId, version) };
+}
+
+/**
+ * Each participant's frame of an event, given the block in force at it: the blocked user gets none while the
+ * conversation is blocked. An event type this version does not frame is skipped (logged), not retried: it
+ * would never succeed.
+ */
+async function framesOf(
+  deps: FanoutDeps,
+  participants: Participants,
+  event: FrameableEvent,
+  blockedBy: number | null,
+): Promise<Map<number, EventFrame>> {
+  const frames = new Map<number, EventFrame>();
+  const conversations = await readFrameConversations(
+    deps.pool,
+    [{ conversationId: event.stream_id, atVersion: event.version, userIds: recipientsOfConversationData(event) }],
+    FRAME_CONVERSATION_WAIT_MS,
+  );
+  if (!conversations.caughtUp) {
+    deps.logger.warn({ streamId: event.stream_id, version: event.version }, 'read tables behind: the frame carries the Conversation they have');
+  }
+  try {
+    for (const userId of new Set(participants)) {
+      const frame = eventFrame(event, { userId, blockedBy, conversation: conversations.get(event.stream_id, userId) });
+      if (frame) frames.set(userId, frame);
+    }
+  } catch (error) {
+    if (!(error instanceof UnframeableEventError)) throw error;
+    deps.logger.warn({ err: error, streamId: event.stream_id, version: event.version }, 'event has no frame: skipped');
+    return new Map();
+  }
+  return frames;
 }
 
 async function participantsOf(
@@ -276,33 +337,6 @@ async function participantsOf(
     return participants;
   }
   return state.participants.participantsOf(event.stream_id);
-}
-
-/** The same frame goes to both participants: every socket of each, the sender's own included. */
-function publishFrame(deps: FanoutDeps, participants: Participants, frame: EventFrame): void {
-  const body = JSON.stringify(frame);
-  for (const userId of new Set(participants)) deps.nc.publish(deliverySubject(deps.subjectPrefix, userId), body);
-}
-
-/** An event type this version does not frame is skipped (logged), not retried: it would never succeed. */
-function frameOrNull(logger: Logger, event: FrameableEvent): EventFrame | null {
-  try {
-    return eventFrame(event);
-  } catch (error) {
-    if (!(error instanceof UnframeableEventError)) throw error;
-    logger.warn({ err: error, streamId: event.stream_id, version: event.version }, 'event has no frame: skipped');
-    return null;
-  }
-}
-
-function frameableOf(event: RecordedEvent): FrameableEvent {
-  return {
-    stream_id: event.streamId,
-    version: event.version,
-    type: event.type,
-    data: event.data,
-    position: formatFeedPosition(event),
-  };
 }
 
 function consumerSpec(deps: FanoutDeps): DurableConsumerSpec {

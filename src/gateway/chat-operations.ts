@@ -1,5 +1,4 @@
 import type { DatabasePool } from 'slonik';
-import { currentBlocks } from '../commands/conversation/blocks.js';
 import {
   blockConversation,
   findRetriedMessages,
@@ -11,7 +10,9 @@ import {
   type SendMessageInput,
   type SentMessage,
 } from '../commands/conversation/conversation-commands.js';
+import { currentBlocks } from '../commands/conversation/blocks.js';
 import { assertValidMessageContent } from '../commands/conversation/message-content.js';
+import { DomainError } from '../commands/domain-error.js';
 import type { ParticipantDirectory } from '../delivery/participants.js';
 import {
   getConversation,
@@ -90,7 +91,10 @@ export type ChatOperations = {
   block(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
   /** Lifts the caller's block (idempotent). @throws GatewayError `not_found`, `rate_limited`. */
   unblock(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
-  /** The other participant, for ephemeral signals. @throws GatewayError `not_found`. */
+  /**
+   * The other participant, for ephemeral signals, unless the conversation is blocked now.
+   * @throws GatewayError `not_found` (also for the blocked user); DomainError `blocked` for the blocker.
+   */
   otherParticipant(userId: number, conversationId: string): Promise<number>;
 };
 
@@ -292,9 +296,13 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     async otherParticipant(userId, conversationId) {
       assertConversationId(conversationId);
       const pair = await deps.participants.participantsOf(conversationId);
-      if (pair?.[0] === userId) return pair[1];
-      if (pair?.[1] === userId) return pair[0];
-      throw notFound();
+      const other = pair?.[0] === userId ? pair[1] : pair?.[1] === userId ? pair[0] : null;
+      if (other === null) throw notFound();
+      // A signal never crosses a block: the blocked user is answered as a stranger, the blocker is refused.
+      const blockedBy = (await currentBlocks(pool, [conversationId])).get(conversationId) ?? null;
+      if (blockedBy === other) throw notFound();
+      if (blockedBy === userId) throw new DomainError('blocked', 'you blocked this conversation: unblock it first');
+      return other;
     },
   };
 }

@@ -332,8 +332,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/fanout/fanout.ts',
-        search: 'known ?? (await lastSurelyPublishedVersion(deps.pool, conversationId, event.version, await state.ackFloor()));',
-        replace: 'known ?? event.version - 1;',
+        search: 'const version = await lastSurelyPublishedVersion(deps.pool, conversationId, beforeVersion, await state.ackFloor());',
+        replace: 'const version = beforeVersion - 1;',
       },
     ],
     killers: ['test/integration/fanout/fanout.test.ts'],
@@ -344,8 +344,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/fanout/fanout.ts',
-        search: 'for (const [conversationId, first] of firstPublished) state.lastPublished.set(conversationId, first - 1);',
-        replace: 'void firstPublished;',
+        search: 'for (const [conversationId, progress] of before) state.progress.set(conversationId, progress);',
+        replace: 'void before;',
       },
     ],
     killers: ['test/integration/fanout/fanout-flush-rollback.test.ts'],
@@ -362,8 +362,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/fanout/fanout.ts',
-        search: 'if (!firstPublished.has(conversationId)) firstPublished.set(conversationId, next.version);',
-        replace: 'firstPublished.set(conversationId, next.version);',
+        search: 'if (!batch.before.has(conversationId)) batch.before.set(conversationId, progress);',
+        replace: 'batch.before.set(conversationId, progress);',
       },
     ],
     killers: ['test/integration/fanout/fanout-flush-rollback.test.ts'],
@@ -374,11 +374,89 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/fanout/fanout.ts',
-        search: 'if (known !== undefined && event.version <= known) return \'duplicate\';',
-        replace: 'if (known !== undefined && event.version < known) return \'duplicate\';',
+        search: 'if (known !== undefined && event.version <= known.version) return \'duplicate\';',
+        replace: 'if (known !== undefined && event.version < known.version) return \'duplicate\';',
       },
     ],
     killers: ['test/integration/fanout/fanout.test.ts'],
+  },
+  {
+    name: 'fanout-frames-blocked-user',
+    guarantee: 'while a conversation is blocked, the fan-out publishes nothing of it to its blocked user',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'eventFrame(event, { userId, blockedBy, conversation:',
+        replace: 'eventFrame(event, { userId, blockedBy: null, conversation:',
+      },
+    ],
+    killers: ['test/integration/gateway/blocking.test.ts'],
+  },
+  {
+    name: 'fanout-take-up-forgets-block',
+    guarantee: 'a fan-out that takes a conversation up (after a restart) reads the block in force from the log',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'blockedBy: version === 0 ? null : await blockAt(deps.pool, conversationId, version)',
+        replace: 'blockedBy: version === 0 ? null : (await blockAt(deps.pool, conversationId, version)) && null',
+      },
+    ],
+    killers: ['test/integration/gateway/blocking.test.ts'],
+  },
+  {
+    name: 'fanout-rollback-keeps-block',
+    guarantee: 'a failed flush sets the block the fan-out keeps back to before the batch, with the version',
+    edits: [
+      {
+        file: 'src/fanout/fanout.ts',
+        search: 'for (const [conversationId, progress] of before) state.progress.set(conversationId, progress);',
+        replace:
+          'for (const [conversationId, progress] of before) state.progress.set(conversationId, { version: progress.version, blockedBy: state.progress.get(conversationId)?.blockedBy ?? null });',
+      },
+    ],
+    killers: ['test/integration/fanout/fanout-flush-rollback.test.ts'],
+  },
+  {
+    name: 'catch-up-ignores-block',
+    guarantee: "the blocked user's resume by cursor gets nothing of a blocked conversation past the block",
+    edits: [
+      {
+        file: 'src/delivery/catch-up.ts',
+        search: '        userId,\n        blockedBy,\n',
+        replace: '        userId,\n        blockedBy: null,\n',
+      },
+    ],
+    killers: ['test/integration/delivery/catch-up.test.ts', 'test/integration/gateway/blocking.test.ts'],
+  },
+  {
+    name: 'catch-up-assumes-open-before-range',
+    guarantee: 'a resume from inside a blocked span reads the block in force at its cursor from the log',
+    edits: [
+      {
+        file: 'src/delivery/catch-up.ts',
+        search: 'const blocks = await blocksBefore(connection, ranges);',
+        replace: 'const blocks = new Map<string, number | null>(); void blocksBefore;',
+      },
+    ],
+    killers: ['test/integration/delivery/catch-up.test.ts'],
+  },
+  {
+    name: 'typing-crosses-block',
+    guarantee: 'typing is refused across a block: not_found for the blocked user, blocked for the blocker',
+    edits: [
+      {
+        file: 'src/gateway/chat-operations.ts',
+        search: 'if (blockedBy === other) throw notFound();',
+        replace: 'if (blockedBy === -1) throw notFound();',
+      },
+      {
+        file: 'src/gateway/chat-operations.ts',
+        search: "if (blockedBy === userId) throw new DomainError('blocked'",
+        replace: "if (blockedBy === -1) throw new DomainError('blocked'",
+      },
+    ],
+    killers: ['test/integration/gateway/blocking.test.ts'],
   },
 
   // The gateway's delivery (src/gateway, docs/delivery.md).

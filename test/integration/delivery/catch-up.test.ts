@@ -2,6 +2,8 @@ import { sql, type DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { conversationDecider, type ConversationCommand } from '../../../src/commands/conversation/conversation.js';
+import { handleCommand } from '../../../src/commands/handle-command.js';
 import {
   markConversationRead,
   sendMessage,
@@ -11,10 +13,12 @@ import {
 import { FEED_START, type FeedPosition, type RecordedEvent } from '../../../src/event-store/recorded-event.js';
 import { readCatchUp, type CatchUp } from '../../../src/delivery/catch-up.js';
 import { decodeCursor } from '../../../src/delivery/cursor.js';
-import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { type EventFrame } from '../../../src/delivery/event-frames.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { appendToStream, holdTransaction, readFeedEventually } from '../../support/event-log.js';
+import { expectedFrames, unblockedFrameFor } from '../../support/delivered-frames.js';
+import { readStream } from '../../../src/event-store/read-stream.js';
 import { createTestDatabase } from '../../support/infra.js';
 
 let pool: DatabasePool;
@@ -55,8 +59,8 @@ afterAll(async () => {
   await pool.end();
 });
 
-function framesFor(userConversations: readonly string[], events: readonly RecordedEvent[]): EventFrame[] {
-  return events.filter((event) => userConversations.includes(event.streamId)).map(recordedEventFrame);
+function framesFor(userId: number, userConversations: readonly string[], events: readonly RecordedEvent[]): EventFrame[] {
+  return events.filter((event) => userConversations.includes(event.streamId)).map(unblockedFrameFor(userId));
 }
 
 /**
@@ -79,14 +83,14 @@ async function catchUpEventually(
 
 describe('the catch-up read', () => {
   it("returns every event of the caller's conversations, and only those, as the live frames, in feed order", async () => {
-    const expected = framesFor([aliceBob, carolAlice, aliceDave], log);
+    const expected = framesFor(alice, [aliceBob, carolAlice, aliceDave], log);
     expect(expected).toHaveLength(78); // 3 starts, 72 messages, 3 reads: bob-carol's are not hers
     expect(await catchUpEventually(alice, FEED_START, 500, expected.length)).toEqual({ frames: expected });
     // Within a conversation, feed order is seq order, with no gap.
     const seqs = expected.filter((frame) => frame.conversation_id === aliceBob).map((frame) => frame.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, index) => index + 1));
 
-    expect(await catchUpEventually(carol, FEED_START, 500, 0)).toEqual({ frames: framesFor([carolAlice, bobCarol], log) });
+    expect(await catchUpEventually(carol, FEED_START, 500, 0)).toEqual({ frames: framesFor(carol, [carolAlice, bobCarol], log) });
     expect(await readCatchUp(pool, erin, FEED_START, { limit: 500 })).toEqual({ frames: [] });
   });
 
@@ -94,23 +98,23 @@ describe('the catch-up read', () => {
     const mine = [aliceBob, carolAlice, aliceDave];
     for (const [index, event] of log.entries()) {
       const after = { transactionId: event.transactionId, globalPosition: event.globalPosition };
-      const expected = framesFor(mine, log.slice(index + 1));
+      const expected = framesFor(alice, mine, log.slice(index + 1));
       expect(await readCatchUp(pool, alice, after, { limit: 500 })).toEqual({ frames: expected });
     }
     // A client resumes from the cursor of the last frame it got.
-    const frames = framesFor(mine, log);
+    const frames = framesFor(alice, mine, log);
     const cursor = frames[9]!.cursor;
     expect(await readCatchUp(pool, alice, decodeCursor(cursor)!, { limit: 500 })).toEqual({ frames: frames.slice(10) });
     // Dave's view of the same cursors: his one conversation only.
     for (const [index, event] of log.entries()) {
       const after = { transactionId: event.transactionId, globalPosition: event.globalPosition };
-      expect(await readCatchUp(pool, dave, after, { limit: 500 })).toEqual({ frames: framesFor([aliceDave], log.slice(index + 1)) });
+      expect(await readCatchUp(pool, dave, after, { limit: 500 })).toEqual({ frames: framesFor(dave, [aliceDave], log.slice(index + 1)) });
     }
   });
 
   it('answers resync_required past the limit, whether one conversation or several exceed it', async () => {
     const mine = [aliceBob, carolAlice, aliceDave];
-    const all = framesFor(mine, log);
+    const all = framesFor(alice, mine, log);
     expect(await readCatchUp(pool, alice, FEED_START, { limit: all.length })).toEqual({ frames: all });
     expect(await readCatchUp(pool, alice, FEED_START, { limit: all.length - 1 })).toBe('resync_required');
 
@@ -129,7 +133,7 @@ describe('the catch-up read', () => {
   });
 
   it('holds back an event of a still-open transaction, and what committed after it began, until it commits', async () => {
-    const lastFrame = framesFor([aliceBob, carolAlice, aliceDave], log).at(-1)!;
+    const lastFrame = framesFor(alice, [aliceBob, carolAlice, aliceDave], log).at(-1)!;
     const after = decodeCursor(lastFrame.cursor)!;
     const version = await pool.oneFirst(
       sql.type(z.object({ version: z.number() }))`SELECT version FROM event_streams WHERE stream_id = ${aliceBob}`,
@@ -179,6 +183,42 @@ describe('the catch-up read', () => {
       expect(forBob !== 'resync_required' && forBob.frames.map((frame) => frame.seq)).toEqual([version + 1]);
     } finally {
       await held.rollback().catch(() => undefined);
+    }
+  });
+
+  it("gives the blocked user nothing of a blocked conversation, from any cursor, and the blocker everything", async () => {
+    const [frank, gina] = [66, 77];
+    const id = (await startConversation(deps, { initiatorId: gina, otherUserId: frank })).conversationId;
+    const run = (command: ConversationCommand) => handleCommand(pool, conversationDecider, id, command);
+    const first = await sendMessage(deps, { conversationId: id, senderId: frank, content: 'f1' }); // 2
+    await sendMessage(deps, { conversationId: id, senderId: gina, content: 'g1' }); // 3
+    await run({ type: 'BlockConversation', userId: frank, now: new Date() }); // 4
+    await markConversationRead(deps, { conversationId: id, readerId: frank }); // 5
+    await run({ type: 'DeleteMessage', requesterId: frank, message: { id: first.id, version: first.version, senderId: frank }, now: new Date() }); // 6
+    await run({ type: 'UnblockConversation', userId: frank, now: new Date() }); // 7
+    await sendMessage(deps, { conversationId: id, senderId: gina, content: 'g2' }); // 8
+    const events = await readStream(pool, id);
+    const conversations = new Map([[id, [frank, gina]]]);
+    expect(expectedFrames(events, conversations, gina).map((frame) => [frame.seq, frame.type])).toEqual([
+      [1, 'conversation_created'],
+      [2, 'new_message'],
+      [3, 'new_message'],
+      [4, 'conversation_removed'],
+      [7, 'conversation_restored'],
+      [8, 'new_message'],
+    ]);
+    const whole = await catchUpEventually(gina, decodeCursor(framesFor(alice, [aliceBob], log).at(-1)!.cursor)!, 500, 6);
+    expect(whole !== 'resync_required' && whole.frames.filter((frame) => frame.conversation_id === id)).toEqual(
+      expectedFrames(events, conversations, gina),
+    );
+    // From a cursor before, at, inside and after the blocked span: the block in force there is read, not assumed.
+    for (const version of [3, 4, 5, 6, 7]) {
+      const after = events[version - 1]!;
+      for (const user of [frank, gina]) {
+        const result = await readCatchUp(pool, user, after, { limit: 500 });
+        const expected = expectedFrames(events, conversations, user).filter((frame) => frame.seq > version);
+        expect({ user, version, result }).toEqual({ user, version, result: { frames: expected } });
+      }
     }
   });
 });

@@ -1,7 +1,9 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { conversationDecider } from '../../../src/commands/conversation/conversation.js';
 import { sendMessage, startConversation, type CommandDeps } from '../../../src/commands/conversation/conversation-commands.js';
+import { handleCommand } from '../../../src/commands/handle-command.js';
 import { FEED_START } from '../../../src/event-store/recorded-event.js';
 import { createDatabasePool } from '../../../src/shared/database.js';
 import { expectedFrames, listenToDeliveries } from '../../support/delivered-frames.js';
@@ -45,7 +47,7 @@ function flushedFrames(sent: string, prefix: string, frames: number): boolean {
 }
 
 describe('the fan-out when a flush fails', { timeout: 120_000 }, () => {
-  it('publishes every event of the batch again, each once and in order, after reconnecting', async () => {
+  it('publishes every event of the batch again, each once, in order and with the block of its time, after reconnecting', async () => {
     const databaseUrl = await createTestDatabase();
     const prefix = testPrefix();
     const stream = testStreamName(prefix);
@@ -67,12 +69,14 @@ describe('the fan-out when a flush fails', { timeout: 120_000 }, () => {
       await waitFor('the two starts fanned out and acked', () => allAcked(stream, 2));
 
       // The fan-out hears nothing while four events are appended, then all of them at once: one batch,
-      // two versions of each conversation. Its frames and its flush's PING never reach the server.
+      // two versions of each conversation. Its frames and its flush's PING never reach the server. Alice's
+      // message and then her block are in it: published again, the message must still reach Bob, so the
+      // block the fan-out keeps must go back to before the batch with the version.
       proxy.deafen();
-      for (let i = 0; i < 2; i++) {
-        await sendMessage(deps, { conversationId: aliceBob, senderId: alice, content: `ab ${i}` });
-        await sendMessage(deps, { conversationId: carolDave, senderId: dave, content: `cd ${i}` });
-      }
+      await sendMessage(deps, { conversationId: aliceBob, senderId: alice, content: 'ab before the block' });
+      await sendMessage(deps, { conversationId: carolDave, senderId: dave, content: 'cd 0' });
+      await handleCommand(pool, conversationDecider, aliceBob, { type: 'BlockConversation', userId: alice, now: new Date() });
+      await sendMessage(deps, { conversationId: carolDave, senderId: dave, content: 'cd 1' });
       const cut = (await readFeedEventually(pool, FEED_START, 6)).slice(2);
       await waitFor('the four events on their way to the fan-out', () => cut.every((event) => proxy.held().includes(event.eventId)));
       proxy.mute();
@@ -106,6 +110,15 @@ describe('the fan-out when a flush fails', { timeout: 120_000 }, () => {
       ]);
       // Seq 1, 2, 3 of each conversation, once each, in order: nothing of the cut batch lost or repeated.
       for (const user of [alice, bob, carol, dave]) expect(received.get(user)).toEqual(expectedFrames(log, conversations, user));
+      expect(received.get(bob)!.filter((frame) => frame.conversation_id === aliceBob).map((frame) => frame.type)).toEqual([
+        'conversation_created',
+        'new_message',
+        'conversation_removed',
+      ]);
+      expect(received.get(alice)!.filter((frame) => frame.conversation_id === aliceBob).at(-1)).toMatchObject({
+        type: 'conversation_blocked',
+        data: { blocked_by: alice },
+      });
       expect(proxy.connections()).toBeGreaterThanOrEqual(2);
     } finally {
       await stopAllRoles();

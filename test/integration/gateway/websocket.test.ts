@@ -6,11 +6,12 @@ import { z } from 'zod';
 import { sendMessage, sendMessages, startConversation, type CommandDeps } from '../../../src/commands/conversation/conversation-commands.js';
 import { readStream } from '../../../src/event-store/read-stream.js';
 import { encodeCursor } from '../../../src/delivery/cursor.js';
-import { recordedEventFrame, type EventFrame } from '../../../src/delivery/event-frames.js';
+import { type EventFrame } from '../../../src/delivery/event-frames.js';
 import type { NatsConnection } from 'nats';
 import { connectNats, deliverySubject } from '../../../src/shared/nats.js';
 import { sleep } from '../../../src/shared/sleep.js';
 import { mintToken, openSocket, startTestGateway, upgradeStatus, type Frame, type TestGateway, type TestSocket } from '../../support/gateway.js';
+import { unblockedFrameFor } from '../../support/delivered-frames.js';
 import { createTestDatabase, natsCredentials, natsUrl, testPrefix } from '../../support/infra.js';
 
 /**
@@ -78,7 +79,7 @@ async function publish(userId: number, frames: readonly object[]): Promise<void>
 /** Sends `count` messages and returns the frames of the whole conversation, from seq 1. */
 async function frames(conversationId: string, senderId: number, count: number): Promise<EventFrame[]> {
   for (let i = 0; i < count; i++) await sendMessage(deps, { conversationId, senderId, content: `n${i}` });
-  return (await readStream(pool, conversationId)).map(recordedEventFrame);
+  return (await readStream(pool, conversationId)).map(unblockedFrameFor(senderId));
 }
 
 /**
@@ -284,7 +285,7 @@ describe('delivery', () => {
 
   it('ignores a payload on the delivery subject that is not a frame', async () => {
     const id = await conversation(15, 16);
-    const [started] = (await readStream(pool, id)).map(recordedEventFrame);
+    const [started] = (await readStream(pool, id)).map(unblockedFrameFor(15));
     const socket = await connect(15);
     fanoutNats.publish(deliverySubject(prefix, 15), 'not json');
     // A real frame after the junk, on the same subject: once it is in, the junk before it has been handled.
@@ -348,11 +349,11 @@ describe('recovery', () => {
     const since = encodeCursor(log[2]!);
     const socket = await connect(30, { query: `?since=${since}` });
     const replayed = await socket.waitForCount((frame) => 'seq' in frame, log.length - 3);
-    expect(replayed).toEqual(log.slice(3).map((event) => JSON.parse(JSON.stringify(recordedEventFrame(event))) as unknown));
+    expect(replayed).toEqual(log.slice(3).map((event) => JSON.parse(JSON.stringify(unblockedFrameFor(30)(event))) as unknown));
 
     const live = await sendMessage(deps, { conversationId: id, senderId: 31, content: 'live' });
     const [liveEvent] = await readStream(pool, id, { afterVersion: live.version - 1 });
-    await publish(30, [recordedEventFrame(liveEvent!)]);
+    await publish(30, [unblockedFrameFor(30)(liveEvent!)]);
     expect(await socket.waitFor((frame) => frame['seq'] === live.version && frame['conversation_id'] === id)).toMatchObject({ type: 'new_message' });
 
   });
@@ -365,7 +366,7 @@ describe('recovery', () => {
     expect(resumed).toMatchObject({ type: 'error', data: { code: 'invalid_cursor' } });
     const live = await sendMessage(deps, { conversationId: id, senderId: 45, content: 'live after a bad cursor' });
     const [liveEvent] = await readStream(pool, id, { afterVersion: live.version - 1 });
-    await publish(44, [recordedEventFrame(liveEvent!)]);
+    await publish(44, [unblockedFrameFor(44)(liveEvent!)]);
     expect(await bad.waitFor(ofType('new_message'))).toMatchObject({ conversation_id: id, seq: live.version });
     expect(bad.ws.readyState).toBe(bad.ws.OPEN);
   });
@@ -391,7 +392,7 @@ describe('recovery', () => {
     expect(await socket.waitFor(ofType('resync_required'))).toMatchObject({ type: 'resync_required' });
     expect(socket.frames.filter((frame) => 'seq' in frame)).toEqual([]);
     const latest = (await readStream(pool, id)).at(-1)!;
-    await publish(35, [recordedEventFrame(latest)]);
+    await publish(35, [unblockedFrameFor(35)(latest)]);
     expect(await socket.waitFor(ofType('new_message'))).toMatchObject({ seq: latest.version });
   });
 
