@@ -9,6 +9,9 @@ import type { FeedPosition } from './recorded-event.js';
  * original's copy from the events stream and marks the erasure done there.
  */
 
+/** The NOTIFY channel an erasure signals on commit; the relay listens to it. */
+export const EVENTS_ERASED_CHANNEL = 'events_erased';
+
 export type EventErasure = {
   /** The stream and version of the event to erase. */
   readonly streamId: string;
@@ -23,7 +26,7 @@ const erasedRow = z.object({ event_id: z.string() });
 
 /**
  * Erases `fields` of one event and records it, in one statement of the transaction that appends the
- * erasing event: both commit or neither does.
+ * erasing event: both commit or neither does. Listeners of `EVENTS_ERASED_CHANNEL` are notified on commit.
  * @throws Error when the stream has no such version (a caller's bug: the erasing event names it).
  */
 export async function eraseEventFields(transaction: DatabaseTransactionConnection, erasure: EventErasure): Promise<void> {
@@ -33,10 +36,12 @@ export async function eraseEventFields(transaction: DatabaseTransactionConnectio
       SET data = data || (SELECT jsonb_object_agg(field, 'null'::jsonb) FROM unnest(${sql.array([...erasure.fields], 'text')}) AS field)
       WHERE stream_id = ${erasure.streamId} AND version = ${erasure.version}
       RETURNING event_id, stream_id, version
+    ), recorded AS (
+      INSERT INTO event_erasures (event_id, stream_id, version, erased_by_event_id)
+      SELECT event_id, stream_id, version, ${erasure.erasedByEventId} FROM erased
+      RETURNING event_id
     )
-    INSERT INTO event_erasures (event_id, stream_id, version, erased_by_event_id)
-    SELECT event_id, stream_id, version, ${erasure.erasedByEventId} FROM erased
-    RETURNING event_id`);
+    SELECT r.event_id FROM recorded AS r, (SELECT pg_notify(${EVENTS_ERASED_CHANNEL}, '')) AS notified`);
   if (!erased) throw new Error(`no event to erase at ${erasure.streamId} version ${erasure.version}`);
 }
 
@@ -47,6 +52,8 @@ export type StreamErasure = {
   readonly version: number;
   /** The erased event's feed position: where the relay published it. */
   readonly position: FeedPosition;
+  /** The version of the erasing event, published after it. */
+  readonly erasedByVersion: number;
 };
 
 const pendingRow = z.object({
@@ -55,6 +62,7 @@ const pendingRow = z.object({
   version: z.number().int(),
   transaction_id: z.string(),
   global_position: z.bigint(),
+  erased_by_version: z.number().int(),
 });
 
 /**
@@ -64,7 +72,8 @@ const pendingRow = z.object({
  */
 export async function streamErasuresUpTo(connection: CommonQueryMethods, upTo: FeedPosition, limit: number): Promise<StreamErasure[]> {
   const rows = await connection.any(sql.type(pendingRow)`
-    SELECT x.event_id, x.stream_id, x.version, o.transaction_id::text AS transaction_id, o.global_position
+    SELECT x.event_id, x.stream_id, x.version, o.transaction_id::text AS transaction_id, o.global_position,
+           d.version AS erased_by_version
     FROM event_erasures AS x
     JOIN events AS d ON d.event_id = x.erased_by_event_id
     JOIN events AS o ON o.event_id = x.event_id
@@ -77,7 +86,14 @@ export async function streamErasuresUpTo(connection: CommonQueryMethods, upTo: F
     streamId: row.stream_id,
     version: row.version,
     position: { transactionId: BigInt(row.transaction_id), globalPosition: row.global_position },
+    erasedByVersion: row.erased_by_version,
   }));
+}
+
+/** Whether some erasure is not done in the events stream yet, whether or not the relay passed its erasing event. */
+export async function hasStreamErasuresPending(connection: CommonQueryMethods): Promise<boolean> {
+  return connection.oneFirst(sql.type(z.object({ pending: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM event_erasures WHERE jetstream_erased_at IS NULL) AS pending`);
 }
 
 /** Records that the events stream no longer holds these events' copies. */

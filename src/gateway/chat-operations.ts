@@ -8,6 +8,7 @@ import {
   type SendMessageInput,
   type SentMessage,
 } from '../commands/conversation/conversation-commands.js';
+import { deleteMessageForEveryone } from '../commands/conversation/delete-message.js';
 import { assertValidMessageContent } from '../commands/conversation/message-content.js';
 import type { ParticipantDirectory } from '../delivery/participants.js';
 import {
@@ -48,7 +49,7 @@ export type ChatOperationsDeps = CommandDeps & {
 };
 
 export type ChatLimits = {
-  /** Messages appended (retries of a stored message and refused sends cost nothing). */
+  /** Messages appended and deleted for everyone (retries, repeated deletes and refused ones cost nothing). */
   readonly messages: RateLimiter;
   /** Conversations started (a start that finds the conversation already there costs nothing). */
   readonly conversations: RateLimiter;
@@ -59,6 +60,8 @@ export type ChatLimits = {
 };
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
+
+export type DeletedMessageAnswer = { readonly id: string; readonly conv_id: string; readonly deleted_at: string };
 
 /**
  * What a user can do, the same for REST and WebSocket; each call is made on behalf of `userId`. `trace` is the
@@ -77,6 +80,12 @@ export type ChatOperations = {
     trace?: RequestTrace,
   ): Promise<{ message: Message; created: boolean }>;
   markRead(userId: number, conversationId: string, trace?: RequestTrace): Promise<ReadReceiptAnswer>;
+  /**
+   * Deletes one of the user's messages for everyone; again: the same answer. Costs a unit of the messages
+   * limit, given back when nothing was appended.
+   * @throws GatewayError `forbidden` (the other participant's message), `not_found`.
+   */
+  deleteMessage(userId: number, messageId: string, trace?: RequestTrace): Promise<DeletedMessageAnswer>;
   /** The other participant, for ephemeral signals. @throws GatewayError `not_found`. */
   otherParticipant(userId: number, conversationId: string): Promise<number>;
 };
@@ -245,6 +254,19 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       await deps.limits.reads.consume(userId);
       const receipt = await markConversationRead(deps, { conversationId, readerId: userId, metadata: traceMetadata(trace) });
       return { up_to_seq: receipt.upToVersion, read_at: receipt.readAt };
+    },
+
+    async deleteMessage(userId, messageId, trace) {
+      const allowance = await deps.limits.messages.consume(userId);
+      let deleted: Awaited<ReturnType<typeof deleteMessageForEveryone>>;
+      try {
+        deleted = await deleteMessageForEveryone(deps, { messageId, requesterId: userId, metadata: traceMetadata(trace) });
+      } catch (error) {
+        await deps.limits.messages.refund([allowance]);
+        throw error;
+      }
+      if (!deleted.appended) await deps.limits.messages.refund([allowance]);
+      return { id: deleted.id, conv_id: deleted.conversationId, deleted_at: deleted.deletedAt };
     },
 
     async otherParticipant(userId, conversationId) {

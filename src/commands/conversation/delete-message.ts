@@ -49,6 +49,8 @@ export type DeletedMessage = {
   readonly conversationId: string;
   /** When the message was first deleted: a repeated delete answers the same. */
   readonly deletedAt: string;
+  /** False when it was deleted already: nothing was appended. */
+  readonly appended: boolean;
 };
 
 /** The same answer for a missing message, a stranger's, and one in a conversation blocked against the caller. */
@@ -79,7 +81,7 @@ export async function deleteMessageForEveryone(
     );
     const at = deletedAt(result.state, input.messageId);
     if (at === null) throw new Error(`message ${input.messageId} is not deleted after its delete`);
-    return { id: input.messageId, conversationId: found.conversationId, deletedAt: at };
+    return { id: input.messageId, conversationId: found.conversationId, deletedAt: at, appended: result.recorded.length > 0 };
   } catch (error) {
     if (error instanceof DomainError && error.code === 'not_found') throw messageNotFound();
     throw error;
