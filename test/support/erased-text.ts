@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DeliverPolicy, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 
@@ -30,16 +30,19 @@ export async function tablesHolding(pool: DatabasePool, text: string): Promise<s
 }
 
 /**
- * The messages of every stream of the server that hold `text` in their body or headers, as
- * `stream#sequence`; each stream is read whole with an ordered consumer.
+ * The messages of every stream of the server (or of `only` that one) that hold `text` in their body or
+ * headers, as `stream#sequence`; each stream is read whole with an ordered consumer.
  */
-export async function streamMessagesHolding(nc: NatsConnection, text: string): Promise<string[]> {
+export async function streamMessagesHolding(nc: NatsConnection, text: string, only?: string): Promise<string[]> {
   const jsm = await nc.jetstreamManager();
   const holding: string[] = [];
-  for await (const stream of jsm.streams.list()) {
+  const names: string[] = [];
+  for await (const name of jsm.streams.names()) if (only === undefined || name === only) names.push(name);
+  for (const name of names) {
+    const stream = await jsm.streams.info(name);
     const total = stream.state.messages;
     if (total === 0) continue;
-    const consumer = await nc.jetstream().consumers.get(stream.config.name, { deliver_policy: DeliverPolicy.All });
+    const consumer = await nc.jetstream().consumers.get(name);
     const messages = await consumer.consume({ max_messages: 1000 });
     let read = 0;
     for await (const message of messages) {
