@@ -130,6 +130,20 @@ describe('DELETE /api/v1/chat/messages/:id', () => {
     expect(new Date(answer['deleted_at'] as string).toISOString()).toBe(answer['deleted_at']);
     const again = await deleteMessage(messageId);
     expect({ status: again.status, data: again.body['data'] }).toEqual({ status: 200, data: answer });
+    // A retry of the deleted message's send answers the message, its text erased.
+    const keyed = uniqueText('keyed');
+    const sent = await api(baseUrl, 'POST', '/api/v1/chat/messages', {
+      token: tokens.get(A)!,
+      body: { conversation_id: conversationId, message: keyed, client_msg_id: 'retry-after-delete' },
+    });
+    const keyedId = (sent.body['data'] as { id: string }).id;
+    expect((await deleteMessage(keyedId)).status).toBe(200);
+    const retry = await api(baseUrl, 'POST', '/api/v1/chat/messages', {
+      token: tokens.get(A)!,
+      body: { conversation_id: conversationId, message: keyed, client_msg_id: 'retry-after-delete' },
+    });
+    expect({ status: retry.status, data: retry.body['data'] }).toMatchObject({ status: 200, data: { id: keyedId, msg: null } });
+    expect(JSON.stringify(retry.body)).not.toContain(keyed);
 
     const other = await deleteMessage(await send(uniqueText('from B'), B), A);
     expect(other.status).toBe(403);
