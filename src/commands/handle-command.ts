@@ -88,8 +88,8 @@ export type HandleCommandsOptions<C, E> = {
   /**
    * Writes that must commit with the events or not at all but need the events as recorded (an erasure names
    * the event that asks for it), given every event the batch appended. With it, every attempt is the locked
-   * one below (deletes are rare: the lock costs them one round trip), and these writes run in its
-   * transaction after the append; they are not called when the batch appended nothing.
+   * one below (a few round trips more: for rare commands), and these writes run in its transaction after the
+   * append; they are not called when the batch appended nothing.
    */
   readonly withAppend?: (transaction: DatabaseTransactionConnection, recorded: readonly RecordedEvent[]) => Promise<void>;
 };
