@@ -61,7 +61,8 @@ export function rolePermissions(role: NatsRole, scope: NatsScope): NatsPermissio
           `${JS_API}.STREAM.INFO.${stream}`,
           `${JS_API}.STREAM.CREATE.${stream}`,
           `${JS_API}.STREAM.UPDATE.${stream}`,
-          `${JS_API}.STREAM.MSG.GET.${stream}`, // the last message, to recover a checkpoint
+          `${JS_API}.STREAM.MSG.GET.${stream}`, // the last message, to recover a checkpoint; an erased event's copies
+          `${JS_API}.STREAM.MSG.DELETE.${stream}`, // erasure: a deleted message's copy (stream-erasure.ts)
         ],
         subscribe: [ownInbox],
       };

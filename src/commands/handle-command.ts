@@ -1,4 +1,4 @@
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import {
   appendToStreams,
@@ -85,6 +85,13 @@ export type HandleCommandsOptions<C, E> = {
    * violation there fails the whole batch and writes nothing.
    */
   readonly reservations?: (decided: readonly DecidedCommand<C, E>[]) => readonly Reservation[];
+  /**
+   * Writes that must commit with the events or not at all but need the events as recorded (an erasure names
+   * the event that asks for it), given every event the batch appended. With it, every attempt is the locked
+   * one below (a few round trips more: for rare commands), and these writes run in its transaction after the
+   * append; they are not called when the batch appended nothing.
+   */
+  readonly withAppend?: (transaction: DatabaseTransactionConnection, recorded: readonly RecordedEvent[]) => Promise<void>;
 };
 
 /**
@@ -96,9 +103,9 @@ const LOCKED_ATTEMPTS = 20;
 /**
  * Runs a batch of commands, on any streams: load every stream (one statement), decide each command in order
  * against its stream's state so far (a later command on the same stream sees the earlier one's events), then
- * append everything and the reservations in one statement, which commits on its own. A command the decider
- * refuses (DomainError) is settled as rejected and the others go on; any other error rejects the call, with
- * nothing written.
+ * append everything and the reservations in one statement, which commits on its own (with `withAppend`, the
+ * locked transaction below, which also holds those writes). A command the decider refuses (DomainError) is
+ * settled as rejected and the others go on; any other error rejects the call, with nothing written.
  *
  * Two round trips when nobody else appended to these streams in between. When someone did (the append's
  * version check or the events' primary key says so), the batch runs again in a transaction that locks the
@@ -114,17 +121,22 @@ export async function handleCommands<C, E extends { type: string; data: object }
   options: HandleCommandsOptions<C, E> = {},
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
   if (requests.length === 0) return [];
-  try {
-    return await decideAndAppend(pool, decider, requests, options);
-  } catch (error) {
-    if (!isVersionConflict(error)) throw error;
+  if (!options.withAppend) {
+    try {
+      return await decideAndAppend(pool, decider, requests, options);
+    } catch (error) {
+      if (!isVersionConflict(error)) throw error;
+    }
   }
   const streamIds = [...new Set(requests.map((request) => request.streamId))];
   for (let attempt = 1; ; attempt++) {
     try {
       return await pool.transaction(async (transaction) => {
         await lockStreams(transaction, streamIds);
-        return decideAndAppend(transaction, decider, requests, options);
+        const results = await decideAndAppend(transaction, decider, requests, options);
+        const recorded = results.flatMap((result) => (result.status === 'fulfilled' ? result.value.recorded : []));
+        if (recorded.length > 0) await options.withAppend?.(transaction, recorded);
+        return results;
       });
     } catch (error) {
       if (!isVersionConflict(error) || attempt >= LOCKED_ATTEMPTS) throw error;

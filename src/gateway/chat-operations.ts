@@ -11,6 +11,7 @@ import {
   type SentMessage,
 } from '../commands/conversation/conversation-commands.js';
 import { currentBlocks } from '../commands/conversation/blocks.js';
+import { deleteMessageForEveryone } from '../commands/conversation/delete-message.js';
 import { assertValidMessageContent } from '../commands/conversation/message-content.js';
 import { DomainError } from '../commands/domain-error.js';
 import type { ParticipantDirectory } from '../delivery/participants.js';
@@ -52,7 +53,7 @@ export type ChatOperationsDeps = CommandDeps & {
 };
 
 export type ChatLimits = {
-  /** Messages appended (retries of a stored message and refused sends cost nothing). */
+  /** Messages appended and deleted for everyone (retries, repeated deletes and refused ones cost nothing). */
   readonly messages: RateLimiter;
   /**
    * Changes to a conversation's existence for the other user: starts, blocks and unblocks (each pushes a
@@ -66,6 +67,8 @@ export type ChatLimits = {
 };
 
 export type ReadReceiptAnswer = { readonly up_to_seq: number | null; readonly read_at: string | null };
+
+export type DeletedMessageAnswer = { readonly id: string; readonly conv_id: string; readonly deleted_at: string };
 
 /**
  * What a user can do, the same for REST and WebSocket; each call is made on behalf of `userId`. `trace` is the
@@ -91,6 +94,12 @@ export type ChatOperations = {
   block(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
   /** Lifts the caller's block (idempotent). @throws GatewayError `not_found`, `rate_limited`. */
   unblock(userId: number, conversationId: string, trace?: RequestTrace): Promise<Conversation>;
+  /**
+   * Deletes one of the user's messages for everyone; again: the same answer. Costs a unit of the messages
+   * limit, given back when nothing was appended.
+   * @throws DomainError `forbidden` (the other participant's message), `not_found`.
+   */
+  deleteMessage(userId: number, messageId: string, trace?: RequestTrace): Promise<DeletedMessageAnswer>;
   /**
    * The other participant, for ephemeral signals, unless the conversation is blocked now.
    * @throws GatewayError `not_found` (also for the blocked user); DomainError `blocked` for the blocker.
@@ -292,6 +301,19 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     block: (userId, conversationId, trace) => changeBlock(blockConversation, userId, conversationId, trace),
 
     unblock: (userId, conversationId, trace) => changeBlock(unblockConversation, userId, conversationId, trace),
+
+    async deleteMessage(userId, messageId, trace) {
+      const allowance = await deps.limits.messages.consume(userId);
+      let deleted: Awaited<ReturnType<typeof deleteMessageForEveryone>>;
+      try {
+        deleted = await deleteMessageForEveryone(deps, { messageId, requesterId: userId, metadata: traceMetadata(trace) });
+      } catch (error) {
+        await deps.limits.messages.refund([allowance]);
+        throw error;
+      }
+      if (!deleted.appended) await deps.limits.messages.refund([allowance]);
+      return { id: deleted.id, conv_id: deleted.conversationId, deleted_at: deleted.deletedAt };
+    },
 
     async otherParticipant(userId, conversationId) {
       assertConversationId(conversationId);

@@ -5,12 +5,15 @@ import { CheckpointFencedError, loadCheckpoint, storeCheckpoint } from '../event
 import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { readFeed } from '../event-store/read-feed.js';
 import { compareFeedPositions, formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';
+import type { RecordedEvent } from '../event-store/recorded-event.js';
 import type { Logger } from '../shared/logger.js';
 import type { RelayMetrics } from './relay-metrics.js';
 import { eventSubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
 import { feedPositionOf, toEventMessage } from './event-message.js';
 import type { LeaderLease } from '../shared/leader-lease.js';
+import { EVENTS_ERASED_CHANNEL } from '../event-store/event-erasures.js';
+import { eraseFromStream } from './stream-erasure.js';
 
 export type RelayDeps = {
   readonly pool: DatabasePool;
@@ -46,6 +49,11 @@ const RETRY_DELAY_MS = 500;
  * before the checkpoint is covered twice over: the next leader starts from the position of the last message
  * in the stream when that is ahead of the checkpoint, and JetStream drops a repeated `Nats-Msg-Id` within its
  * duplicate window. Only the holder of the lease publishes; a checkpoint moved by anyone else stops it.
+ *
+ * Erasure (a delete for everyone, docs/event-store.md): once the checkpoint is at or past an erasing event,
+ * the copies of the event it erased are deleted from the stream (stream-erasure.ts), then the erasure is
+ * marked done. Not before: until then the erased event may still be published from a feed read that
+ * preceded the erasure. A leader that dies in between, or a failed attempt, leaves it to be done again.
  */
 export function startRelay(deps: RelayDeps): Relay {
   const { logger } = deps;
@@ -53,6 +61,8 @@ export function startRelay(deps: RelayDeps): Relay {
   const consumer = relayCheckpointName(deps.streamName);
   let wake = new AbortController();
   let pending = true;
+  // At start, what a previous leader left undone.
+  let erasuresDue = true;
 
   const run = async (): Promise<void> => {
     const stop = AbortSignal.any([stopping.signal, deps.lease.lost]);
@@ -64,6 +74,9 @@ export function startRelay(deps: RelayDeps): Relay {
       pending = true;
       wake.abort();
     });
+    await deps.lease.listen(EVENTS_ERASED_CHANNEL, () => {
+      erasuresDue = true;
+    });
 
     let checkpoint = await catchUpWithStream(deps, consumer, await loadCheckpoint(deps.pool, consumer));
     while (!stop.aborted) {
@@ -74,33 +87,21 @@ export function startRelay(deps: RelayDeps): Relay {
       pending = false;
       try {
         const events = await readFeed(deps.pool, { after: checkpoint, limit: deps.batchSize });
-        if (events.length === 0) continue;
-        // Publishes are pipelined on one connection, so JetStream stores them in this order.
-        await Promise.all(
-          events.map((event) => {
-            const message = toEventMessage(event);
-            return deps.js.publish(eventSubject(deps.subjectPrefix, event.streamId), message.body, {
-              msgID: event.eventId,
-              headers: message.headers,
-            });
-          }),
-        );
-        const last = events.at(-1)!;
-        const next = { transactionId: last.transactionId, globalPosition: last.globalPosition };
-        // No wait for the WAL flush: a checkpoint lost in a crash is recovered from the stream at start.
-        await storeCheckpoint(deps.pool, consumer, checkpoint, next, { waitForFlush: false });
-        checkpoint = next;
-        deps.metrics.published(events);
-        // A full batch means more may be waiting: read again at once.
-        pending = events.length === deps.batchSize;
-        logger.debug({ count: events.length, checkpoint: formatFeedPosition(checkpoint) }, 'published');
-        if (logger.isLevelEnabled('debug')) {
-          for (const event of events) logger.debug({ eventId: event.eventId, ...traceFieldsOf(event.metadata) }, 'event published');
+        if (events.length > 0) {
+          checkpoint = await publishBatch(deps, consumer, checkpoint, events);
+          // A full batch means more may be waiting: read again at once.
+          pending = events.length === deps.batchSize;
+        }
+        if (erasuresDue) {
+          // Cleared first: an erasure notified while this runs sets it again.
+          erasuresDue = false;
+          if ((await eraseFromStream(deps, checkpoint)).waiting) erasuresDue = true;
         }
       } catch (error) {
         if (error instanceof CheckpointFencedError) throw error;
         logger.warn({ err: error }, 'relay batch failed; retrying from the checkpoint');
         pending = true;
+        erasuresDue = true;
         await sleep(RETRY_DELAY_MS, stop);
       }
     }
@@ -116,6 +117,35 @@ export function startRelay(deps: RelayDeps): Relay {
       await done.catch(() => undefined);
     },
   };
+}
+
+/** Publishes one batch read from the feed, then moves the checkpoint past it. @returns the new checkpoint. */
+async function publishBatch(
+  deps: RelayDeps,
+  consumer: string,
+  checkpoint: FeedPosition,
+  events: readonly RecordedEvent[],
+): Promise<FeedPosition> {
+  // Publishes are pipelined on one connection, so JetStream stores them in this order.
+  await Promise.all(
+    events.map((event) => {
+      const message = toEventMessage(event);
+      return deps.js.publish(eventSubject(deps.subjectPrefix, event.streamId), message.body, {
+        msgID: event.eventId,
+        headers: message.headers,
+      });
+    }),
+  );
+  const last = events.at(-1)!;
+  const next = { transactionId: last.transactionId, globalPosition: last.globalPosition };
+  // No wait for the WAL flush: a checkpoint lost in a crash is recovered from the stream at start.
+  await storeCheckpoint(deps.pool, consumer, checkpoint, next, { waitForFlush: false });
+  deps.metrics.published(events);
+  deps.logger.debug({ count: events.length, checkpoint: formatFeedPosition(next) }, 'published');
+  if (deps.logger.isLevelEnabled('debug')) {
+    for (const event of events) deps.logger.debug({ eventId: event.eventId, ...traceFieldsOf(event.metadata) }, 'event published');
+  }
+  return next;
 }
 
 /**

@@ -384,3 +384,33 @@ describe('generated WebSocket frames', () => {
     expect(stored.length).toBe(accepted.size);
   }, 300_000);
 });
+
+// Last: the deletes erase texts the checks above compare with what was acknowledged.
+describe('generated deletes', () => {
+  it('answers DELETE /messages/:id with 200 to the sender, 403 to the other participant, 404 to anything else, and never a 5xx', async () => {
+    const bobToken = await mintToken(BOB);
+    const own = [...accepted.keys()];
+    expect(own.length).toBeGreaterThan(0);
+    const outcomes = tally();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constantFrom(...own) },
+          { weight: 1, arbitrary: fc.stringMatching(/^[0-9A-HJKMNP-TV-Z]{26}$/) },
+          { weight: 1, arbitrary: awkwardText.filter((text) => text.length > 0 && text.isWellFormed()).map(encodeURIComponent) },
+          { weight: 1, arbitrary: fc.constantFrom('%FF', '%', '%00', '..%2F..%2F', '%C3%28', own[0]!.toLowerCase(), `${own[0]!}%00`) },
+        ),
+        fc.boolean(),
+        async (id, bySender) => {
+          const response = await api(gateway.url, 'DELETE', `/api/v1/chat/messages/${id}`, { token: bySender ? aliceToken : bobToken });
+          expectEnvelope(response, { id, bySender });
+          const expected = own.includes(id) ? (bySender ? 200 : 403) : 404;
+          expect(response.status, JSON.stringify({ id, bySender, answer: response.body })).toBe(expected);
+          outcomes.add(String(response.status));
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    outcomes.atLeast({ '200': 2, '403': 2, '404': 2 });
+  }, 300_000);
+});

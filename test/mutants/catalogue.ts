@@ -932,4 +932,41 @@ export const catalogue: readonly Mutant[] = [
     edits: [{ file: 'src/replay/main.ts', search: 'exitCode = error instanceof ReplayBusyError ? 3 : 1;', replace: 'exitCode = 1;' }],
     killers: ['test/integration/replay/replay-options.test.ts'],
   },
+  // Delete for everyone (docs/event-store.md "Erasure").
+  {
+    name: 'delete-leaves-text-in-log',
+    guarantee: "a delete for everyone erases the original's text from the log in the delete's transaction",
+    edits: [
+      {
+        file: 'src/commands/conversation/delete-message.ts',
+        search: "if (event.type !== 'MessageDeleted') continue;",
+        replace: "if (event.type !== 'MessageDeleted' || event.version > 0) continue;",
+      },
+    ],
+    killers: ['test/integration/commands/delete-message.test.ts'],
+  },
+  {
+    name: 'relay-skips-stream-erasure',
+    guarantee: "the relay deletes a deleted message's copies from the events stream",
+    edits: [
+      {
+        file: 'src/relay/relay.ts',
+        search: 'if ((await eraseFromStream(deps, checkpoint)).waiting) erasuresDue = true;',
+        replace: 'if (checkpoint.globalPosition < 0n && (await eraseFromStream(deps, checkpoint)).waiting) erasuresDue = true;',
+      },
+    ],
+    killers: ['test/integration/gateway/delete-for-everyone.test.ts'],
+  },
+  {
+    name: 'stream-erasure-before-delete-published',
+    guarantee: "the relay erases a copy only once its checkpoint passed the delete: a stale read published later is erased too",
+    edits: [
+      {
+        file: 'src/event-store/event-erasures.ts',
+        search: '<= (${upTo.transactionId.toString()}::xid8, ${upTo.globalPosition.toString()}::bigint)',
+        replace: '<= (d.transaction_id, d.global_position) AND ${upTo.globalPosition} >= 0',
+      },
+    ],
+    killers: ['test/integration/relay/stream-erasure.test.ts'],
+  },
 ];

@@ -38,6 +38,8 @@ export function chatRoutes(operations: ChatOperations): Hono<AuthenticatedEnv> {
     return ok(c, message, created ? 201 : 200);
   });
 
+  routes.delete('/messages/:id', async (c) => ok(c, await operations.deleteMessage(c.var.userId, c.req.param('id'), c.var.trace)));
+
   // Both paths mark read: `/read` is ours, the trailing-slash form is the seed's.
   for (const path of ['/conversations/:id/read', '/conversations/:id/']) {
     routes.put(path, async (c) => {

@@ -18,6 +18,7 @@ import {
 } from '../../../stack/nats-permissions.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix, testStreamName } from '../../support/infra.js';
+import { streamMessagesHolding } from '../../support/erased-text.js';
 import { storedCount } from '../../support/jetstream.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
 import { waitUntil } from '../../support/wait-until.js';
@@ -155,6 +156,7 @@ describe('NATS users', () => {
     // Nothing a role did on the way was refused (a refused JetStream call may be retried or swallowed).
     expect(serverLog.filter((line) => /violation/i.test(line))).toEqual([]);
   });
+
 });
 
 describe('what a role may not do', () => {
@@ -207,17 +209,30 @@ describe('what a role may not do', () => {
         };
       case 'projector':
         return {
-          publish: [eventSubject(p, 'c'), deliverySubject(p, B), `${api}.CONSUMER.MSG.NEXT.${stream}.fanout`, `${api}.CONSUMER.DELETE.${stream}.projector`],
+          publish: [
+            eventSubject(p, 'c'),
+            deliverySubject(p, B),
+            `${api}.CONSUMER.MSG.NEXT.${stream}.fanout`,
+            `${api}.CONSUMER.DELETE.${stream}.projector`,
+            `${api}.STREAM.MSG.DELETE.${stream}`,
+          ],
           subscribe: [`${p}.deliver.>`, '_INBOX.relay.>'],
         };
       case 'fanout':
         return {
-          publish: [eventSubject(p, 'c'), signalSubject(p, B), `${api}.CONSUMER.MSG.NEXT.${stream}.projector`, `$JS.ACK.${stream}.projector.1.1.1.1.1`, `${api}.STREAM.PURGE.${stream}`],
+          publish: [
+            eventSubject(p, 'c'),
+            signalSubject(p, B),
+            `${api}.CONSUMER.MSG.NEXT.${stream}.projector`,
+            `$JS.ACK.${stream}.projector.1.1.1.1.1`,
+            `${api}.STREAM.PURGE.${stream}`,
+            `${api}.STREAM.MSG.DELETE.${stream}`,
+          ],
           subscribe: [`${p}.signal.>`, '_INBOX.projector.>'],
         };
       case 'gateway':
         return {
-          publish: [deliverySubject(p, B), eventSubject(p, 'c'), `${api}.INFO`, `${api}.STREAM.INFO.${stream}`],
+          publish: [deliverySubject(p, B), eventSubject(p, 'c'), `${api}.INFO`, `${api}.STREAM.INFO.${stream}`, `${api}.STREAM.MSG.DELETE.${stream}`],
           subscribe: [`${p}.events.>`, '_INBOX.fanout.>', '_INBOX.>', '$JS.>'],
         };
       case 'notifier':
@@ -247,5 +262,20 @@ describe('what a role may not do', () => {
       connection.nc.subscribe(subject, { callback: () => undefined });
       expect({ subject, refused: await refusalsOf(connection, subject) }).toEqual({ subject, refused: ['subscription'] });
     }
+  });
+});
+
+// Last, so that its events (a delete for everyone) come after every frame the tests above wait for.
+describe('erasure', () => {
+  it('lets the relay delete the copy of a message deleted for everyone from the stream', async () => {
+    const logBefore = serverLog.length;
+    const text = `taken back ${Date.now()}`;
+    const sent = await api(httpUrl, 'POST', '/api/v1/chat/messages', { token: tokens.get(A)!, body: { conversation_id: conversationId, message: text } });
+    expect(sent.status).toBe(201);
+    await waitUntil('the message in the stream', async () => (await streamMessagesHolding(operator, text, scope.stream)).length > 0, { timeoutMs: 60_000 });
+    const deleted = await api(httpUrl, 'DELETE', `/api/v1/chat/messages/${(sent.body['data'] as { id: string }).id}`, { token: tokens.get(A)! });
+    expect(deleted.status).toBe(200);
+    await waitUntil('the copy deleted', async () => (await streamMessagesHolding(operator, text, scope.stream)).length === 0, { timeoutMs: 60_000 });
+    expect(serverLog.slice(logBefore).filter((line) => /violation/i.test(line))).toEqual([]);
   });
 });
