@@ -35,7 +35,11 @@ beforeAll(async () => {
   };
   await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env: roleEnv });
   await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env: roleEnv });
-  gateway = await startTestGateway({ databaseUrl, prefix, env: { RATE_LIMIT_MESSAGES_PER_MINUTE: '1000000' } });
+  gateway = await startTestGateway({
+    databaseUrl,
+    prefix,
+    env: { RATE_LIMIT_MESSAGES_PER_MINUTE: '1000000', RATE_LIMIT_CONVERSATIONS_PER_MINUTE: '1000000', RATE_LIMIT_LISTS_PER_MINUTE: '1000000' },
+  });
   aliceToken = await mintToken(ALICE);
   const created = await api(gateway.url, 'POST', '/api/v1/chat/conversations', { token: aliceToken, body: { user_id: BOB } });
   conversationId = (created.body['data'] as { id: string }).id;
@@ -382,6 +386,90 @@ describe('generated WebSocket frames', () => {
       expect(accepted.get(id), `message ${id} was stored but never acknowledged`).toBe(content);
     }
     expect(stored.length).toBe(accepted.size);
+  }, 300_000);
+});
+
+describe('generated blocks and presence lists', () => {
+  const [CAROL, DAVE] = [503, 504];
+  /** Path ids as a client can send them, beside the real conversation's. */
+  const otherPathIds = fc.oneof(
+    fc.stringMatching(/^[0-9A-HJKMNP-TV-Z]{26}$/),
+    awkwardText.filter((text) => text.length > 0 && text.isWellFormed()).map(encodeURIComponent),
+    fc.constantFrom('%FF', '%', '%00', '..%2F..%2F', '%C3%28'),
+  );
+
+  it('answers block and unblock as the contract says, from a model of who blocked, and never a 5xx', async () => {
+    const tokens = new Map([ALICE, CAROL, DAVE].map((user) => [user, '']));
+    for (const user of tokens.keys()) tokens.set(user, await mintToken(user));
+    const created = await api(gateway.url, 'POST', '/api/v1/chat/conversations', { token: tokens.get(ALICE)!, body: { user_id: CAROL } });
+    const pairId = (created.body['data'] as { id: string }).id;
+    /** The model: who blocked the pair, written from API.md "Blocking", not from the gateway's code. */
+    let blockedBy: number | null = null;
+    const outcomes = tally();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(ALICE, CAROL, DAVE),
+        fc.constantFrom('POST', 'DELETE'),
+        fc.oneof({ weight: 4, arbitrary: fc.constant(pairId) }, { weight: 1, arbitrary: otherPathIds }),
+        async (user, method, id) => {
+          const response = await api(gateway.url, method, `/api/v1/chat/conversations/${id}/block`, { token: tokens.get(user)! });
+          expectEnvelope(response, { user, method, id });
+          const visible = id === pairId && user !== DAVE && (blockedBy === null || blockedBy === user);
+          const context = JSON.stringify({ user, method, id, blockedBy, answer: response.body });
+          if (!visible) {
+            expect(response.status, context).toBe(404);
+            outcomes.add('404');
+            return;
+          }
+          expect(response.status, context).toBe(200);
+          blockedBy = method === 'POST' ? user : null;
+          expect((response.body['data'] as { blocked_by: number | null }).blocked_by, context).toBe(blockedBy);
+          outcomes.add(`${method} 200`);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    outcomes.atLeast({ 'POST 200': 2, 'DELETE 200': 2, '404': 2 });
+    // Alice ends free to send in the pair; the presence property below counts Carol as a partner.
+    if (blockedBy !== null) {
+      const unblocked = await api(gateway.url, 'DELETE', `/api/v1/chat/conversations/${pairId}/block`, { token: tokens.get(blockedBy)! });
+      expect(unblocked.status).toBe(200);
+    }
+  }, 300_000);
+
+  it('answers presence lists as the contract says: 400 for a malformed one, else only the caller\'s partners, never a 5xx', async () => {
+    const partners = new Set([BOB, CAROL]);
+    /** The contract's list: 1 to 100 positive integers, comma-separated, without leading zeros or signs. */
+    const listValid = (text: string): boolean => {
+      const parts = text.split(',');
+      return parts.length <= 100 && parts.every((part) => /^[1-9][0-9]*$/.test(part) && Number(part) <= Number.MAX_SAFE_INTEGER);
+    };
+    const someIds = fc.array(fc.oneof(fc.constantFrom(ALICE, BOB, CAROL, DAVE), fc.integer({ min: 1, max: 2 ** 40 })), { minLength: 1, maxLength: 120 });
+    const list = fc.oneof(
+      { weight: 3, arbitrary: someIds.map((ids) => ids.join(',')) },
+      { weight: 1, arbitrary: awkwardText.filter((text) => text.isWellFormed()) },
+      { weight: 1, arbitrary: fc.tuple(someIds, fc.constantFrom(',', ' ', '-1', '0', '01', '1.5', '1e3', '9007199254740993', '%00')).map(([ids, bad]) => `${ids.join(',')},${bad}`) },
+    );
+    const outcomes = tally();
+    await fc.assert(
+      fc.asyncProperty(list, async (text) => {
+        const response = await api(gateway.url, 'GET', `/api/v1/chat/presence?user_ids=${encodeURIComponent(text)}`, { token: aliceToken });
+        expectEnvelope(response, { text });
+        const context = JSON.stringify({ text, answer: response.body });
+        if (!listValid(text)) {
+          expect(response.status, context).toBe(400);
+          outcomes.add('400');
+          return;
+        }
+        expect(response.status, context).toBe(200);
+        const shown = (response.body['data'] as { user_id: number }[]).map((entry) => entry.user_id);
+        const asked = new Set(text.split(',').map(Number));
+        expect(shown.sort(), context).toEqual([...partners].filter((id) => asked.has(id)).sort());
+        outcomes.add(shown.length > 0 ? 'partners shown' : '200 empty');
+      }),
+      { numRuns: RUNS },
+    );
+    outcomes.atLeast({ '400': 2, 'partners shown': 2, '200 empty': 2 });
   }, 300_000);
 });
 
