@@ -224,3 +224,67 @@ describe('with the projector', () => {
     expect(await tablesHolding(pool, text)).toEqual([]);
   });
 });
+
+describe('tombstones', () => {
+  type PageMessage = { id: string; msg: string | null; deleted_at: string | null; seq: number };
+  type ListedConversation = { id: string; last_message_content: string | null };
+
+  /** Every message of the conversation as `user` pages through it, `limit` at a time, by `before` or by `offset`. */
+  async function allPages(user: number, conversation: string, by: 'before' | 'offset', limit = 2): Promise<PageMessage[]> {
+    const messages: PageMessage[] = [];
+    for (;;) {
+      const cursor = by === 'before' ? (messages.length > 0 ? `&before=${messages.at(-1)!.id}` : '') : `&offset=${messages.length}`;
+      const page = await api(baseUrl, 'GET', `/api/v1/chat/conversations/${conversation}/messages?limit=${limit}${cursor}`, { token: tokens.get(user)! });
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
+      const data = page.body['data'] as PageMessage[];
+      messages.push(...data);
+      if (data.length < limit) return messages;
+    }
+  }
+
+  it('keep each deleted message in its place in every page of both users, and out of last_message_content', async () => {
+    // A conversation of its own, so that the pages hold exactly these messages.
+    const [first, second] = [811, 812];
+    for (const user of [first, second]) tokens.set(user, await mintToken(user));
+    const created = await api(baseUrl, 'POST', '/api/v1/chat/conversations', { token: tokens.get(first)!, body: { user_id: second } });
+    const conversation = (created.body['data'] as { id: string }).id;
+    const texts = Array.from({ length: 7 }, (_, index) => uniqueText(`page text ${index}`));
+    const ids: string[] = [];
+    for (const [index, text] of texts.entries()) {
+      const sent = await api(baseUrl, 'POST', '/api/v1/chat/messages', {
+        token: tokens.get(index % 2 === 0 ? first : second)!,
+        body: { conversation_id: conversation, message: text },
+      });
+      expect(sent.status).toBe(201);
+      ids.push((sent.body['data'] as { id: string }).id);
+    }
+    // Deleted by their senders: the first, one in the middle, and the last (the one the list shows).
+    const deleted = new Set([0, 3, 6]);
+    for (const index of deleted) {
+      const answer = await api(baseUrl, 'DELETE', `/api/v1/chat/messages/${ids[index]!}`, { token: tokens.get(index % 2 === 0 ? first : second)! });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    }
+
+    for (const user of [first, second]) {
+      for (const by of ['before', 'offset'] as const) {
+        const seen = await allPages(user, conversation, by);
+        // Newest first, every message in its place, tombstones included.
+        expect(seen.map((message) => message.id), `${user} by ${by}`).toEqual([...ids].reverse());
+        for (const message of seen) {
+          const index = ids.indexOf(message.id);
+          if (deleted.has(index)) {
+            expect(message, `${user} by ${by}`).toMatchObject({ msg: null, deleted_at: expect.any(String) as unknown });
+          } else {
+            expect(message, `${user} by ${by}`).toMatchObject({ msg: texts[index], deleted_at: null });
+          }
+        }
+      }
+      const conversationAnswer = await api(baseUrl, 'GET', `/api/v1/chat/conversations/${conversation}`, { token: tokens.get(user)! });
+      const listed = await api(baseUrl, 'GET', '/api/v1/chat/conversations', { token: tokens.get(user)! });
+      const shown = [conversationAnswer.body['data'] as ListedConversation, (listed.body['data'] as ListedConversation[]).find((row) => row.id === conversation)!];
+      for (const row of shown) {
+        expect(texts.filter((_, index) => deleted.has(index))).not.toContain(row.last_message_content);
+      }
+    }
+  });
+});
