@@ -284,8 +284,8 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
           read_at: null,
           client_msg_id: sent.clientMsgId,
           seq: sent.version,
-          // A retry returns the message as it was sent; a deletion since shows in GET .../messages.
-          deleted_at: null,
+          // A retry of a message deleted for everyone since: its tombstone.
+          deleted_at: sent.deletedAt,
         },
         created: sent.created,
       };

@@ -86,6 +86,8 @@ export type SentMessage = {
   readonly senderId: number;
   /** Null when the message was deleted for everyone (a retry of it finds its text erased). */
   readonly content: string | null;
+  /** When it was deleted for everyone; null when it was not. */
+  readonly deletedAt: string | null;
   readonly clientMsgId: string | null;
   readonly sentAt: string;
   /** The message's event version inside the conversation: its `seq`. */
@@ -110,6 +112,7 @@ const originalMessageRow = z.object({
   version: z.number().int(),
   type: z.string().nullable(),
   data: z.record(z.string(), z.unknown()).nullable(),
+  deleted_at: z.string().nullable(),
 });
 
 const clientIdKey = (senderId: number, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
@@ -120,7 +123,13 @@ async function findByClientMsgIds(
   keys: readonly { readonly senderId: number; readonly clientMsgId: string }[],
 ): Promise<Map<string, SentMessage>> {
   const rows = await deps.pool.any(sql.type(originalMessageRow)`
-    SELECT ids.sender_id, ids.client_msg_id, ids.conversation_id, ids.version, e.type, e.data
+    SELECT ids.sender_id, ids.client_msg_id, ids.conversation_id, ids.version, e.type, e.data,
+           -- Only for an erased message (deleted for everyone): when its delete was decided.
+           CASE WHEN e.data -> 'content' = 'null'::jsonb THEN (
+             SELECT d.data ->> 'deleted_at' FROM events AS d
+             WHERE d.stream_id = ids.conversation_id AND d.version > ids.version AND d.type = 'MessageDeleted'
+               AND d.data ->> 'message_id' = ids.message_id
+             LIMIT 1) END AS deleted_at
     FROM ${sql.unnest(keys.map((key) => [key.senderId, key.clientMsgId]), ['int8', 'text'])} AS wanted(sender_id, client_msg_id)
     JOIN message_client_ids AS ids USING (sender_id, client_msg_id)
     LEFT JOIN events AS e ON e.stream_id = ids.conversation_id AND e.version = ids.version`);
@@ -133,6 +142,7 @@ async function findByClientMsgIds(
         conversationId: row.conversation_id,
         senderId: data.sender_id,
         content: data.content,
+        deletedAt: row.deleted_at,
         clientMsgId: data.client_msg_id,
         sentAt: data.sent_at,
         version: row.version,
@@ -235,6 +245,7 @@ async function sendBatch(deps: CommandDeps, inputs: readonly SendMessageInput[])
         conversationId: input.conversationId,
         senderId: event.data.sender_id,
         content: event.data.content,
+        deletedAt: null,
         clientMsgId: event.data.client_msg_id,
         sentAt: event.data.sent_at,
         version: recorded.version,

@@ -110,11 +110,12 @@ describe('deleteMessageForEveryone', () => {
     expect(await deleteMessageForEveryone(deps, { messageId: fromB.id, requesterId: b })).toMatchObject({ id: fromB.id });
   });
 
-  it('answers a retry of a deleted message (its client_msg_id) with the message, its text null', async () => {
+  it('answers a retry of a deleted message (its client_msg_id) with its tombstone: text null, deleted_at of the delete', async () => {
     const { conversationId, a, text, sent } = await conversationWithMessage({ clientMsgId: 'take-back-retry' });
-    await deleteMessageForEveryone(deps, { messageId: sent.id, requesterId: a });
+    expect(sent.deletedAt).toBeNull();
+    const deleted = await deleteMessageForEveryone(deps, { messageId: sent.id, requesterId: a });
     const retry = await sendMessage(deps, { conversationId, senderId: a, content: text, clientMsgId: 'take-back-retry' });
-    expect(retry).toEqual({ ...sent, content: null, created: false });
+    expect(retry).toEqual({ ...sent, content: null, deletedAt: deleted.deletedAt, created: false });
     expect(await tablesHolding(pool, text)).toEqual([]);
   });
 
