@@ -56,7 +56,11 @@ export type SentMessage = {
   readonly recipient: number;
   /** Unique per send: finds the message in the log, the tables and the frames whether or not it was acknowledged. */
   readonly clientMsgId: string;
+  /** Unique per send too: looked for in the log after a delete for everyone. */
+  readonly content: string;
   answer: SendAnswer;
+  /** The message's id, from the ack's Message. */
+  messageId?: string;
 };
 
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -71,6 +75,8 @@ export function startLoad(options: {
   readonly partnerOf: (userId: number) => number;
   readonly phase: () => string;
   readonly intervalMs: number;
+  /** Called for each acknowledged send, once its id is known. */
+  readonly onAcknowledged?: (message: SentMessage) => void;
 }): { readonly sent: readonly SentMessage[]; stop(): Promise<void> } {
   const sent: SentMessage[] = [];
   const answers: Promise<void>[] = [];
@@ -81,27 +87,32 @@ export function startLoad(options: {
       const sender = (tick % users) + 1;
       const socket = options.clients.get(sender)?.socket;
       if (socket && socket.ws.readyState === socket.ws.OPEN) {
+        const phase = options.phase();
         const message: SentMessage = {
-          phase: options.phase(),
+          phase,
           conversationId: options.conversationOf(sender),
           sender,
           recipient: options.partnerOf(sender),
           clientMsgId: `chaos-${tick}`,
+          content: `${phase} #${tick}`,
           answer: { kind: 'pending' },
         };
         sent.push(message);
         answers.push(
           socket
             .request(
-              { type: 'send_message', conversation_id: message.conversationId, content: `${message.phase} #${tick}`, client_msg_id: message.clientMsgId },
+              { type: 'send_message', conversation_id: message.conversationId, content: message.content, client_msg_id: message.clientMsgId },
               REQUEST_TIMEOUT_MS,
             )
             .then(
               (answer) => {
-                message.answer =
-                  answer.type === 'ack'
-                    ? { kind: 'ack', at: Date.now() }
-                    : { kind: 'error', code: (answer['data'] as { code: string }).code, at: Date.now() };
+                if (answer.type !== 'ack') {
+                  message.answer = { kind: 'error', code: (answer['data'] as { code: string }).code, at: Date.now() };
+                  return;
+                }
+                message.answer = { kind: 'ack', at: Date.now() };
+                message.messageId = (answer['data'] as { id: string }).id;
+                options.onAcknowledged?.(message);
               },
               () => {
                 message.answer = { kind: 'no answer' };

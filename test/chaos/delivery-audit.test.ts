@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../src/event-store/recorded-event.js';
 import type { Frame } from '../support/gateway.js';
 import type { SendAnswer, SentMessage } from './chat-clients.js';
-import { auditSends, auditSeqs } from './delivery-audit.js';
+import { auditSends, auditSeqs, framesDue } from './delivery-audit.js';
 
 const CONVERSATION = 'c1';
 
-function event(version: number, type: string, clientMsgId?: string): RecordedEvent {
+function event(version: number, type: string, clientMsgId?: string, data: Record<string, unknown> = {}): RecordedEvent {
   return {
     transactionId: BigInt(version),
     globalPosition: BigInt(version),
@@ -14,10 +14,14 @@ function event(version: number, type: string, clientMsgId?: string): RecordedEve
     version,
     eventId: `e${version}`,
     type,
-    data: clientMsgId === undefined ? {} : { client_msg_id: clientMsgId },
+    data: clientMsgId === undefined ? data : { client_msg_id: clientMsgId, ...data },
     metadata: {},
     createdAt: 0,
   };
+}
+
+function typed(type: string, seq: number): Frame {
+  return { type, conversation_id: CONVERSATION, seq };
 }
 
 function frame(seq: number, clientMsgId?: string): Frame {
@@ -27,7 +31,7 @@ function frame(seq: number, clientMsgId?: string): Frame {
 }
 
 function send(clientMsgId: string, answer: SendAnswer): SentMessage {
-  return { phase: 'p', conversationId: CONVERSATION, sender: 1, recipient: 2, clientMsgId, answer };
+  return { phase: 'p', conversationId: CONVERSATION, sender: 1, recipient: 2, clientMsgId, content: `text of ${clientMsgId}`, answer };
 }
 
 const ack: SendAnswer = { kind: 'ack', at: 0 };
@@ -93,5 +97,50 @@ describe('auditSeqs', () => {
 
   it('reports a log that does not reach the stream version', () => {
     expect(audit([frame(1), frame(2, 'a'), frame(3, 'b')], 4)).toMatchObject([{ expected: 3, received: 3, missing: [4] }]);
+  });
+
+  it('reports a frame of the wrong type', () => {
+    expect(audit([frame(1), typed('messages_read', 2), frame(3, 'b')])).toMatchObject([{ missing: [], mistyped: [2] }]);
+  });
+
+  describe('across a block', () => {
+    // User 1 blocks at 3 and unblocks at 6; 4 and 5 happen while blocked.
+    const blocked = [
+      event(1, 'ConversationStarted'),
+      event(2, 'MessageSent', 'a'),
+      event(3, 'ConversationBlocked', undefined, { blocked_by: 1, blocked_user_id: 2 }),
+      event(4, 'MessageDeleted', undefined, { message_id: 'm1' }),
+      event(5, 'MessagesRead'),
+      event(6, 'ConversationUnblocked', undefined, { unblocked_by: 1, unblocked_user_id: 2 }),
+      event(7, 'MessageSent', 'b'),
+    ];
+    const auditUser = (userId: number, frames: Frame[]) =>
+      auditSeqs({ log: blocked, streamVersions: new Map([[CONVERSATION, 7]]), participants: new Map([[userId, CONVERSATION]]), framesOf: () => frames });
+    const blocker = [frame(1), frame(2, 'a'), typed('conversation_blocked', 3), typed('message_deleted', 4), typed('messages_read', 5), typed('conversation_unblocked', 6), frame(7, 'b')];
+    const blockedUser = [frame(1), frame(2, 'a'), typed('conversation_removed', 3), typed('conversation_restored', 6), frame(7, 'b')];
+
+    it('expects every event at the blocker, and at the blocked user everything but what happened while blocked', () => {
+      expect(framesDue(blocked, 1).map((due) => due.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(framesDue(blocked, 2)).toEqual([
+        { seq: 1, type: 'conversation_created' },
+        { seq: 2, type: 'new_message' },
+        { seq: 3, type: 'conversation_removed' },
+        { seq: 6, type: 'conversation_restored' },
+        { seq: 7, type: 'new_message' },
+      ]);
+      expect(auditUser(1, blocker)).toEqual([]);
+      expect(auditUser(2, blockedUser)).toEqual([]);
+    });
+
+    it('reports a frame sent to the blocked user while blocked, and one the blocker missed', () => {
+      expect(auditUser(2, [...blockedUser.slice(0, 3), typed('message_deleted', 4), ...blockedUser.slice(3)])).toMatchObject([{ unexpected: [4] }]);
+      expect(auditUser(1, blocker.filter((received) => received['seq'] !== 5))).toMatchObject([{ missing: [5] }]);
+    });
+
+    it('reports the block framed for the wrong side', () => {
+      expect(auditUser(2, blockedUser.map((received) => (received['seq'] === 3 ? typed('conversation_blocked', 3) : received)))).toMatchObject([
+        { mistyped: [3] },
+      ]);
+    });
   });
 });

@@ -19,6 +19,8 @@ import { connectTestNats } from '../support/jetstream.js';
 import { readModel, waitForLiveProjection } from '../support/read-model.js';
 import { waitUntil } from '../support/wait-until.js';
 import { keepConnected, newClient, startLoad, type ChatClient } from './chat-clients.js';
+import { startBlockToggles, startDeletes, type BlockPair, type RestCall } from './chat-commands.js';
+import { auditBlockedConversation, auditBlockToggles, auditDeletes, type MessageRow } from './command-audit.js';
 import { auditSends, auditSeqs } from './delivery-audit.js';
 import { crashPostgres, postmasterPid } from './server-crashes.js';
 import { superviseRole, type SupervisedRole } from './supervisor.js';
@@ -32,13 +34,22 @@ import { superviseRole, type SupervisedRole } from './supervisor.js';
  * Each fault is shown to have happened (a restart, a takeover, a new server pid, clients reconnecting).
  * Checked at the end from the outside: every send, acknowledged or not, is in the log, the read table and
  * both participants' frames exactly once if it was acknowledged or committed, and nowhere otherwise; each
- * user received exactly seq 1..version of its conversation, in order, across reconnections.
+ * user received exactly seq 1..version of its conversation, in order, across reconnections. Under the same
+ * faults, senders delete some of their acknowledged messages for everyone and two blockers block and unblock
+ * their conversations in turn (chat-commands.ts): no answer but 200, 503 or none; every delete acknowledged
+ * or committed is logged once, tombstoned, erased from the log and framed to both; no message lands inside a
+ * block, and a blocked user receives nothing of the conversation while blocked (command-audit.ts).
  * `CHAOS_PHASE_SECONDS` (default 3) sets how long the load runs after each fault.
  */
 
 const PHASE_SECONDS = Number(process.env['CHAOS_PHASE_SECONDS'] ?? 3);
 const USERS = 20;
 const SEND_INTERVAL_MS = 25;
+/** One acknowledged send in this many is deleted for everyone by its sender. */
+const DELETE_EVERY = 10;
+/** The two conversations blocked and unblocked in turn, and who blocks each (one per gateway). */
+const BLOCKERS = [17, 20];
+const BLOCK_TOGGLE_MS = 1_500;
 // Generous: a restarted role takes seconds to start on an idle machine, much longer on two loaded cores.
 const EVIDENCE_TIMEOUT_MS = 120_000;
 // Seven role processes start at once on two shared cores.
@@ -93,6 +104,9 @@ const conversationOf = new Map<number, string>();
 let clientsStopped = false;
 const partnerOf = (user: number) => (user % 2 === 1 ? user + 1 : user - 1);
 const gatewayUrl = (index: number) => `http://127.0.0.1:${gatewayPorts[index]}`;
+const blockedUsers = new Set(BLOCKERS.map(partnerOf));
+/** A REST call as `user`, to the gateway its socket is on. */
+const restCall: RestCall = (user, method, path, signal) => api(gatewayUrl(clients.get(user)!.gateway), method, path, { token: tokens.get(user)!, signal });
 
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'matcha-chaos-'));
@@ -115,6 +129,7 @@ beforeAll(async () => {
     NATS_URL: nats.url,
     REDIS_URL: redis.url,
     RATE_LIMIT_MESSAGES_PER_MINUTE: '100000',
+    RATE_LIMIT_CONVERSATIONS_PER_MINUTE: '100000',
     PROJECTOR_ACK_WAIT_MS: '1000',
     FANOUT_ACK_WAIT_MS: '1000',
     RELAY_LEASE_RETRY_MS: '200',
@@ -307,7 +322,23 @@ describe('the pipeline under faults', () => {
     });
 
     let phase = 'steady';
-    const load = startLoad({ clients, conversationOf: (user) => conversationOf.get(user)!, partnerOf, phase: () => phase, intervalMs: SEND_INTERVAL_MS });
+    // While blocked, the blocked user's deletes are refused 404 by design: only the others delete.
+    const deletes = startDeletes({ every: DELETE_EVERY, mayDelete: (user) => !blockedUsers.has(user), phase: () => phase, call: restCall });
+    const load = startLoad({
+      clients,
+      conversationOf: (user) => conversationOf.get(user)!,
+      partnerOf,
+      phase: () => phase,
+      intervalMs: SEND_INTERVAL_MS,
+      onAcknowledged: deletes.consider,
+    });
+    const blockPairs: BlockPair[] = BLOCKERS.map((blocker) => ({ conversationId: conversationOf.get(blocker)!, blocker, blocked: partnerOf(blocker) }));
+    // While blocked the blocker deletes its last message: an event the blocked user must not be sent.
+    const deleteLastOf = (pair: BlockPair) => {
+      const last = load.sent.findLast((message) => message.sender === pair.blocker && message.messageId !== undefined);
+      if (last) deletes.deleteNow(last);
+    };
+    const blocks = startBlockToggles({ pairs: blockPairs, intervalMs: BLOCK_TOGGLE_MS, phase: () => phase, call: restCall, onBlocked: deleteLastOf });
     const faults: Fault[] = [
       ['steady', () => Promise.resolve(() => Promise.resolve('no fault'))],
       ['gateway killed', killGateway(0)],
@@ -334,6 +365,8 @@ describe('the pipeline under faults', () => {
     }
     phase = 'after';
     await load.stop(); // every send answered or timed out
+    await deletes.stop(); // every delete answered or given up
+    await blocks.stop(); // every blocked conversation unblocked again, so the last messages reach both
 
     // A last message in each conversation, on the same ordered path as the rest: once both participants
     // have its frame, every earlier event of the conversation had its chance to arrive.
@@ -360,16 +393,27 @@ describe('the pipeline under faults', () => {
     await waitForLiveProjection(pool, 60_000);
 
     const log = await readWholeLog(pool);
-    const projectedIds = (await readModel(pool, LIVE_TABLES)).messages.map((row) => row['client_msg_id'] as string | null);
+    const messageRows = (await readModel(pool, LIVE_TABLES)).messages;
+    const projectedIds = messageRows.map((row) => row['client_msg_id'] as string | null);
     const framesOf = (user: number) => clients.get(user)!.events;
     const report = auditSends({ sent: load.sent, log, projectedIds, framesOf });
+    const deleteReport = auditDeletes({ requests: deletes.requests, log, messageRows: messageRows as MessageRow[], framesOf });
+    const toggleReport = auditBlockToggles(blocks.toggles);
+    const blockedConversations = blockPairs.map((pair) => auditBlockedConversation(log, pair.conversationId));
     const mismatches = auditSeqs({ log, streamVersions: await readStreamVersions(pool), participants: conversationOf, framesOf });
+    const byPhase = <T extends { phase: string }>(rows: readonly T[], phaseName: string) => rows.find((row) => row.phase === phaseName);
 
     console.log(
       [
         `fault suite (${PHASE_SECONDS} s of load per phase)`,
         ...observed.map((row) => `${row.phase} (${row.seconds.toFixed(1)} s): ${row.happened ? '' : 'NOT OBSERVED: '}${row.evidence}`),
-        ...report.map((row) => JSON.stringify(row)),
+        ...report.flatMap((row) => [
+          `sends ${JSON.stringify(row)}`,
+          `  deletes ${JSON.stringify(byPhase(deleteReport, row.phase) ?? null)}`,
+          `  block changes ${JSON.stringify(byPhase(toggleReport, row.phase) ?? null)}`,
+        ]),
+        ...[...deleteReport, ...toggleReport].filter((row) => !byPhase(report, row.phase)).map((row) => `after the load: ${JSON.stringify(row)}`),
+        ...blockedConversations.map((row) => `blocked in turn: ${JSON.stringify(row)}`),
         `reconnections: ${[...clients.values()].map((client) => client.connections - 1).join(' ')}`,
         ...mismatches.map((mismatch) => `seq mismatch ${JSON.stringify(mismatch)}`),
       ].join('\n'),
@@ -380,6 +424,16 @@ describe('the pipeline under faults', () => {
       expect(row, row.phase).toMatchObject({ lost: 0, duplicated: 0, phantom: 0 });
       expect(row.acknowledged, row.phase).toBeGreaterThan(0);
     }
+    for (const row of deleteReport) {
+      expect(row, `deletes in ${row.phase}`).toMatchObject({ unexpected: 0, lost: 0, duplicated: 0, phantom: 0 });
+    }
+    expect(deleteReport.reduce((sum, row) => sum + row.acknowledged, 0)).toBeGreaterThan(0);
+    for (const row of toggleReport) expect(row, `block changes in ${row.phase}`).toMatchObject({ unexpected: 0, wrongAnswer: 0 });
+    for (const row of blockedConversations) {
+      expect(row).toMatchObject({ sentWhileBlocked: 0, outOfTurn: 0 });
+      expect(row.blocks, row.conversationId).toBeGreaterThan(1);
+    }
+    expect(blockedConversations.reduce((sum, row) => sum + row.hidden, 0), 'events a block hid from its blocked user').toBeGreaterThan(0);
     expect(mismatches).toEqual([]);
   }, 900_000);
 });

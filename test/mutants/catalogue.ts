@@ -946,6 +946,19 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/commands/delete-message.test.ts'],
   },
   {
+    // The fault suite's own: only its per-user audit of every delete under load sees the frame missing.
+    name: 'delete-frame-to-sender-only',
+    guarantee: 'a delete for everyone reaches both participants as message_deleted, under every fault',
+    edits: [
+      {
+        file: 'src/delivery/event-frames.ts',
+        search: 'const deletedAt = isoMs(domainEvent.data.deleted_at);',
+        replace: 'if (recipient.userId !== domainEvent.data.deleted_by) return null;\n      const deletedAt = isoMs(domainEvent.data.deleted_at);',
+      },
+    ],
+    killers: ['test/chaos/pipeline-faults.test.ts'],
+  },
+  {
     name: 'relay-skips-stream-erasure',
     guarantee: "the relay deletes a deleted message's copies from the events stream",
     edits: [

@@ -140,7 +140,7 @@ export async function api(
   baseUrl: string,
   method: string,
   path: string,
-  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string> } = {},
+  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string>; readonly signal?: AbortSignal } = {},
 ): Promise<ApiResponse> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token}`;
@@ -149,7 +149,12 @@ export async function api(
     body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
     headers['content-type'] ??= 'application/json';
   }
-  const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
   const text = await response.text();
   let parsed: Record<string, unknown>;
   try {
