@@ -1,4 +1,5 @@
 import { DomainError, type DomainErrorCode } from '../commands/domain-error.js';
+import { isDatabaseUnreachable } from '../shared/database.js';
 
 /**
  * The one place where failures become transport answers: a DomainError (from a command) or a GatewayError
@@ -83,8 +84,8 @@ export type ErrorAnswer = {
   readonly wsCode: ErrorCode;
   readonly message: string;
   readonly retryAfterSeconds?: number;
-  /** True for unexpected errors, which the caller logs. */
-  readonly internal: boolean;
+  /** True for failures the caller logs: unexpected errors, and Postgres out of reach. */
+  readonly report: boolean;
 };
 
 export function describeError(error: unknown): ErrorAnswer {
@@ -96,14 +97,19 @@ export function describeError(error: unknown): ErrorAnswer {
       wsCode: mapping.ws,
       message: error.message,
       ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
-      internal: false,
+      report: false,
     };
   }
   if (error instanceof DomainError) {
     const mapping = DOMAIN[error.code];
-    return { status: mapping.status, restCode: mapping.rest, wsCode: mapping.ws, message: error.message, internal: false };
+    return { status: mapping.status, restCode: mapping.rest, wsCode: mapping.ws, message: error.message, report: false };
   }
-  return { status: INTERNAL.status, restCode: INTERNAL.rest, wsCode: INTERNAL.ws, message: INTERNAL_MESSAGE, internal: true };
+  if (isDatabaseUnreachable(error)) {
+    // A restart or a failover: the client tries again (as for Redis: redis-unavailable.ts), not a 500.
+    const mapping = GATEWAY.unavailable;
+    return { status: mapping.status, restCode: mapping.rest, wsCode: mapping.ws, message: 'the database cannot be reached right now; try again', retryAfterSeconds: 1, report: true };
+  }
+  return { status: INTERNAL.status, restCode: INTERNAL.rest, wsCode: INTERNAL.ws, message: INTERNAL_MESSAGE, report: true };
 }
 
 /** The seed's failure envelope, plus the machine-readable code. */

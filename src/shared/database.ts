@@ -1,4 +1,7 @@
 import {
+  BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
+  ConnectionError,
   createPool,
   createTypeParserPreset,
   SchemaValidationError,
@@ -48,4 +51,28 @@ export async function createDatabasePool(options: DatabaseOptions): Promise<Data
     // select it as text.
     typeParsers: createTypeParserPreset(),
   });
+}
+
+/**
+ * Codes of a failure to reach Postgres rather than of the statement: the socket's (refused, reset, timed out,
+ * no route or name), and Postgres's own for a server shutting down or starting up (57P01-57P03) and for a
+ * broken connection (class 08).
+ */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03']);
+
+/**
+ * Whether an error says Postgres could not be reached or went away mid-statement (a restart, a failover), as
+ * opposed to a statement it refused: what a caller answers with "unavailable, try again". Looks through the
+ * `cause` chain, where slonik keeps the driver's error.
+ */
+export function isDatabaseUnreachable(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++, current = current.cause) {
+    if (current instanceof ConnectionError || current instanceof BackendTerminatedError || current instanceof BackendTerminatedUnexpectedlyError) return true;
+    const code = (current as { readonly code?: unknown }).code;
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    // pg's own words when the server closes the socket under a query.
+    if (current.message.startsWith('Connection terminated')) return true;
+  }
+  return false;
 }

@@ -77,7 +77,7 @@ export function createRestApp(deps: {
 
   app.onError((error, c) => {
     const answer = describeError(error);
-    if (answer.internal) (c.var.logger ?? deps.logger).error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
+    if (answer.report) (c.var.logger ?? deps.logger).error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
     if (answer.retryAfterSeconds !== undefined) c.header('Retry-After', String(answer.retryAfterSeconds));
     return c.json(errorEnvelope(answer), answer.status as ContentfulStatusCode);
   });

@@ -112,7 +112,7 @@ export function createSocketServer(deps: {
       }
     } catch (error) {
       const answer = describeError(error);
-      if (answer.internal) logger.error({ err: error }, 'WebSocket authentication failed');
+      if (answer.report) logger.error({ err: error }, 'WebSocket authentication failed');
       return refuse(socket, answer.status, answer.restCode, answer.message);
     }
     if (user && deps.session.registry.countOf(user.userId) >= deps.maxSocketsPerUser) {

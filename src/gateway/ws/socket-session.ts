@@ -293,7 +293,7 @@ export function startSocketSession(
 
   function answerError(requestId: RequestId | undefined, error: unknown, trace?: RequestTrace): void {
     const answer = describeError(error);
-    if (answer.internal) logger.error({ err: error, userId: user?.userId, ...traceMetadata(trace) }, 'socket frame failed');
+    if (answer.report) logger.error({ err: error, userId: user?.userId, ...traceMetadata(trace) }, 'socket frame failed');
     sendFrame(serverFrames.error(clock(), requestId, answer.wsCode, answer.message));
   }
 
