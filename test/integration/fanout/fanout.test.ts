@@ -353,7 +353,7 @@ describe('the fan-out role', { timeout: 120_000 }, () => {
       await waitFor('the consumer', () => lines.some((line) => line.includes('fanning out')), 30_000);
 
       // Stands in for the relay, with JetStream losing and reordering: 1, 2, 4 (3 missing), 3 late,
-      // 2 again (a redelivery), then 5, 6.
+      // 2 again (a redelivery), then 5, 6, and 6 again (a repeat of the last version published).
       const js = nc.jetstream();
       const publish = async (event: RecordedEvent, msgID = event.eventId) => {
         const message = toEventMessage(event);
@@ -366,6 +366,7 @@ describe('the fan-out role', { timeout: 120_000 }, () => {
       await publish(v3!, `${v3!.eventId}-late`);
       await publish(v2!, `${v2!.eventId}-again`);
       for (const event of [v5, v6]) await publish(event!);
+      await publish(v6!, `${v6!.eventId}-again`);
 
       // The sentinel, version 7, published last: its frame comes after anything the fan-out made of the rest.
       await sendMessage(deps, { conversationId, senderId: alice, content: 'sentinel' });
