@@ -324,39 +324,30 @@ export type BlockChange = {
   readonly version: number;
 };
 
-/**
- * Blocks the conversation for `userId`'s partner (an unmatch): for them it no longer exists, and `userId`
- * can no longer send to it. Blocking again changes nothing.
- * @throws DomainError `not_found` (missing, not a participant, or blocked by the other participant).
- */
-export async function blockConversation(
-  deps: CommandDeps,
-  input: { readonly conversationId: string; readonly userId: number; readonly metadata?: EventMetadata },
-): Promise<BlockChange> {
+export type BlockInput = { readonly conversationId: string; readonly userId: number; readonly metadata?: EventMetadata };
+
+async function changeBlock(deps: CommandDeps, type: 'BlockConversation' | 'UnblockConversation', input: BlockInput): Promise<BlockChange> {
   const result = await handleCommand(
     deps.pool,
     conversationDecider,
     input.conversationId,
-    { type: 'BlockConversation', userId: input.userId, now: deps.clock() },
+    { type, userId: input.userId, now: deps.clock() },
     input.metadata && { metadata: input.metadata },
   );
   return { changed: result.events.length > 0, version: result.version };
 }
 
 /**
+ * Blocks the conversation for `userId`'s partner (an unmatch): for them it no longer exists, and `userId`
+ * can no longer send to it. Blocking again changes nothing.
+ * @throws DomainError `not_found` (missing, not a participant, or blocked by the other participant).
+ */
+export const blockConversation = (deps: CommandDeps, input: BlockInput): Promise<BlockChange> =>
+  changeBlock(deps, 'BlockConversation', input);
+
+/**
  * Lifts `userId`'s block. Unblocking a conversation that is not blocked changes nothing.
  * @throws DomainError `not_found` (missing, not a participant, or blocked by the other participant).
  */
-export async function unblockConversation(
-  deps: CommandDeps,
-  input: { readonly conversationId: string; readonly userId: number; readonly metadata?: EventMetadata },
-): Promise<BlockChange> {
-  const result = await handleCommand(
-    deps.pool,
-    conversationDecider,
-    input.conversationId,
-    { type: 'UnblockConversation', userId: input.userId, now: deps.clock() },
-    input.metadata && { metadata: input.metadata },
-  );
-  return { changed: result.events.length > 0, version: result.version };
-}
+export const unblockConversation = (deps: CommandDeps, input: BlockInput): Promise<BlockChange> =>
+  changeBlock(deps, 'UnblockConversation', input);
