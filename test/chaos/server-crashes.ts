@@ -17,6 +17,13 @@ export async function postmasterPid(dataDir: string): Promise<number | undefined
 export async function crashPostgres(dataDir: string): Promise<number> {
   const pid = await postmasterPid(dataDir);
   if (pid === undefined) throw new Error(`no postgres runs on ${dataDir}`);
+  // Frozen first, so it forks no backend between the listing of its children and the kill: a backend forked
+  // then would outlive it, attached to the shared memory, and the next start would refuse that segment.
+  signal(pid, 'SIGSTOP');
+  await waitUntil('the postmaster to be stopped', async () => (await processState(pid)) === 'T', {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
   const victims = [pid, ...(await childrenOf(pid))];
   for (const victim of victims) signal(victim, 'SIGKILL');
   await waitUntil('the killed postgres processes to be gone', async () => (await Promise.all(victims.map(isAlive))).every((alive) => !alive), {
@@ -39,10 +46,16 @@ async function childrenOf(parent: number): Promise<number[]> {
   return children;
 }
 
-async function isAlive(pid: number): Promise<boolean> {
+/** The state letter of `/proc/<pid>/stat` (R running, S sleeping, T stopped, Z zombie), undefined once gone. */
+async function processState(pid: number): Promise<string | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat === '' ? undefined : stat.slice(stat.lastIndexOf(')') + 2)[0];
+}
+
+async function isAlive(pid: number): Promise<boolean> {
+  const state = await processState(pid);
   // A zombie (state Z) is dead already, only not yet reaped by its parent.
-  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  return state !== undefined && state !== 'Z';
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
