@@ -1,11 +1,4 @@
-import {
-  DeliverPolicy,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-  type NatsConnection,
-} from 'nats';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, type NatsConnection } from 'nats';
 import type { DatabasePool } from 'slonik';
 import { blockAt } from '../commands/conversation/blocks.js';
 import { conversationStarted } from '../commands/conversation/events.js';
@@ -13,7 +6,8 @@ import { readStream } from '../event-store/read-stream.js';
 import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { eventMessage, type EventMessage } from '../relay/event-message.js';
 import type { LeaderLease } from '../shared/leader-lease.js';
-import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
+import { runConsumerLoop } from '../shared/consumer-loop.js';
+import { messageJson, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
 import { deliverySubject } from '../shared/nats.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
@@ -98,10 +92,6 @@ export function startFanout(deps: FanoutDeps): Fanout {
   const { logger } = deps;
   const maxBatch = deps.maxBatch ?? DEFAULT_MAX_BATCH;
   const stopping = new AbortController();
-  const queue: JsMsg[] = [];
-  let wake: (() => void) | undefined;
-  let messages: ConsumerMessages | undefined;
-  let consumerEnded: { error: Error | undefined } | undefined;
   let floor: { readonly value: Promise<AckFloor>; readonly readAt: number } | undefined;
   const state: FanoutState = {
     progress: new BoundedMap<string, ConversationProgress>(deps.cacheSize),
@@ -119,51 +109,16 @@ export function startFanout(deps: FanoutDeps): Fanout {
 
   const run = async (): Promise<void> => {
     const stop = AbortSignal.any([stopping.signal, deps.lease.lost]);
-    stop.addEventListener('abort', () => wake?.(), { once: true });
     logger.info('waiting for the fan-out lease');
     if (!(await deps.lease.acquire(stop))) return;
     deps.metrics.leader(true);
     try {
-      await fanOut(stop);
+      const loop = { js: deps.js, consumer: consumerSpec(deps), startedMessage: 'fanning out', maxBatch };
+      await runConsumerLoop(loop, stop, (batch) => publishBatch(deps, state, batch));
     } finally {
       deps.metrics.leader(false);
     }
-  };
-
-  const fanOut = async (stop: AbortSignal): Promise<void> => {
-    await waitForEventStream(consumerSpec(deps), stop);
-    if (stop.aborted) return;
-    await ensureDurableConsumer(consumerSpec(deps));
-    const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
-    // The callback only queues: one loop below handles events in order and batches the flushes.
-    messages = await consumer.consume({
-      max_messages: maxBatch,
-      callback: (message) => {
-        queue.push(message);
-        wake?.();
-      },
-    });
-    void messages.closed().then((error) => {
-      consumerEnded = { error: error ?? undefined };
-      wake?.();
-    });
-    logger.info({ consumer: deps.durableName }, 'fanning out');
-
-    while (!stop.aborted && !consumerEnded) {
-      if (queue.length === 0) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        continue;
-      }
-      await publishBatch(deps, state, queue.splice(0, maxBatch));
-    }
-    await messages.close();
-    // Handed back at once rather than after the ack wait, so the next holder of the lease goes on.
-    for (const message of queue.splice(0)) message.nak();
     if (deps.lease.lost.aborted) throw new Error('fan-out lost its lease', { cause: deps.lease.lost.reason });
-    if (consumerEnded && !stop.aborted) {
-      throw new Error('the fan-out consumer stopped', { cause: consumerEnded.error });
-    }
   };
 
   const done = run();

@@ -1,10 +1,11 @@
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import type { Redis } from 'ioredis';
 import type { DatabasePool } from 'slonik';
 import { currentBlocks } from '../commands/conversation/blocks.js';
 import { createParticipantDirectory, type ParticipantDirectory, type Participants } from '../delivery/participants.js';
 import { eventMessage } from '../relay/event-message.js';
-import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
+import { runConsumerLoop } from '../shared/consumer-loop.js';
+import { messageJson, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
 import { notificationFor, recipientOf, sentMessageOf, type SentMessage } from './notification.js';
 import type { NotifierMetrics, NotifierOutcome } from './notifier-metrics.js';
@@ -67,50 +68,15 @@ const DEFAULT_MAX_BATCH = 256;
  * durable keeps its place, so messages sent while the notifier was down are notified when it is back.
  */
 export function startNotifier(deps: NotifierDeps): Notifier {
-  const { logger } = deps;
-  const maxBatch = deps.maxBatch ?? DEFAULT_MAX_BATCH;
   const stopping = new AbortController();
-  const queue: JsMsg[] = [];
-  let wake: (() => void) | undefined;
-  let messages: ConsumerMessages | undefined;
-  let consumerEnded: { error: Error | undefined } | undefined;
   const participants = createParticipantDirectory({ connection: deps.pool, capacity: deps.cacheSize });
-
-  const run = async (): Promise<void> => {
-    const stop = stopping.signal;
-    stop.addEventListener('abort', () => wake?.(), { once: true });
-    await waitForEventStream(consumerSpec(deps), stop);
-    if (stop.aborted) return;
-    await ensureDurableConsumer(consumerSpec(deps));
-    const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
-    messages = await consumer.consume({
-      max_messages: maxBatch,
-      callback: (message) => {
-        queue.push(message);
-        wake?.();
-      },
-    });
-    void messages.closed().then((error) => {
-      consumerEnded = { error: error ?? undefined };
-      wake?.();
-    });
-    if (deps.channel === null) logger.warn('notifications are off (NOTIFICATIONS_CHANNEL is empty): messages are acked, nothing is published');
-    logger.info({ consumer: deps.durableName, channel: deps.channel }, 'notifying');
-
-    while (!stop.aborted && !consumerEnded) {
-      if (queue.length === 0) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        continue;
-      }
-      await notifyBatch(deps, participants, queue.splice(0, maxBatch));
-    }
-    await messages.close();
-    for (const message of queue.splice(0)) message.nak();
-    if (consumerEnded && !stop.aborted) throw new Error('the notifier consumer stopped', { cause: consumerEnded.error });
-  };
-
-  const done = run();
+  if (deps.channel === null) deps.logger.warn('notifications are off (NOTIFICATIONS_CHANNEL is empty): messages are acked, nothing is published');
+  else deps.logger.info({ channel: deps.channel }, 'notifications go to this Redis channel');
+  const done = runConsumerLoop(
+    { js: deps.js, consumer: consumerSpec(deps), startedMessage: 'notifying', maxBatch: deps.maxBatch ?? DEFAULT_MAX_BATCH },
+    stopping.signal,
+    (batch) => notifyBatch(deps, participants, batch),
+  );
   return {
     done,
     async stop() {

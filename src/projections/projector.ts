@@ -3,9 +3,9 @@ import { sql, type DatabasePool } from 'slonik';
 import { traceFieldsOf } from '../event-store/event-metadata.js';
 import { readStream } from '../event-store/read-stream.js';
 import { eventMessage, type EventMessage } from '../relay/event-message.js';
-import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
+import { runConsumerLoop } from '../shared/consumer-loop.js';
+import { messageJson, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
-import { sleep } from '../shared/sleep.js';
 import { applyConversationEvents, type ProjectableEvent, type ReadTables } from './conversation/apply-conversation-events.js';
 import type { ProjectorMetrics } from './projector-metrics.js';
 import { CONVERSATIONS_PROJECTION, lockGenerations } from './read-model-generations.js';
@@ -52,53 +52,16 @@ type Delivery = { readonly message: JsMsg; readonly event: EventMessage };
  * in `projection_failures` and in the log, then terminated.
  */
 export function startProjector(deps: ProjectorDeps): Projector {
-  const { logger } = deps;
   const stopping = new AbortController();
-  let stopMessages: (() => Promise<void>) | undefined;
-
-  const run = async (): Promise<void> => {
-    await waitForEventStream(consumerSpec(deps), stopping.signal);
-    if (stopping.signal.aborted) return;
-    await ensureDurableConsumer(consumerSpec(deps));
-    const consumer = await deps.js.consumers.get(deps.streamName, deps.durableName);
-    const messages = await consumer.consume({ max_messages: Math.max(256, deps.batchSize) });
-    stopMessages = () => messages.close().then(() => undefined);
-    logger.info({ consumer: deps.durableName }, 'projecting');
-
-    // The iterator is drained into a queue as messages arrive; the loop below takes everything queued at
-    // once. The queue is bounded by the consumer's max_ack_pending.
-    const queue: JsMsg[] = [];
-    let wake: (() => void) | undefined;
-    let ended = false;
-    const pump = (async () => {
-      for await (const message of messages) {
-        queue.push(message);
-        wake?.();
-      }
-    })().finally(() => {
-      ended = true;
-      wake?.();
-    });
-
-    while (!stopping.signal.aborted) {
-      if (queue.length === 0) {
-        if (ended) break;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        continue;
-      }
-      if (deps.batchWaitMs && queue.length < deps.batchSize) await sleep(deps.batchWaitMs, stopping.signal);
-      await handleBatch(deps, queue.splice(0, deps.batchSize));
-    }
-    await pump;
-  };
-
-  const done = run();
+  const done = runConsumerLoop(
+    { js: deps.js, consumer: consumerSpec(deps), startedMessage: 'projecting', maxBatch: deps.batchSize, bufferSize: 256, fillMs: deps.batchWaitMs },
+    stopping.signal,
+    (batch) => handleBatch(deps, batch),
+  );
   return {
     done,
     async stop() {
       stopping.abort();
-      await stopMessages?.();
       await done.catch(() => undefined);
     },
   };
