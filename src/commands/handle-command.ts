@@ -1,4 +1,4 @@
-import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
+import { sql, UniqueIntegrityConstraintViolationError, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import {
   appendToStreams,
@@ -78,77 +78,117 @@ export type CommandRequest<C> = {
 /** A command that decided events, with the version its first event gets: what a reservation needs. */
 export type DecidedCommand<C, E> = CommandRequest<C> & { readonly events: readonly E[]; readonly firstVersion: number };
 
-export type HandleCommandsOptions<C, E> = {
-  /**
-   * Rows that must be written with the events or not at all (uniqueness reservations across streams), given
-   * every command of the batch that decided events. They are written by the append's statement; a unique
-   * violation there fails the whole batch and writes nothing.
-   */
-  readonly reservations?: (decided: readonly DecidedCommand<C, E>[]) => readonly Reservation[];
+export type HandleCommandsOptions = {
   /**
    * Writes that must commit with the events or not at all but need the events as recorded (an erasure names
-   * the event that asks for it), given every event the batch appended. With it, every attempt is the locked
-   * one below (a few round trips more: for rare commands), and these writes run in its transaction after the
-   * append; they are not called when the batch appended nothing.
+   * the event that asks for it), given every event the batch appended. With it, every attempt is a locked one
+   * (a few round trips more: for rare commands), and these writes run in its transaction after the append;
+   * they are not called when the batch appended nothing.
    */
   readonly withAppend?: (transaction: DatabaseTransactionConnection, recorded: readonly RecordedEvent[]) => Promise<void>;
 };
 
+export type AttemptOptions<C, E> = HandleCommandsOptions & {
+  /**
+   * Rows that must be written with the events or not at all (uniqueness reservations across streams), given
+   * every command of the batch that decided events. They are written by the append's statement; a unique
+   * violation there fails the whole batch and writes nothing. A caller with reservations looks them up before
+   * each attempt, so it runs `attemptCommands` under its own `retryOnConflict`.
+   */
+  readonly reservations?: (decided: readonly DecidedCommand<C, E>[]) => readonly Reservation[];
+};
+
 /**
- * Locked attempts of a batch whose unlocked one conflicted; each conflict means another append committed. On a
- * busy stream other commands' first attempts keep winning: five lost in a row were seen on a loaded machine.
+ * Attempts of one command batch before a conflict is given up. On a busy stream other commands' first,
+ * unlocked attempts keep winning: five lost in a row were seen on a loaded machine.
  */
-const LOCKED_ATTEMPTS = 20;
+const CONFLICT_ATTEMPTS = 20;
+
+/** How an attempt appends: unlocked with the version check alone, or after taking its streams' locks. */
+export type AttemptMode = 'optimistic' | 'locked';
+
+/**
+ * What another transaction's commit did to an attempt: `version`, it appended to one of its streams (the
+ * version check or the events' primary key); `reservation`, it took one of its reservations first (any other
+ * unique violation, reservations being the only other unique rows an append writes).
+ */
+export type Conflict = 'version' | 'reservation';
+
+export function conflictOf(error: unknown): Conflict | null {
+  if (isVersionConflict(error)) return 'version';
+  if (error instanceof UniqueIntegrityConstraintViolationError) return 'reservation';
+  return null;
+}
+
+/**
+ * The one retry of the command path. Runs `attempt` until it commits without a conflict: after a version
+ * conflict the next attempt is locked (it then cannot conflict with other locked attempts, only with a first,
+ * unlocked one that got in between); after a reservation conflict the attempt runs again as it was, and its
+ * own lookup of the reservations finds the winner's. Any other error, or a conflict at the last attempt,
+ * rejects.
+ */
+export async function retryOnConflict<T>(first: AttemptMode, attempt: (mode: AttemptMode) => Promise<T>): Promise<T> {
+  let mode = first;
+  for (let attempts = 1; ; attempts++) {
+    try {
+      return await attempt(mode);
+    } catch (error) {
+      const conflict = conflictOf(error);
+      if (conflict === null || attempts >= CONFLICT_ATTEMPTS) throw error;
+      if (conflict === 'version') mode = 'locked';
+    }
+  }
+}
 
 /**
  * Runs a batch of commands, on any streams: load every stream (one statement), decide each command in order
  * against its stream's state so far (a later command on the same stream sees the earlier one's events), then
- * append everything and the reservations in one statement, which commits on its own (with `withAppend`, the
- * locked transaction below, which also holds those writes). A command the decider refuses (DomainError) is
- * settled as rejected and the others go on; any other error rejects the call, with nothing written.
+ * append everything and the reservations in one statement, which commits on its own (with `withAppend`, in a
+ * locked transaction that also holds those writes). A command the decider refuses (DomainError) is settled
+ * as rejected and the others go on; any other error rejects the call, with nothing written.
  *
- * Two round trips when nobody else appended to these streams in between. When someone did (the append's
- * version check or the events' primary key says so), the batch runs again in a transaction that locks the
- * streams first, so that it does not conflict with other retries; only a first, unlocked attempt of another
- * command can still get in between, and then this one goes again (it ran again `LOCKED_ATTEMPTS` times at
- * most). Each stream's events keep the order of their commands, and the feed order follows it.
+ * Two round trips when nobody else appended to these streams in between; conflicts are retried by
+ * `retryOnConflict`. Each stream's events keep the order of their commands, and the feed order follows it.
  * @returns one settled result per request, in the order of `requests`.
  */
 export async function handleCommands<C, E extends { type: string; data: object }, S>(
   pool: DatabasePool,
   decider: Decider<C, E, S>,
   requests: readonly CommandRequest<C>[],
-  options: HandleCommandsOptions<C, E> = {},
+  options: HandleCommandsOptions = {},
+): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
+  return retryOnConflict(options.withAppend ? 'locked' : 'optimistic', (mode) => attemptCommands(pool, decider, requests, options, mode));
+}
+
+/**
+ * One attempt of `handleCommands`, for callers that look something up before each attempt and retry it
+ * themselves with `retryOnConflict`. `locked` runs in a transaction that takes the streams' locks first.
+ * @throws the conflicts `conflictOf` classifies, with nothing written.
+ */
+export async function attemptCommands<C, E extends { type: string; data: object }, S>(
+  pool: DatabasePool,
+  decider: Decider<C, E, S>,
+  requests: readonly CommandRequest<C>[],
+  options: AttemptOptions<C, E>,
+  mode: AttemptMode,
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
   if (requests.length === 0) return [];
-  if (!options.withAppend) {
-    try {
-      return await decideAndAppend(pool, decider, requests, options);
-    } catch (error) {
-      if (!isVersionConflict(error)) throw error;
-    }
-  }
+  if (mode === 'optimistic' && !options.withAppend) return decideAndAppend(pool, decider, requests, options);
   const streamIds = [...new Set(requests.map((request) => request.streamId))];
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await pool.transaction(async (transaction) => {
-        await lockStreams(transaction, streamIds);
-        const results = await decideAndAppend(transaction, decider, requests, options);
-        const recorded = results.flatMap((result) => (result.status === 'fulfilled' ? result.value.recorded : []));
-        if (recorded.length > 0) await options.withAppend?.(transaction, recorded);
-        return results;
-      });
-    } catch (error) {
-      if (!isVersionConflict(error) || attempt >= LOCKED_ATTEMPTS) throw error;
-    }
-  }
+  return pool.transaction(async (transaction) => {
+    await lockStreams(transaction, streamIds);
+    const results = await decideAndAppend(transaction, decider, requests, options);
+    const recorded = results.flatMap((result) => (result.status === 'fulfilled' ? result.value.recorded : []));
+    if (recorded.length > 0) await options.withAppend?.(transaction, recorded);
+    return results;
+  });
 }
 
 async function decideAndAppend<C, E extends { type: string; data: object }, S>(
   connection: CommonQueryMethods,
   decider: Decider<C, E, S>,
   requests: readonly CommandRequest<C>[],
-  options: HandleCommandsOptions<C, E>,
+  options: AttemptOptions<C, E>,
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
   const streams = await loadStreams(connection, decider, requests.map((request) => request.streamId));
   const decisions = requests.map((request) => {
@@ -216,7 +256,7 @@ export async function handleCommand<C, E extends { type: string; data: object },
   decider: Decider<C, E, S>,
   streamId: string,
   command: C,
-  options: HandleCommandsOptions<C, E> & { readonly metadata?: Readonly<Record<string, unknown>> } = {},
+  options: HandleCommandsOptions & { readonly metadata?: Readonly<Record<string, unknown>> } = {},
 ): Promise<CommandResult<E, S>> {
   const { metadata, ...batchOptions } = options;
   const [result] = await handleCommands(pool, decider, [{ streamId, command, ...(metadata && { metadata }) }], batchOptions);

@@ -119,8 +119,32 @@ export const catalogue: readonly Mutant[] = [
   {
     name: 'command-not-retried-after-version-conflict',
     guarantee: 'a command that lost a version race is decided again on the new state (optimistic concurrency), not failed',
-    edits: [{ file: 'src/commands/handle-command.ts', search: 'if (!isVersionConflict(error)) throw error;', replace: 'throw error;' }],
+    edits: [
+      {
+        file: 'src/commands/handle-command.ts',
+        search: 'if (conflict === null || attempts >= CONFLICT_ATTEMPTS) throw error;',
+        replace: "if (conflict !== 'reservation' || attempts >= CONFLICT_ATTEMPTS) throw error;",
+      },
+    ],
     killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'reservation-conflict-not-retried',
+    guarantee: 'a send or a start that lost a reservation race (same client_msg_id, same pair) looks again and answers the winner, not an error',
+    edits: [
+      {
+        file: 'src/commands/handle-command.ts',
+        search: 'if (conflict === null || attempts >= CONFLICT_ATTEMPTS) throw error;',
+        replace: "if (conflict !== 'version' || attempts >= CONFLICT_ATTEMPTS) throw error;",
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'batch-repeat-of-client-msg-id-not-deferred',
+    guarantee: 'a client_msg_id twice in one batch of sends appends one message, and the repeat answers it',
+    edits: [{ file: 'src/commands/conversation/send-plan.ts', search: "if (appending.has(mapKey)) return { kind: 'later' };", replace: '' }],
+    killers: ['src/commands/conversation/send-plan.test.ts', 'test/integration/commands/conversation-commands.test.ts'],
   },
   {
     name: 'client-msg-id-not-reserved',
@@ -128,8 +152,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/commands/conversation/conversation-commands.ts',
-        search: 'command.clientMsgId !== null ? [[command.senderId',
-        replace: 'command.clientMsgId === undefined ? [[command.senderId',
+        search: "command.type === 'SendMessage' && command.clientMsgId !== null",
+        replace: "command.type === 'SendMessage' && command.clientMsgId === undefined",
       },
     ],
     killers: ['test/integration/commands/conversation-commands.test.ts', 'test/integration/gateway/rest.test.ts'],
@@ -139,12 +163,12 @@ export const catalogue: readonly Mutant[] = [
     guarantee: 'a client_msg_id used in another conversation is refused with client_msg_id_conflict (409)',
     edits: [
       {
-        file: 'src/commands/conversation/conversation-commands.ts',
-        search: 'original.conversationId === inputs[index]!.conversationId',
+        file: 'src/commands/conversation/send-plan.ts',
+        search: 'original.conversationId === send.conversationId',
         replace: 'original.conversationId !== undefined',
       },
     ],
-    killers: ['test/integration/commands/conversation-commands.test.ts'],
+    killers: ['src/commands/conversation/send-plan.test.ts', 'test/integration/commands/conversation-commands.test.ts'],
   },
   {
     name: 'client-msg-id-length-unchecked',

@@ -1,11 +1,19 @@
-import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
-import { z } from 'zod';
+import type { DatabasePool } from 'slonik';
 import { DomainError } from '../domain-error.js';
-import { handleCommand, handleCommands } from '../handle-command.js';
+import { attemptCommands, handleCommand, retryOnConflict, type AttemptMode, type CommandResult } from '../handle-command.js';
 import { currentBlocks } from './blocks.js';
-import { conversationDecider } from './conversation.js';
-import { messageSent } from './events.js';
-import { assertValidClientMsgId } from './message-content.js';
+import { conversationDecider, type ConversationState } from './conversation.js';
+import type { ConversationEvent } from './events.js';
+import {
+  clientIdKey,
+  clientIdReservations,
+  conversationOfPair,
+  findByClientIds,
+  pairReservation,
+  userPairOf,
+  type OriginalMessage,
+} from './reservations.js';
+import { clientIdsToLookUp, planSends } from './send-plan.js';
 
 /** What a command records on its events besides their data (the request's trace: event-metadata.ts). */
 type EventMetadata = Readonly<Record<string, unknown>>;
@@ -16,20 +24,6 @@ export type CommandDeps = {
   /** ULID generator for conversation and message ids. */
   readonly newId: () => string;
 };
-
-/** How many times a command starts over after losing a uniqueness race to a concurrent one. */
-const RESERVATION_ATTEMPTS = 3;
-
-async function retryOnReservationConflict<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (error) {
-      // The other transaction committed the same reservation first; the next lookup finds it.
-      if (!(error instanceof UniqueIntegrityConstraintViolationError) || attempt >= RESERVATION_ATTEMPTS) throw error;
-    }
-  }
-}
 
 export type StartedConversation = {
   readonly conversationId: string;
@@ -47,35 +41,21 @@ export async function startConversation(
   deps: CommandDeps,
   input: { readonly initiatorId: number; readonly otherUserId: number; readonly metadata?: EventMetadata },
 ): Promise<StartedConversation> {
-  const userLow = Math.min(input.initiatorId, input.otherUserId);
-  const userHigh = Math.max(input.initiatorId, input.otherUserId);
-  return retryOnReservationConflict(async () => {
-    const existing = await deps.pool.maybeOneFirst(sql.type(z.object({ conversation_id: z.string() }))`
-      SELECT conversation_id FROM conversation_pairs WHERE user_low = ${userLow} AND user_high = ${userHigh}`);
+  const pair = userPairOf(input.initiatorId, input.otherUserId);
+  return retryOnConflict('optimistic', async (mode) => {
+    const existing = await conversationOfPair(deps.pool, pair);
     if (existing) {
       const blockedBy = (await currentBlocks(deps.pool, [existing])).get(existing) ?? null;
       if (blockedBy !== null && blockedBy !== input.initiatorId) throw new DomainError('not_found', 'conversation not found');
       return { conversationId: existing, created: false };
     }
-
     const conversationId = deps.newId();
-    await handleCommand(
-      deps.pool,
-      conversationDecider,
-      conversationId,
-      { type: 'StartConversation', conversationId, initiatorId: input.initiatorId, otherUserId: input.otherUserId, now: deps.clock() },
-      {
-        ...(input.metadata && { metadata: input.metadata }),
-        reservations: () => [
-          {
-            table: 'conversation_pairs',
-            columns: ['user_low', 'user_high', 'conversation_id'],
-            types: ['int8', 'int8', 'text'],
-            rows: [[userLow, userHigh, conversationId]],
-          },
-        ],
-      },
-    );
+    const command = { type: 'StartConversation' as const, conversationId, initiatorId: input.initiatorId, otherUserId: input.otherUserId, now: deps.clock() };
+    const request = { streamId: conversationId, command, ...(input.metadata && { metadata: input.metadata }) };
+    // A concurrent start of the same pair that commits first makes this attempt a reservation conflict: the
+    // next one finds its conversation.
+    const [result] = await attemptCommands(deps.pool, conversationDecider, [request], { reservations: () => [pairReservation(pair, conversationId)] }, mode);
+    if (result?.status !== 'fulfilled') throw result?.reason;
     return { conversationId, created: true };
   });
 }
@@ -105,155 +85,104 @@ export type SendMessageInput = {
   readonly metadata?: EventMetadata;
 };
 
-const originalMessageRow = z.object({
-  sender_id: z.bigint().transform(Number),
-  client_msg_id: z.string(),
-  conversation_id: z.string(),
-  version: z.number().int(),
-  type: z.string().nullable(),
-  data: z.record(z.string(), z.unknown()).nullable(),
-  deleted_at: z.string().nullable(),
-});
-
-const clientIdKey = (senderId: number, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
-
-/** The messages first sent with these (sender, client_msg_id) pairs, by `clientIdKey`; one statement. */
-async function findByClientMsgIds(
-  deps: CommandDeps,
-  keys: readonly { readonly senderId: number; readonly clientMsgId: string }[],
-): Promise<Map<string, SentMessage>> {
-  const rows = await deps.pool.any(sql.type(originalMessageRow)`
-    SELECT ids.sender_id, ids.client_msg_id, ids.conversation_id, ids.version, e.type, e.data,
-           -- Only for an erased message (deleted for everyone): when its delete was decided.
-           CASE WHEN e.data -> 'content' = 'null'::jsonb THEN (
-             SELECT d.data ->> 'deleted_at' FROM events AS d
-             WHERE d.stream_id = ids.conversation_id AND d.version > ids.version AND d.type = 'MessageDeleted'
-               AND d.data ->> 'message_id' = ids.message_id
-             LIMIT 1) END AS deleted_at
-    FROM ${sql.unnest(keys.map((key) => [key.senderId, key.clientMsgId]), ['int8', 'text'])} AS wanted(sender_id, client_msg_id)
-    JOIN message_client_ids AS ids USING (sender_id, client_msg_id)
-    LEFT JOIN events AS e ON e.stream_id = ids.conversation_id AND e.version = ids.version`);
-  return new Map(
-    rows.map((row) => {
-      if (row.type === null || row.data === null) throw new Error(`message of a reserved client_msg_id is missing at version ${row.version}`);
-      const { data } = messageSent.parse({ type: row.type, data: row.data });
-      const original: SentMessage = {
-        id: data.message_id,
-        conversationId: row.conversation_id,
-        senderId: data.sender_id,
-        content: data.content,
-        deletedAt: row.deleted_at,
-        clientMsgId: data.client_msg_id,
-        sentAt: data.sent_at,
-        version: row.version,
-        created: false,
-      };
-      return [clientIdKey(row.sender_id, row.client_msg_id), original];
-    }),
-  );
-}
+/** A retry's answer: the message first sent with its `client_msg_id`. */
+const retriedMessage = (original: OriginalMessage): SentMessage => ({ ...original, created: false });
 
 /**
  * For each input, the message already sent with its sender's client_msg_id to the same conversation (an
  * idempotent retry), else null; one statement, nothing appended. What a sender over its rate limit still gets.
  */
 export async function findRetriedMessages(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<(SentMessage | null)[]> {
-  const keys = inputs.flatMap((input) => (input.clientMsgId ? [{ senderId: input.senderId, clientMsgId: input.clientMsgId }] : []));
-  if (keys.length === 0) return inputs.map(() => null);
-  const originals = await findByClientMsgIds(deps, keys);
+  const originals = await findByClientIds(deps.pool, clientIdsToLookUp(inputs));
   return inputs.map((input) => {
-    const original = input.clientMsgId ? originals.get(clientIdKey(input.senderId, input.clientMsgId)) : undefined;
-    return original?.conversationId === input.conversationId ? original : null;
+    const original = input.clientMsgId ? originals.get(clientIdKey({ senderId: input.senderId, clientMsgId: input.clientMsgId })) : undefined;
+    return original?.conversationId === input.conversationId ? retriedMessage(original) : null;
   });
 }
 
 const rejected = (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason });
 
+type SendOutcome = PromiseSettledResult<SentMessage>;
+
 /**
- * The batch behind `sendMessages`, in one transaction: retries of a known client_msg_id are answered from
- * the log (one lookup for the batch), the others are decided and appended with their client_msg_id
- * reservations. A reservation taken meanwhile by another transaction, or twice in this batch, fails the
- * whole batch with a unique violation.
+ * One attempt of a round of `sendMessages`: the `client_msg_id`s looked up (one statement), the sends planned
+ * (send-plan.ts), and those to append decided and appended with their reservations (one statement).
+ * @returns each send's outcome, or `later` for a repeat of an id an earlier send of the round takes.
+ * @throws the conflicts of `attemptCommands`, with nothing written.
  */
-async function sendBatch(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
-  const settled: (PromiseSettledResult<SentMessage> | undefined)[] = inputs.map((input) => {
-    if (input.clientMsgId === undefined || input.clientMsgId === null) return undefined;
-    // Checked before the idempotency lookup uses it; the content is the decider's to check.
-    try {
-      assertValidClientMsgId(input.clientMsgId);
-      return undefined;
-    } catch (error) {
-      return rejected(error);
-    }
-  });
-
-  const retried = inputs.flatMap((input, index) =>
-    settled[index] === undefined && input.clientMsgId ? [{ index, senderId: input.senderId, clientMsgId: input.clientMsgId }] : [],
-  );
-  if (retried.length > 0) {
-    const originals = await findByClientMsgIds(deps, retried);
-    for (const { index, senderId, clientMsgId } of retried) {
-      const original = originals.get(clientIdKey(senderId, clientMsgId));
-      if (!original) continue;
-      settled[index] =
-        original.conversationId === inputs[index]!.conversationId
-          ? { status: 'fulfilled', value: original }
-          : rejected(new DomainError('client_msg_id_conflict', 'client_msg_id was already used for another conversation'));
-    }
-  }
-
-  const toAppend = inputs.flatMap((input, index) => (settled[index] === undefined ? [{ index, input }] : []));
-  const results = await handleCommands(
+async function sendRound(deps: CommandDeps, inputs: readonly SendMessageInput[], mode: AttemptMode): Promise<(SendOutcome | 'later')[]> {
+  const plan = planSends(inputs, await findByClientIds(deps.pool, clientIdsToLookUp(inputs)));
+  const appending = inputs.filter((_, index) => plan[index]?.kind === 'append');
+  const commands = appending.map((input) => ({
+    streamId: input.conversationId,
+    ...(input.metadata && { metadata: input.metadata }),
+    command: {
+      type: 'SendMessage' as const,
+      senderId: input.senderId,
+      messageId: deps.newId(),
+      content: input.content,
+      clientMsgId: input.clientMsgId ?? null,
+      now: deps.clock(),
+    },
+  }));
+  const results = await attemptCommands(
     deps.pool,
     conversationDecider,
-    toAppend.map(({ input }) => ({
-      streamId: input.conversationId,
-      ...(input.metadata && { metadata: input.metadata }),
-      command: {
-        type: 'SendMessage' as const,
-        senderId: input.senderId,
-        messageId: deps.newId(),
-        content: input.content,
-        clientMsgId: input.clientMsgId ?? null,
-        now: deps.clock(),
-      },
-    })),
+    commands,
     {
-      reservations: (decided) => {
-        const rows = decided.flatMap(({ command, streamId, firstVersion }) =>
-          command.clientMsgId !== null ? [[command.senderId, command.clientMsgId, streamId, command.messageId, firstVersion]] : [],
-        );
-        if (rows.length === 0) return [];
-        const columns = ['sender_id', 'client_msg_id', 'conversation_id', 'message_id', 'version'];
-        return [{ table: 'message_client_ids', columns, types: ['int8', 'text', 'text', 'text', 'int4'], rows }];
-      },
+      reservations: (decided) =>
+        clientIdReservations(
+          decided.flatMap(({ command, streamId, firstVersion }) =>
+            command.type === 'SendMessage' && command.clientMsgId !== null
+              ? [{ senderId: command.senderId, clientMsgId: command.clientMsgId, conversationId: streamId, messageId: command.messageId, version: firstVersion }]
+              : [],
+          ),
+        ),
     },
+    mode,
   );
-  toAppend.forEach(({ index, input }, position) => {
-    const result = results[position]!;
-    if (result.status === 'rejected') {
-      settled[index] = result;
-      return;
+  let next = 0;
+  return plan.map((planned, index): SendOutcome | 'later' => {
+    switch (planned.kind) {
+      case 'refused':
+        return rejected(planned.error);
+      case 'retry':
+        return { status: 'fulfilled', value: retriedMessage(planned.original) };
+      case 'later':
+        return 'later';
+      case 'append':
+        return appendedOutcome(results[next++], inputs[index]!);
+      default: {
+        const unknown: never = planned;
+        throw new Error(`unknown plan ${String(unknown)}`);
+      }
     }
-    const recorded = result.value.recorded[0];
-    const event = result.value.events[0];
-    if (!recorded || event?.type !== 'MessageSent') throw new Error('SendMessage appended no MessageSent');
-    settled[index] = {
-      status: 'fulfilled',
-      value: {
-        id: event.data.message_id,
-        conversationId: input.conversationId,
-        senderId: event.data.sender_id,
-        content: event.data.content,
-        deletedAt: null,
-        clientMsgId: event.data.client_msg_id,
-        sentAt: event.data.sent_at,
-        version: recorded.version,
-        created: true,
-      },
-    };
   });
-  return settled.map((result) => result ?? rejected(new Error('send left unsettled')));
+}
+
+type AppendResult = PromiseSettledResult<CommandResult<ConversationEvent, ConversationState>>;
+
+/** The outcome of a send that was decided: refused by the decider, or its message as appended. */
+function appendedOutcome(result: AppendResult | undefined, input: SendMessageInput): SendOutcome {
+  if (!result) throw new Error('a send planned for the append has no result');
+  if (result.status === 'rejected') return result;
+  const recorded = result.value.recorded[0];
+  const event = result.value.events[0];
+  if (!recorded || event?.type !== 'MessageSent') throw new Error('SendMessage appended no MessageSent');
+  return {
+    status: 'fulfilled',
+    value: {
+      id: event.data.message_id,
+      conversationId: input.conversationId,
+      senderId: event.data.sender_id,
+      content: event.data.content,
+      deletedAt: null,
+      clientMsgId: event.data.client_msg_id,
+      sentAt: event.data.sent_at,
+      version: recorded.version,
+      created: true,
+    },
+  };
 }
 
 /**
@@ -263,30 +192,27 @@ async function sendBatch(deps: CommandDeps, inputs: readonly SendMessageInput[])
  * `invalid_characters`, `invalid_client_msg_id`, `client_msg_id_conflict`.
  */
 export async function sendMessage(deps: CommandDeps, input: SendMessageInput): Promise<SentMessage> {
-  return retryOnReservationConflict(async () => {
-    const [result] = await sendBatch(deps, [input]);
-    if (result?.status !== 'fulfilled') throw result?.reason;
-    return result.value;
-  });
+  const [result] = await sendMessages(deps, [input]);
+  if (result?.status !== 'fulfilled') throw result?.reason;
+  return result.value;
 }
 
 /**
- * Sends many messages, from any senders to any conversations, in one transaction (one commit for all of
- * them: what lets a gateway keep up with many sockets). Each message is settled on its own, as `sendMessage`
- * would settle it; messages to one conversation get consecutive versions in the order given. When a
- * client_msg_id reservation races (another gateway, or the same id twice in the batch), the batch is rolled
- * back and every message is sent on its own instead.
+ * Sends many messages, from any senders to any conversations, in one statement (one commit for all of them:
+ * what lets a gateway keep up with many sockets). Each message is settled on its own, as `sendMessage` would
+ * settle it; messages to one conversation get consecutive versions in the order given. Conflicts with other
+ * transactions are retried (`retryOnConflict`): a reservation another one took first is found by the next
+ * attempt's lookup. A repeat of a `client_msg_id` inside the batch is sent in a next round, after the first.
  */
-export async function sendMessages(
-  deps: CommandDeps,
-  inputs: readonly SendMessageInput[],
-): Promise<PromiseSettledResult<SentMessage>[]> {
-  try {
-    return await sendBatch(deps, inputs);
-  } catch (error) {
-    if (!(error instanceof UniqueIntegrityConstraintViolationError)) throw error;
-    return Promise.allSettled(inputs.map((input) => sendMessage(deps, input)));
-  }
+export async function sendMessages(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<SendOutcome[]> {
+  if (inputs.length === 0) return [];
+  const round = await retryOnConflict('optimistic', (mode) => sendRound(deps, inputs, mode));
+  const later = await sendMessages(
+    deps,
+    inputs.filter((_, index) => round[index] === 'later'),
+  );
+  let next = 0;
+  return round.map((outcome) => (outcome === 'later' ? later[next++]! : outcome));
 }
 
 export type ReadReceipt = {

@@ -202,7 +202,7 @@ describe('sendMessages (a batch of sends in one transaction)', () => {
     expect(new Set(appended.map((event) => event.transactionId)).size).toBe(1);
   });
 
-  it('answers a known client_msg_id from the log, and sends one by one when the batch holds an id twice', async () => {
+  it('answers a known client_msg_id from the log, and sends a repeat inside the batch after the first, as its retry', async () => {
     const { id, a } = await conversation();
     const other = await conversation();
     const original = await sendMessage(deps, { conversationId: id, senderId: a, content: 'first', clientMsgId: 'known' });
