@@ -11,7 +11,7 @@ import { GatewayError } from '../errors.js';
 
 /** zod schemas of REST inputs; a failure is a GatewayError `invalid_input` naming the field. */
 
-const userId = z.number({ error: 'must be an integer user id' }).int('must be an integer user id').positive('must be positive').max(Number.MAX_SAFE_INTEGER);
+export const userId = z.number({ error: 'must be an integer user id' }).int('must be an integer user id').positive('must be positive').max(Number.MAX_SAFE_INTEGER);
 
 export const conversationId = z.string().min(1).max(64);
 
@@ -71,13 +71,23 @@ export function parseConversationPageQuery(query: Record<string, string>): Conve
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  throw new GatewayError('invalid_input', describeIssues(parsed.error));
+  throw new GatewayError('invalid_input', describeIssues(parsed.error, input));
 }
 
-export function describeIssues(error: z.ZodError): string {
+/** The first issue, for a client: "x is required" when `input` lacks the field, else its path and zod's message. */
+export function describeIssues(error: z.ZodError, input: unknown): string {
   const [issue] = error.issues;
   if (!issue) return 'invalid input';
   const path = issue.path.map(String).join('.');
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path} is required`;
+  if (issue.code === 'invalid_type' && path && valueAt(input, issue.path) === undefined) return `${path} is required`;
   return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }

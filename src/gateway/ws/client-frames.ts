@@ -77,7 +77,7 @@ export function parseClientFrame(text: string): ParsedFrame {
   }
   const parsed = frameSchemas[type].safeParse(json);
   if (!parsed.success) {
-    return { ok: false, error: new GatewayError('invalid_input', describeIssues(parsed.error)), requestId: echo };
+    return { ok: false, error: new GatewayError('invalid_input', describeIssues(parsed.error, json)), requestId: echo };
   }
   return { ok: true, frame: parsed.data };
 }
