@@ -64,6 +64,9 @@ describe('the delivery gate', () => {
     expect(released.every((item) => item.kind === 'frame' && !item.catchUp)).toBe(true);
     // live frames are not catch-up frames: the slow-reader bound applies to them
     expect(deliver(subject, frame(4)).map((item) => item.kind === 'frame' && item.catchUp)).toEqual([false]);
+    // a typing frame passes without touching the seq guard
+    expect(shown(deliver(subject, typing, frame(4), frame(3)))).toEqual(['typing']);
+    expect(subject.recoverFrom).toEqual(at(4));
   });
 
   it('replays a resume, then releases the held frames after the catch-up: no gap, no duplicate', () => {
