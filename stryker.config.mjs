@@ -15,6 +15,7 @@ export default {
     'src/delivery/cursor.ts',
     'src/delivery/event-frames.ts',
     'src/gateway/ws/delivery-gate.ts',
+    'src/gateway/presence/presence-machine.ts',
     'src/gateway/ws/client-frames.ts',
     'src/gateway/auth/canonical-token.ts',
   ],

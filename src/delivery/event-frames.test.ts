@@ -4,6 +4,7 @@ import {
   eventFrame,
   eventFrameSchema,
   recipientsOfConversationData,
+  recordedEventFrame,
   UnframeableEventError,
   type EventFrame,
   type FrameableEvent,
@@ -194,6 +195,20 @@ describe('eventFrame of an unblock', () => {
       .then({ type: 'conversation_restored', ...base(9), timestamp: later, data: { ...row(4), blocked_by: null } });
   });
 
+  it('carries what the event says when the read tables have no row for the recipient', () => {
+    const fromEvent = { id: conversationId, user1_id: low, user2_id: high, last_message_content: null, last_message_at: null };
+    const data = { ...fromEvent, created_at: later, updated_at: later, unread_count: 0, blocked_by: null };
+    given(open(high)).when(unblocked(high, low)).then({ type: 'conversation_unblocked', ...base(9), timestamp: later, data });
+    given(open(low)).when(unblocked(high, low)).then({ type: 'conversation_restored', ...base(9), timestamp: later, data });
+  });
+
+  it('keeps a row without a last message at last_message_at null', () => {
+    const empty = { ...row(0), last_message_content: null, last_message_at: null };
+    given(open(low, empty))
+      .when(unblocked(high, low))
+      .then({ type: 'conversation_restored', ...base(9), timestamp: later, data: { ...empty, blocked_by: null } });
+  });
+
   it('frames what follows the unblock for both again', () => {
     given(open(low)).when(sent('back', 10)).then({ ...newMessage('back'), seq: 10 });
   });
@@ -204,6 +219,11 @@ describe('recipientsOfConversationData', () => {
     expect(recipientsOfConversationData(blocked(high, low))).toEqual([high]);
     expect(recipientsOfConversationData(unblocked(high, low))).toEqual([high, low]);
     for (const source of [sent('x'), read(), deleted()]) expect(recipientsOfConversationData(source)).toEqual([]);
+  });
+
+  it('names nobody for a block whose data is off its schema', () => {
+    expect(recipientsOfConversationData(event('ConversationBlocked', { blocked_by: high }))).toEqual([]);
+    expect(recipientsOfConversationData(event('ConversationUnblocked', { unblocked_by: String(high) }))).toEqual([]);
   });
 });
 
@@ -217,6 +237,22 @@ describe('eventFrame, whatever the event', () => {
     for (const source of [read(), blocked(high, low)]) {
       expect(JSON.stringify(eventFrame(source, open(high, row(2))))).toBe(JSON.stringify(eventFrame(source, open(high, row(2)))));
     }
+  });
+
+  it('frames an event read from the log (the catch-up) as the same event from NATS', () => {
+    const recorded = {
+      streamId: conversationId,
+      version: 5,
+      eventId: '01JEVENT',
+      type: 'MessageSent',
+      data: sent('from the log').data,
+      metadata: {},
+      createdAt: 0,
+      transactionId: 741n,
+      globalPosition: 12n,
+    };
+    expect(recordedEventFrame(recorded, open(low))).toEqual(newMessage('from the log'));
+    expect(recordedEventFrame(recorded, blockedBy(high, low))).toBeNull();
   });
 
   it('refuses an unknown type, data off its schema and a bad position', () => {

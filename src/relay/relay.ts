@@ -107,6 +107,7 @@ export function startRelay(deps: RelayDeps): Relay {
     }
     deps.metrics.leader(false);
     if (deps.lease.lost.aborted) throw new Error('relay lost its lease', { cause: deps.lease.lost.reason });
+    logger.info({ checkpoint: formatFeedPosition(checkpoint) }, 'relay stopped');
   };
 
   const done = run();

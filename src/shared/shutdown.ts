@@ -25,6 +25,7 @@ export function installShutdown(options: {
       for (const phase of phases) {
         try {
           await withTimeout(phase.close(), phase.timeoutMs ?? timeoutMs, phase.name);
+          logger.info({ phase: phase.name }, 'shutdown phase done');
         } catch (error) {
           failed = true;
           logger.error({ err: error, phase: phase.name }, 'shutdown phase failed');

@@ -98,7 +98,7 @@ export const catalogue: readonly Mutant[] = [
   },
   {
     name: 'relay-stop-does-not-wait',
-    guarantee: 'a relay stopped (SIGTERM) finishes its batch in flight and its checkpoint before it exits 0',
+    guarantee: 'a relay stopped (SIGTERM) finishes its batch in flight and its checkpoint before it lets go of the lease and exits 0',
     edits: [{ file: 'src/relay/relay.ts', search: 'await done.catch(() => undefined);', replace: 'void done.catch(() => undefined);' }],
     killers: ['test/integration/relay/relay-guarantees.test.ts'],
   },
@@ -238,6 +238,30 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/gateway/request-id.test.ts'],
   },
 
+  {
+    name: 'conversation-pair-not-reserved',
+    guarantee: 'one conversation per pair of users: a start finds the pair\'s conversation, whichever user started it',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'rows: [[userLow, userHigh, conversationId]],',
+        replace: 'rows: [],',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'pair-race-loser-fails',
+    guarantee: 'one conversation per pair also under concurrent creates: the start that lost the race answers the winner\'s conversation',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'if (!(error instanceof UniqueIntegrityConstraintViolationError) || attempt >= RESERVATION_ATTEMPTS) throw error;',
+        replace: 'if (!(error instanceof UniqueIntegrityConstraintViolationError) || attempt >= 1) throw error;',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
   // The projector (src/projections, docs/event-store.md "The projector").
   {
     name: 'projector-version-guard-removed',
@@ -251,6 +275,12 @@ export const catalogue: readonly Mutant[] = [
       // Alone, the edit above is healed by the gap fill (a repeat at the start reads as a hole): docs/mutants.md.
       { file: 'src/projections/conversation/apply-conversation-events.ts', search: 'if (hole === -1) return pending;', replace: 'if (hole <= 0) return pending;' },
     ],
+    killers: ['test/integration/projections/projection.test.ts'],
+  },
+  {
+    name: 'projector-applies-across-gaps',
+    guarantee: 'missing versions are read from the log and applied first: the projector never applies past a hole',
+    edits: [{ file: 'src/projections/conversation/apply-conversation-events.ts', search: 'if (hole === -1) return pending;', replace: 'return pending;' }],
     killers: ['test/integration/projections/projection.test.ts'],
   },
   {
@@ -634,6 +664,77 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/gateway/redis-outage.test.ts'],
   },
 
+  // Tokens in logs and least privilege on NATS and Redis (docs/security.md).
+  {
+    // Two of the three layers (docs/security.md "No token in any log line"): either alone keeps the known leaks out.
+    name: 'client-error-logs-raw-request',
+    guarantee: 'no token in any log line: a malformed request is logged by its error code, and errors by name, code, message and stack only',
+    edits: [
+      { file: 'src/gateway/gateway.ts', search: "logger.debug({ code: error.code }, 'malformed HTTP request');", replace: "logger.debug({ err: error }, 'malformed HTTP request');" },
+      {
+        file: 'src/shared/logger.ts',
+        search: 'serializers: { err: safeError, error: safeError },',
+        replace: 'serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },',
+      },
+    ],
+    killers: ['test/integration/gateway/token-logging.test.ts'],
+  },
+  {
+    // The request log with the query string, and the scrubber that would still cut the token out of it.
+    name: 'request-log-keeps-query-token',
+    guarantee: 'no token in any log line: requests are logged by path, without the query string a token can travel in',
+    edits: [
+      { file: 'src/gateway/rest/rest-app.ts', search: "logger.debug({ method: c.req.method, path: c.req.path, status:", replace: "logger.debug({ method: c.req.method, path: c.req.path, url: c.req.url, status:" },
+      { file: 'src/shared/logger.ts', search: 'hooks: { streamWrite: scrubTokens },', replace: 'hooks: {},' },
+    ],
+    killers: ['test/integration/gateway/token-logging.test.ts'],
+  },
+  {
+    name: 'gateway-may-publish-frames',
+    guarantee: 'NATS least privilege: a gateway may not publish on the delivery subjects (only the fan-out frames events)',
+    edits: [
+      {
+        file: 'stack/nats-permissions.ts',
+        search: 'return { publish: [allSignalSubjects(prefix)], subscribe:',
+        replace: 'return { publish: [allSignalSubjects(prefix), allDeliverySubjects(prefix)], subscribe:',
+      },
+    ],
+    killers: ['test/integration/security/nats-least-privilege.test.ts'],
+  },
+  {
+    name: 'fanout-may-publish-events',
+    guarantee: 'NATS least privilege: only the relay publishes into the events stream',
+    edits: [
+      {
+        file: 'stack/nats-permissions.ts',
+        search: 'allDeliverySubjects(prefix), // the only publisher of event frames',
+        replace: 'allDeliverySubjects(prefix), // the only publisher of event frames\n          allEventsSubject(prefix),',
+      },
+    ],
+    killers: ['test/integration/security/nats-least-privilege.test.ts'],
+  },
+  {
+    name: 'gateway-redis-writes-revocations',
+    guarantee: "Redis ACL: the gateway's user may read blacklist:* but not write it (a script could expire a revocation early)",
+    edits: [{ file: 'stack/redis-acl.ts', search: "'%R~blacklist:*',", replace: "'~blacklist:*'," }],
+    killers: ['test/integration/security/redis-acl.test.ts'],
+  },
+  {
+    name: 'gateway-redis-any-key',
+    guarantee: "Redis ACL: the gateway's user reaches only keys under its prefix",
+    // Every key: Redis refuses a pattern after `~*`, so the read-only `blacklist:*` goes with it.
+    edits: [
+      { file: 'stack/redis-acl.ts', search: '`~${keyPrefix}*`,', replace: "'~*'," },
+      { file: 'stack/redis-acl.ts', search: "    '%R~blacklist:*',\n", replace: '' },
+    ],
+    killers: ['test/integration/security/redis-acl.test.ts'],
+  },
+  {
+    name: 'notifier-redis-any-channel',
+    guarantee: "Redis ACL: the notifier's user publishes only on its channel",
+    edits: [{ file: 'stack/redis-acl.ts', search: '`&${channel}`,', replace: "'&*'," }],
+    killers: ['test/integration/security/redis-acl.test.ts'],
+  },
   // Limits (docs/security.md "Limits").
   {
     name: 'rate-limit-doubled',
@@ -955,6 +1056,30 @@ export const catalogue: readonly Mutant[] = [
     guarantee: 'a second replay of a projection while one runs is refused with exit code 3',
     edits: [{ file: 'src/replay/main.ts', search: 'exitCode = error instanceof ReplayBusyError ? 3 : 1;', replace: 'exitCode = 1;' }],
     killers: ['test/integration/replay/replay-options.test.ts'],
+  },
+  {
+    name: 'replay-resume-starts-over',
+    guarantee: 'a replay killed midway is resumed from its last committed batch, in the same generation',
+    edits: [
+      {
+        file: 'src/replay/rebuild-projection.ts',
+        search: '  if (building !== null && !options.restart) return { generation: building, resumed: true };\n',
+        replace: '',
+      },
+    ],
+    killers: ['test/integration/replay/replay.test.ts'],
+  },
+  {
+    name: 'replay-skips-final-catch-up',
+    guarantee: 'a replay rebuilds tables equal to the live ones: what was appended during the build is caught up before the switch',
+    edits: [
+      {
+        file: 'src/replay/rebuild-projection.ts',
+        search: 'const batch = await readFeed(transaction, { after: position, limit: options.batchSize });',
+        replace: 'const batch: RecordedEvent[] = [];',
+      },
+    ],
+    killers: ['test/integration/replay/replay.test.ts'],
   },
   // Delete for everyone (docs/event-store.md "Erasure").
   {

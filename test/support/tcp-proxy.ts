@@ -16,6 +16,8 @@ export type TcpProxy = {
   deafen(): void;
   /** Writes the held server bytes to each client in one piece, then drops the client's bytes from now on. */
   mute(): void;
+  /** Writes the held server bytes to each client in one piece, then passes both ways again. */
+  release(): void;
   /** Destroys every connection; the next ones pass both ways, or are refused until `allow` with `refuse`. */
   cut(options?: { readonly refuse?: boolean }): void;
   /** Accepts connections again after `cut({ refuse: true })`. */
@@ -93,6 +95,10 @@ export async function startTcpProxy(
     mute: () => {
       mode = 'mute';
       dropped = '';
+      for (const link of links) link.client.write(Buffer.concat(link.heldFromServer.splice(0)));
+    },
+    release: () => {
+      mode = 'pass';
       for (const link of links) link.client.write(Buffer.concat(link.heldFromServer.splice(0)));
     },
     cut: (cutOptions = {}) => {

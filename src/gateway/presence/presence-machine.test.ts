@@ -16,6 +16,10 @@ describe('the presence machine', () => {
     it('announces a first socket of a user never seen, and looks again when its lease would lapse', () => {
       expect(decidePresence(NEVER_SEEN, opened(), timings)).toEqual({ next: online, checkAt: T + 45_000, announce: { online: true, lastSeenAt: T } });
     });
+    it('looks again a lease lifetime later when the leases read gave no expiry', () => {
+      expect(decidePresence(NEVER_SEEN, { ...opened(), leasesExpireAt: null }, timings)?.checkAt).toBe(T + 45_000);
+      expect(decidePresence(online, { ...due(T), liveSockets: 1, leasesExpireAt: null }, { ...timings, leaseTtlMs: 7_000 })?.checkAt).toBe(T + 7_000);
+    });
     it('announces a user seen before', () => {
       expect(decidePresence({ name: 'offline', lastSeenAt: T - 60_000 }, opened(), timings)?.announce).toEqual({ online: true, lastSeenAt: T });
     });
@@ -50,6 +54,10 @@ describe('the presence machine', () => {
     });
     it('comes back online without a word when a lease is live at the end of the grace', () => {
       expect(decidePresence(leaving(T), due(T + 10_000, 1), timings)).toEqual({ next: online, checkAt: T + 30_000, announce: null });
+    });
+    it('changes nothing for another close, or an opening already closed again, during the grace', () => {
+      expect(decidePresence(leaving(T - 3_000), closed(), timings)).toBeNull();
+      expect(decidePresence(leaving(T - 3_000), opened(0), timings)).toBeNull();
     });
     it('with no grace, goes offline at the first look after the close', () => {
       const none = { ...timings, graceMs: 0 };

@@ -62,6 +62,11 @@ describe('the delivery gate', () => {
     expect(shown(deliver(subject, frame(2), frame(2), frame(1), typing, frame(3)))).toEqual([2, 'typing', 3]);
     expect(subject.recoverFrom).toEqual(at(3));
     expect(released.every((item) => item.kind === 'frame' && !item.catchUp)).toBe(true);
+    // live frames are not catch-up frames: the slow-reader bound applies to them
+    expect(deliver(subject, frame(4)).map((item) => item.kind === 'frame' && item.catchUp)).toEqual([false]);
+    // a typing frame passes without touching the seq guard
+    expect(shown(deliver(subject, typing, frame(4), frame(3)))).toEqual(['typing']);
+    expect(subject.recoverFrom).toEqual(at(4));
   });
 
   it('replays a resume, then releases the held frames after the catch-up: no gap, no duplicate', () => {
@@ -144,6 +149,32 @@ describe('the delivery gate', () => {
     expect(subject.beginRecovery()).toEqual({ after: at(2) });
     expect(shown(subject.finishReplay({ frames: [frame(3)] }))).toEqual([3, 4]);
     expect(subject.phase).toBe('live');
+  });
+
+  it('counts the frames it keeps held for the next outage against the held-bytes budget, and only those', () => {
+    const size = Buffer.byteLength(JSON.stringify(frame(1)));
+    const droppedAgain = () => {
+      // given a budget of two frames, and frame 3 held over from a recovery that a second outage overtook
+      const subject = gate({ heldBytes: size * 2 });
+      subject.open(HORIZON);
+      deliver(subject, frame(1));
+      subject.suspend();
+      subject.beginRecovery();
+      subject.suspend();
+      deliver(subject, frame(3));
+      expect(shown(subject.finishReplay({ frames: [frame(2)] }))).toEqual([2]);
+      return subject;
+    };
+    // then, while the next recovery is read, one more frame fits the budget
+    const fits = droppedAgain();
+    fits.beginRecovery();
+    deliver(fits, frame(4));
+    expect(shown(fits.finishReplay({ frames: [frame(3)] }))).toEqual([3, 4]);
+    // and two more do not
+    const over = droppedAgain();
+    over.beginRecovery();
+    deliver(over, frame(4), frame(5));
+    expect(shown(over.finishReplay({ frames: [frame(3)] }))).toEqual(['resync']);
   });
 
   it('does not let a resume during an outage release frames the outage may have gapped', () => {

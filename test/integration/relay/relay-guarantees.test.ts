@@ -11,6 +11,7 @@ import { appendNext, readWholeLog } from '../../support/event-log.js';
 import { createTestDatabase, natsUrl, testPrefix, testRoleEnv, testStreamName } from '../../support/infra.js';
 import { connectTestNats, readAllStored, storedCount } from '../../support/jetstream.js';
 import { spawnRole, type RoleProcess } from '../../support/processes.js';
+import { hostAndPort, startTcpProxy } from '../../support/tcp-proxy.js';
 import { waitUntil } from '../../support/wait-until.js';
 
 /**
@@ -188,17 +189,38 @@ describe('the relay, counted publish by publish', { timeout: 120_000 }, () => {
     }
   });
 
-  it('stops in order on SIGTERM mid-stream: exit 0, the checkpoint at the last published event, nothing half done', async () => {
+  it('stops in order on SIGTERM with a batch in flight: the batch and its checkpoint first, then the lease and the rest; exit 0', async () => {
     const { pool, env, stream, consumer } = await setting();
+    // Only the relay's NATS connection goes through the proxy: holding what the server sends holds its publish acks.
+    const proxy = await startTcpProxy(hostAndPort(natsUrl()));
     try {
       const publishes = watchPublishes(env['NATS_SUBJECT_PREFIX']!);
-      const relay = await startRelay({ ...env, RELAY_BATCH_SIZE: '20' }, 'relay');
+      const relay = await startRelay({ ...env, RELAY_BATCH_SIZE: '20', NATS_URL: proxy.url }, 'relay');
       const writing = appendMany(pool, 3_000, 'flow');
       await waitUntil('the relay to be publishing', () => Promise.resolve(publishes.eventIds.length >= 500), { intervalMs: 10 });
+
+      // A batch in flight: JetStream stored part of it and acknowledged that, and the acks are held, so the
+      // batch cannot finish before the signal is handled. Released soon after: a publish waits 5 s for its ack.
+      proxy.deafen();
+      await waitUntil('a publish ack held', () => Promise.resolve(proxy.held().includes('"seq":')), { intervalMs: 5 });
       relay.kill('SIGTERM');
+      await relay.waitForOutput(/"msg":"shutting down"/);
+      proxy.release();
       expect(await relay.exited).toBe(0);
-      expect(relay.output()).toMatch(/"msg":"stopped"/);
       await writing;
+
+      // The relay's phase ended only once the batch was checkpointed: the lease, NATS and the pool after it.
+      const lines = relay
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg?: string; phase?: string; checkpoint?: string });
+      const stopped = lines.findIndex((line) => line.msg === 'relay stopped');
+      const phaseDone = (phase: string) => lines.findIndex((line) => line.msg === 'shutdown phase done' && line.phase === phase);
+      expect(stopped).toBeGreaterThan(-1);
+      expect(phaseDone('relay')).toBeGreaterThan(stopped);
+      expect(phaseDone('lease')).toBeGreaterThan(phaseDone('relay'));
+      expect(phaseDone('database')).toBeGreaterThan(phaseDone('lease'));
 
       // The stream holds a prefix of the feed, once each and in order, and the checkpoint is its last event.
       const stored = await readAllStored(nc, stream);
@@ -206,10 +228,12 @@ describe('the relay, counted publish by publish', { timeout: 120_000 }, () => {
       expect(stored.length).toBeLessThan(3_000);
       const checkpoint = position(await loadCheckpoint(pool, consumer));
       expect(stored.at(-1)?.position).toBe(checkpoint);
+      expect(lines[stopped]?.checkpoint).toBe(checkpoint);
       const log = await readWholeLog(pool);
       expect(stored.map((message) => message.event_id)).toEqual(log.slice(0, stored.length).map((event) => event.eventId));
       expect(publishes.repeated()).toEqual([]);
     } finally {
+      await proxy.close();
       await pool.end();
     }
   });
