@@ -243,8 +243,8 @@ export const catalogue: readonly Mutant[] = [
     guarantee: 'one conversation per pair of users: a start finds the pair\'s conversation, whichever user started it',
     edits: [
       {
-        file: 'src/commands/conversation/conversation-commands.ts',
-        search: 'rows: [[userLow, userHigh, conversationId]],',
+        file: 'src/commands/conversation/reservations.ts',
+        search: 'rows: [[pair.low, pair.high, conversationId]],',
         replace: 'rows: [],',
       },
     ],
@@ -256,8 +256,9 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/commands/conversation/conversation-commands.ts',
-        search: 'if (!(error instanceof UniqueIntegrityConstraintViolationError) || attempt >= RESERVATION_ATTEMPTS) throw error;',
-        replace: 'if (!(error instanceof UniqueIntegrityConstraintViolationError) || attempt >= 1) throw error;',
+        search: '{ reservations: () => [pairReservation(pair, conversationId)] }, mode);',
+        replace:
+          "{ reservations: () => [pairReservation(pair, conversationId)] }, mode).catch((error: unknown) => { throw new Error('lost the race', { cause: error }); });",
       },
     ],
     killers: ['test/integration/commands/conversation-commands.test.ts'],
