@@ -16,6 +16,7 @@ import type { LeaderLease } from '../shared/leader-lease.js';
 import { ensureDurableConsumer, messageJson, waitForEventStream, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
 import { deliverySubject } from '../shared/nats.js';
+import { hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
 import type { FanoutMetrics } from './fanout-metrics.js';
 import { BoundedMap } from '../delivery/bounded-map.js';
@@ -50,6 +51,8 @@ export type FanoutDeps = {
   /** Events published before one flush and their acks. */
   readonly maxBatch?: number;
   readonly metrics: FanoutMetrics;
+  /** Benchmarks: when enabled, each event's stream timestamp, fetch and publish (hop-times.ts). */
+  readonly hopTimes?: HopTimes;
 };
 
 export type Fanout = {
@@ -99,6 +102,8 @@ export function startFanout(deps: FanoutDeps): Fanout {
   const maxBatch = deps.maxBatch ?? DEFAULT_MAX_BATCH;
   const stopping = new AbortController();
   const queue: JsMsg[] = [];
+  /** When each queued message was handed over, kept only while hop times are. */
+  const fetchedAt = deps.hopTimes?.enabled ? new WeakMap<JsMsg, number>() : undefined;
   let wake: (() => void) | undefined;
   let messages: ConsumerMessages | undefined;
   let consumerEnded: { error: Error | undefined } | undefined;
@@ -139,6 +144,7 @@ export function startFanout(deps: FanoutDeps): Fanout {
     messages = await consumer.consume({
       max_messages: maxBatch,
       callback: (message) => {
+        fetchedAt?.set(message, hopClock());
         queue.push(message);
         wake?.();
       },
@@ -155,7 +161,7 @@ export function startFanout(deps: FanoutDeps): Fanout {
         wake = undefined;
         continue;
       }
-      await publishBatch(deps, state, queue.splice(0, maxBatch));
+      await publishBatch(deps, state, queue.splice(0, maxBatch), fetchedAt);
     }
     await messages.close();
     // Handed back at once rather than after the ack wait, so the next holder of the lease goes on.
@@ -193,7 +199,12 @@ type Outcome = 'published' | 'duplicate' | 'terminate' | 'retry';
  * Publishes the frames of a batch of events, then flushes once and acks. Per conversation the batch is
  * handled in order, and the guard moves as frames are published; a failed flush moves it back.
  */
-async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonly JsMsg[]): Promise<void> {
+async function publishBatch(
+  deps: FanoutDeps,
+  state: FanoutState,
+  batch: readonly JsMsg[],
+  fetchedAt: WeakMap<JsMsg, number> | undefined,
+): Promise<void> {
   /** The messages whose frames were published, with their events, to ack after the flush. */
   const toAck = new Map<JsMsg, EventMessage>();
   /** Each conversation's progress before its first frame of this batch: where a failed flush goes back to. */
@@ -203,6 +214,7 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
     const outcome = await handleEvent(deps, state, message, { before, published: toAck });
     switch (outcome) {
       case 'published':
+        if (fetchedAt) markFanoutHops(deps.hopTimes, message, toAck.get(message), fetchedAt.get(message));
         break;
       case 'duplicate':
         message.ack();
@@ -234,6 +246,15 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
     if (traced) deps.logger.debug({ eventId: event.event_id, ...traceFieldsOf(event.metadata) }, 'event fanned out');
   }
   deps.metrics.published(toAck.size);
+}
+
+/** The event's stream timestamp, its fetch, and now: its frames just went out. */
+function markFanoutHops(hopTimes: HopTimes | undefined, message: JsMsg, event: EventMessage | undefined, fetchedAt: number | undefined): void {
+  if (!hopTimes || !event) return;
+  const key = hopKey(event.stream_id, event.version);
+  hopTimes.mark(key, 'fanout_published');
+  hopTimes.mark(key, 'stored', message.info.timestampNanos / 1e6);
+  if (fetchedAt !== undefined) hopTimes.mark(key, 'fanout_fetched', fetchedAt);
 }
 
 async function handleEvent(
