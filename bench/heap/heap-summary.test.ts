@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { byKind, diffHeapSummaries, heapKindOf, summarizeHeapSnapshot, type HeapSummary } from './heap-summary.js';
+
+/**
+ * Real snapshots of a small Node process, written by V8 itself: one with nothing of ours, one holding 1,500
+ * instances of a class of its own, each with a Map and a timer.
+ */
+const PROGRAM = `
+class HeapProbe { constructor(i) { this.i = i; this.map = new Map([[i, i]]); } }
+const v8 = require('node:v8');
+const [file, count] = process.argv.slice(1);
+globalThis.held = Array.from({ length: Number(count) }, (_, i) => new HeapProbe(i));
+globalThis.timers = Array.from({ length: Number(count) }, () => setTimeout(() => undefined, 60000));
+v8.writeHeapSnapshot(file);
+process.exit(0);
+`;
+
+let dir: string;
+let empty: HeapSummary;
+let held: HeapSummary;
+
+async function snapshot(name: string, count: number): Promise<HeapSummary> {
+  const file = path.join(dir, `${name}.heapsnapshot`);
+  await promisify(execFile)(process.execPath, ['-e', PROGRAM, file, String(count)]);
+  return summarizeHeapSnapshot(await readFile(file));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'heap-summary-'));
+  [empty, held] = await Promise.all([snapshot('empty', 0), snapshot('held', 1_500)]);
+}, 60_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const group = (summary: HeapSummary, type: string, name: string) => summary.groups.get(`${type}\u0000${name}`);
+
+describe('a heap snapshot summed up', () => {
+  it('counts the objects of each constructor, with their own sizes', () => {
+    expect(group(empty, 'object', 'HeapProbe')).toBeUndefined();
+    expect(group(held, 'object', 'HeapProbe')?.count).toBe(1_500);
+    expect(group(held, 'object', 'HeapProbe')?.selfBytes).toBeGreaterThanOrEqual(1_500 * 16);
+    let total = 0;
+    for (const entry of held.groups.values()) total += entry.selfBytes;
+    expect(held.totalBytes).toBe(total);
+    expect(held.totalBytes).toBeGreaterThan(empty.totalBytes);
+  });
+
+  it('finds the growth between two snapshots per constructor, largest first', () => {
+    const diff = diffHeapSummaries(empty, held);
+    expect(diff.find((entry) => entry.name === 'HeapProbe')).toMatchObject({ type: 'object', count: 1_500 });
+    expect(diff.find((entry) => entry.type === 'object' && entry.name === 'Map')?.count).toBeGreaterThanOrEqual(1_500);
+    expect(diff.find((entry) => entry.type === 'object' && entry.name === 'Timeout')?.count).toBe(1_500);
+    const sizes = diff.map((entry) => entry.selfBytes);
+    expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+  });
+
+  it('sums the growth per kind: the timers and the Maps where they belong', () => {
+    const kinds = byKind(diffHeapSummaries(empty, held));
+    expect(kinds.get('timers')?.count).toBeGreaterThanOrEqual(1_500);
+    expect(kinds.get('Maps and Sets')?.count).toBeGreaterThanOrEqual(1_500);
+    let total = 0;
+    for (const kind of kinds.values()) total += kind.selfBytes;
+    expect(total).toBe(held.totalBytes - empty.totalBytes);
+  });
+
+  it('refuses what is not a heap snapshot, and one whose node array is cut short', () => {
+    expect(() => summarizeHeapSnapshot(Buffer.from('{"hello": 1}'))).toThrow(/not a V8 heap snapshot/);
+    const header = '{"snapshot":{"meta":{"node_fields":["type","name","id","self_size"],"node_types":[["object"]]},"node_count":2},\n';
+    expect(() => summarizeHeapSnapshot(Buffer.from(`${header}"nodes":[0,0,1,8],"strings":["A"]}`))).toThrow(/4 node fields, 8 announced/);
+  });
+});
+
+describe('the kind of a snapshot node', () => {
+  it.each([
+    ['closure', 'onMessage', 'closures'],
+    ['object', 'Timeout', 'timers'],
+    ['object', 'Map', 'Maps and Sets'],
+    ['array', 'system / OrderedHashMap', 'Maps and Sets'],
+    ['object', 'SubscriptionImpl', 'NATS subscriptions'],
+    ['object', 'Buffer', 'buffers'],
+    ['native', 'system / JSArrayBufferData', 'buffers'],
+    ['object', 'WebSocket', 'ws and net objects'],
+    ['object', 'Receiver', 'ws and net objects'],
+    ['object', 'Promise', 'promises'],
+    ['concatenated string', '(concatenated string)', 'strings'],
+    ['array', '(object properties)', 'arrays and V8 internals'],
+    ['object', 'Object', 'other objects'],
+  ] as const)('%s %s is %s', (type, name, kind) => {
+    expect(heapKindOf(type, name)).toBe(kind);
+  });
+});
