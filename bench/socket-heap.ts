@@ -170,9 +170,15 @@ function report(name: SystemName, sockets: number, rss: { rssBefore: number; rss
     const { count, selfBytes } = kinds.get(kind)!;
     say(`    ${kind.padEnd(26)} ${per(selfBytes).padStart(10)}   ${(count / Math.max(1, sockets)).toFixed(2).padStart(7)}`);
   }
-  say(`  per socket, the ${options.top} largest growths by type and constructor:`);
-  for (const group of diff.slice(0, options.top)) {
-    say(`    ${per(group.selfBytes).padStart(10)}   ${(group.count / Math.max(1, sockets)).toFixed(2).padStart(7)}   ${group.type} ${group.name.slice(0, 70)}`);
+  say(`  per socket, the ${options.top} largest growths by type and constructor (stores: the property and element`);
+  say('  stores and hash tables those objects own, also counted on their own lines above and below):');
+  say('          self      stores   objects');
+  const withStores = [...diff].sort((a, b) => b.selfBytes + b.storeBytes - (a.selfBytes + a.storeBytes));
+  for (const group of withStores.slice(0, options.top)) {
+    say(
+      `    ${per(group.selfBytes).padStart(10)}  ${per(group.storeBytes).padStart(10)}   ${(group.count / Math.max(1, sockets)).toFixed(2).padStart(7)}   ` +
+        `${group.type} ${group.name.slice(0, 70)}`,
+    );
   }
 }
 

@@ -11,7 +11,7 @@ import { byKind, diffHeapSummaries, heapKindOf, summarizeHeapSnapshot, type Heap
  * own, each with a Map and a timer, the other 1,500.
  */
 const PROGRAM = `
-class HeapProbe { constructor(i) { this.i = i; this.map = new Map([[i, i]]); } }
+class HeapProbe { constructor(i) { this.i = i; this.map = new Map([[i, i]]); for (let k = 0; k < 40; k++) this['p' + k] = k; } }
 const v8 = require('node:v8');
 const [file, count] = process.argv.slice(1);
 globalThis.held = Array.from({ length: Number(count) }, (_, i) => new HeapProbe(i));
@@ -52,6 +52,14 @@ describe('a heap snapshot summed up', () => {
     expect(held.totalBytes).toBeGreaterThan(fewer.totalBytes);
   });
 
+  it('counts with each object the property stores and hash tables it owns', () => {
+    // 40 properties added after construction: a store of their own, beside the object.
+    const probes = group(held, 'object', 'HeapProbe')!;
+    expect(probes.storeBytes).toBeGreaterThanOrEqual(1_500 * 40 * 4);
+    expect(group(held, 'object', 'Map')?.storeBytes).toBeGreaterThan(0);
+    expect(group(held, 'array', '(object properties)')?.selfBytes).toBeGreaterThanOrEqual(probes.storeBytes);
+  });
+
   it('finds the growth between two snapshots per constructor, largest first', () => {
     const diff = diffHeapSummaries(fewer, held);
     const probes = diff.find((entry) => entry.name === 'HeapProbe');
@@ -74,8 +82,10 @@ describe('a heap snapshot summed up', () => {
 
   it('refuses what is not a heap snapshot, and one whose node array is cut short', () => {
     expect(() => summarizeHeapSnapshot(Buffer.from('{"hello": 1}'))).toThrow(/not a V8 heap snapshot/);
-    const header = '{"snapshot":{"meta":{"node_fields":["type","name","id","self_size"],"node_types":[["object"]]},"node_count":2},\n';
-    expect(() => summarizeHeapSnapshot(Buffer.from(`${header}"nodes":[0,0,1,8],"strings":["A"]}`))).toThrow(/4 node fields, 8 announced/);
+    const meta = '"meta":{"node_fields":["type","name","id","self_size","edge_count"],"node_types":[["object"]],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["internal"]]}';
+    const header = `{"snapshot":{${meta},"node_count":2,"edge_count":0},\n`;
+    expect(() => summarizeHeapSnapshot(Buffer.from(`${header}"nodes":[0,0,1,8,0],"edges":[],"strings":["A"]}`))).toThrow(/5 node fields, 10 announced/);
+    expect(summarizeHeapSnapshot(Buffer.from(`${header}"nodes":[0,0,1,8,0,0,0,3,4,0],"edges":[],"strings":["A"]}`))).toMatchObject({ totalBytes: 12, nodeCount: 2 });
   });
 });
 

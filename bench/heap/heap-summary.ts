@@ -6,7 +6,12 @@
  * string table are parsed as JSON.
  */
 
-export type HeapGroup = { readonly type: string; readonly name: string; count: number; selfBytes: number };
+/**
+ * `storeBytes`: the property and element stores and hash tables these objects own (their `properties`,
+ * `elements` and `table` edges), which the snapshot lists as nodes of their own (`array (object properties)`,
+ * ...): what the objects take with them, beyond their self size.
+ */
+export type HeapGroup = { readonly type: string; readonly name: string; count: number; selfBytes: number; storeBytes: number };
 
 /** Per `type` and `name`: how many nodes and how many bytes of their own (not what they retain). */
 export type HeapSummary = { readonly groups: Map<string, HeapGroup>; readonly totalBytes: number; readonly nodeCount: number };
@@ -14,13 +19,18 @@ export type HeapSummary = { readonly groups: Map<string, HeapGroup>; readonly to
 type SnapshotMeta = {
   readonly node_fields: readonly string[];
   readonly node_types: readonly [readonly string[], ...unknown[]];
+  readonly edge_fields: readonly string[];
+  readonly edge_types: readonly [readonly string[], ...unknown[]];
 };
 
 const NODES_MARK = Buffer.from('"nodes":[');
+const EDGES_MARK = Buffer.from('"edges":[');
+/** Internal edges from an object to a store of its own. */
+const STORE_EDGES = new Set(['properties', 'elements', 'table']);
 const STRINGS_MARK = Buffer.from('"strings":[');
 
 /** The node array, from `start` (just past its `[`) to its `]`: non-negative integers separated by commas and newlines. */
-function scanNumbers(buffer: Buffer, start: number, expected: number): Float64Array {
+function scanNumbers(buffer: Buffer, start: number, expected: number, what: string): Float64Array {
   const values = new Float64Array(expected);
   let count = 0;
   let current = 0;
@@ -33,51 +43,67 @@ function scanNumbers(buffer: Buffer, start: number, expected: number): Float64Ar
       continue;
     }
     if (inNumber) {
-      if (count >= expected) throw new Error(`heap snapshot: more than the ${expected} node fields announced`);
+      if (count >= expected) throw new Error(`heap snapshot: more than the ${expected} ${what} fields announced`);
       values[count++] = current;
       current = 0;
       inNumber = false;
     }
     if (byte === 93 /* ] */) break;
   }
-  if (count !== expected) throw new Error(`heap snapshot: ${count} node fields, ${expected} announced`);
+  if (count !== expected) throw new Error(`heap snapshot: ${count} ${what} fields, ${expected} announced`);
   return values;
 }
 
 /** Sums up a heap snapshot file's content. @throws Error when it is not one. */
 export function summarizeHeapSnapshot(buffer: Buffer): HeapSummary {
   const nodesAt = buffer.indexOf(NODES_MARK);
+  const edgesAt = buffer.indexOf(EDGES_MARK);
   const stringsAt = buffer.lastIndexOf(STRINGS_MARK);
-  if (nodesAt < 0 || stringsAt < 0) throw new Error('not a V8 heap snapshot (no "nodes" or "strings")');
+  if (nodesAt < 0 || edgesAt < 0 || stringsAt < 0) throw new Error('not a V8 heap snapshot (no "nodes", "edges" or "strings")');
   const header = JSON.parse(`${buffer.subarray(0, nodesAt).toString('utf8').trim().replace(/,$/, '')}}`) as {
-    snapshot: { meta: SnapshotMeta; node_count: number };
+    snapshot: { meta: SnapshotMeta; node_count: number; edge_count: number };
   };
-  const { meta, node_count: nodeCount } = header.snapshot;
+  const { meta, node_count: nodeCount, edge_count: edgeCount } = header.snapshot;
   const fields = meta.node_fields;
   const width = fields.length;
   const typeField = fields.indexOf('type');
   const nameField = fields.indexOf('name');
   const sizeField = fields.indexOf('self_size');
-  if (typeField < 0 || nameField < 0 || sizeField < 0) throw new Error('heap snapshot: no type, name or self_size field');
-  const nodes = scanNumbers(buffer, nodesAt + NODES_MARK.length, nodeCount * width);
+  const edgeCountField = fields.indexOf('edge_count');
+  const edgeWidth = meta.edge_fields.length;
+  const [edgeTypeField, edgeNameField, edgeToField] = ['type', 'name_or_index', 'to_node'].map((field) => meta.edge_fields.indexOf(field));
+  if ([typeField, nameField, sizeField, edgeCountField, edgeTypeField, edgeNameField, edgeToField].some((index) => index === undefined || index < 0)) {
+    throw new Error('heap snapshot: a node or edge field is missing (type, name, self_size, edge_count, name_or_index, to_node)');
+  }
+  const nodes = scanNumbers(buffer, nodesAt + NODES_MARK.length, nodeCount * width, 'node');
+  const edges = scanNumbers(buffer, edgesAt + EDGES_MARK.length, edgeCount * edgeWidth, 'edge');
+  const internalEdge = meta.edge_types[0].indexOf('internal');
   const end = buffer.lastIndexOf(']');
   const strings = JSON.parse(buffer.subarray(stringsAt + STRINGS_MARK.length - 1, end + 1).toString('utf8')) as string[];
   const types = meta.node_types[0];
 
   const groups = new Map<string, HeapGroup>();
   let totalBytes = 0;
+  let edge = 0;
   for (let offset = 0; offset < nodes.length; offset += width) {
     const type = types[nodes[offset + typeField]!] ?? '?';
     const name = strings[nodes[offset + nameField]!] ?? '?';
     const size = nodes[offset + sizeField]!;
+    let stores = 0;
+    const edgesEnd = edge + nodes[offset + edgeCountField]! * edgeWidth;
+    for (; edge < edgesEnd; edge += edgeWidth) {
+      if (edges[edge + edgeTypeField!] !== internalEdge || !STORE_EDGES.has(strings[edges[edge + edgeNameField!]!] ?? '')) continue;
+      stores += nodes[edges[edge + edgeToField!]! + sizeField]!;
+    }
     totalBytes += size;
     const key = `${type}\u0000${name}`;
     const group = groups.get(key);
     if (group) {
       group.count++;
       group.selfBytes += size;
+      group.storeBytes += stores;
     } else {
-      groups.set(key, { type, name, count: 1, selfBytes: size });
+      groups.set(key, { type, name, count: 1, selfBytes: size, storeBytes: stores });
     }
   }
   return { groups, totalBytes, nodeCount };
@@ -92,7 +118,13 @@ export function diffHeapSummaries(before: HeapSummary, after: HeapSummary): Heap
     const now = after.groups.get(key);
     const type = now?.type ?? was?.type ?? '?';
     const name = now?.name ?? was?.name ?? '?';
-    diff.push({ type, name, count: (now?.count ?? 0) - (was?.count ?? 0), selfBytes: (now?.selfBytes ?? 0) - (was?.selfBytes ?? 0) });
+    diff.push({
+      type,
+      name,
+      count: (now?.count ?? 0) - (was?.count ?? 0),
+      selfBytes: (now?.selfBytes ?? 0) - (was?.selfBytes ?? 0),
+      storeBytes: (now?.storeBytes ?? 0) - (was?.storeBytes ?? 0),
+    });
   }
   return diff.sort((a, b) => b.selfBytes - a.selfBytes);
 }
