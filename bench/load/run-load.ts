@@ -307,7 +307,14 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
     const serverCpuMs = cpuBefore === undefined ? undefined : (await totalCpuMs(options.serverPids)) - cpuBefore;
     const infraCpuMs = infraBefore === undefined ? undefined : (await treeCpuMs(options.infraPids)) - infraBefore;
     const loadToolCpuMs = (await treeCpuMs([process.pid])) - ownBefore;
-    const hopRecords = options.hopTimes.length > 0 ? await fetchHopRecords(options.hopTimes) : undefined;
+    // A role that does not answer costs the breakdown, not the run's other figures.
+    const hopRecords =
+      options.hopTimes.length > 0
+        ? await fetchHopRecords(options.hopTimes).catch((error: unknown) => {
+            progress(`no per-hop breakdown: ${error instanceof Error ? error.message : String(error)}`);
+            return undefined;
+          })
+        : undefined;
     const reports: SendReport[] = sends.map((send) => send.report);
     const sum = (pick: (report: SendReport) => number): number => reports.reduce((acc, report) => acc + pick(report), 0);
     const rejected: Record<string, number> = {};
