@@ -60,6 +60,15 @@ describe('a heap snapshot summed up', () => {
     expect(group(held, 'array', '(object properties)')?.selfBytes).toBeGreaterThanOrEqual(probes.storeBytes);
   });
 
+  it('counts a store several objects share for none of them', () => {
+    const meta = '"meta":{"node_fields":["type","name","id","self_size","edge_count"],"node_types":[["object","array"]],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["internal"]]}';
+    // Two objects A; a store of 100 bytes both point to, and one of 7 bytes only the second has.
+    const nodes = [0, 0, 1, 10, 1, 0, 0, 2, 10, 2, 1, 1, 3, 100, 0, 1, 1, 4, 7, 0];
+    const edges = [0, 2, 10, 0, 2, 10, 0, 3, 15];
+    const text = `{"snapshot":{${meta},"node_count":4,"edge_count":3},\n"nodes":[${nodes.join(',')}],\n"edges":[${edges.join(',')}],\n"strings":["A","S","properties","elements"]}`;
+    expect(group(summarizeHeapSnapshot(Buffer.from(text)), 'object', 'A')).toEqual({ type: 'object', name: 'A', count: 2, selfBytes: 20, storeBytes: 7 });
+  });
+
   it('finds the growth between two snapshots per constructor, largest first', () => {
     const diff = diffHeapSummaries(fewer, held);
     const probes = diff.find((entry) => entry.name === 'HeapProbe');

@@ -8,8 +8,9 @@
 
 /**
  * `storeBytes`: the property and element stores and hash tables these objects own (their `properties`,
- * `elements` and `table` edges), which the snapshot lists as nodes of their own (`array (object properties)`,
- * ...): what the objects take with them, beyond their self size.
+ * `elements` and `table` edges; a store several objects share, like V8's empty arrays, is left out), which the
+ * snapshot lists as nodes of their own (`array (object properties)`, ...): what the objects take with them,
+ * beyond their self size.
  */
 export type HeapGroup = { readonly type: string; readonly name: string; count: number; selfBytes: number; storeBytes: number };
 
@@ -82,6 +83,13 @@ export function summarizeHeapSnapshot(buffer: Buffer): HeapSummary {
   const strings = JSON.parse(buffer.subarray(stringsAt + STRINGS_MARK.length - 1, end + 1).toString('utf8')) as string[];
   const types = meta.node_types[0];
 
+  const isStoreEdge = (at: number): boolean => edges[at + edgeTypeField!] === internalEdge && STORE_EDGES.has(strings[edges[at + edgeNameField!]!] ?? '');
+  // A store shared by several objects (V8's empty arrays, say) is nobody's own: only single-owner ones count.
+  const storeOwners = new Map<number, number>();
+  for (let at = 0; at < edges.length; at += edgeWidth) {
+    if (isStoreEdge(at)) storeOwners.set(edges[at + edgeToField!]!, (storeOwners.get(edges[at + edgeToField!]!) ?? 0) + 1);
+  }
+
   const groups = new Map<string, HeapGroup>();
   let totalBytes = 0;
   let edge = 0;
@@ -92,8 +100,8 @@ export function summarizeHeapSnapshot(buffer: Buffer): HeapSummary {
     let stores = 0;
     const edgesEnd = edge + nodes[offset + edgeCountField]! * edgeWidth;
     for (; edge < edgesEnd; edge += edgeWidth) {
-      if (edges[edge + edgeTypeField!] !== internalEdge || !STORE_EDGES.has(strings[edges[edge + edgeNameField!]!] ?? '')) continue;
-      stores += nodes[edges[edge + edgeToField!]! + sizeField]!;
+      const store = edges[edge + edgeToField!]!;
+      if (isStoreEdge(edge) && storeOwners.get(store) === 1) stores += nodes[store + sizeField]!;
     }
     totalBytes += size;
     const key = `${type}\u0000${name}`;
