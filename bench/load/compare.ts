@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { startBenchServers, type BenchServers } from './bench-servers.js';
 import { formatIdle, formatStep, rateRows, sideBySide } from './compare-report.js';
 import { findMaxRate, type Step } from './find-max.js';
+import { formatHopBreakdown } from './hop-breakdown.js';
 import { MAX_SOCKETS_PER_WORKER, type LoadReport } from './run-load.js';
 import { withDescendants } from './process-cpu.js';
 import { runLoadProcess } from './run-load-process.js';
@@ -48,6 +49,8 @@ Options:
   --grace <s>               how long deliveries may still arrive after the last send (default 5)
   --role-env <K=V,...>      extra environment of our roles, e.g. SEND_BATCHES_IN_FLIGHT=2 (tuning runs)
   --cpu-prof <dir>          every role and baseline process writes a V8 CPU profile of its run there
+  --without-hops            fixed rate: our roles keep no per-hop times (HOP_TIMES_CAPACITY=0), so no
+                            per-hop breakdown; to see what keeping them costs
   --out <file>              also write every report as JSON to this file
   --help`;
 
@@ -85,6 +88,7 @@ const schema = z.object({
     .transform((items) => Object.fromEntries(items.map((item) => [item.slice(0, item.indexOf('=')), item.slice(item.indexOf('=') + 1)])))
     .optional(),
   'cpu-prof': z.string().optional(),
+  'without-hops': z.boolean().default(false),
   out: z.string().optional(),
 });
 
@@ -110,6 +114,7 @@ const { values } = parseArgs({
     grace: { type: 'string' },
     'role-env': { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'without-hops': { type: 'boolean' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -135,7 +140,12 @@ let starts = 0;
 // Ctrl-C: exit handlers (stack/kill-on-exit.ts) kill every process we started.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 
-async function withSystem<T>(name: SystemName, instances: number, work: (system: RunningSystem) => Promise<T>): Promise<T> {
+async function withSystem<T>(
+  name: SystemName,
+  instances: number,
+  work: (system: RunningSystem) => Promise<T>,
+  extra: { readonly hopTimesCapacity?: number } = {},
+): Promise<T> {
   note(`starting ${name} (${instances} ${name === 'ours' ? 'gateway(s)' : 'instance(s)'})`);
   running = await startSystem(name, {
     servers,
@@ -145,6 +155,7 @@ async function withSystem<T>(name: SystemName, instances: number, work: (system:
     tag: String(++starts),
     ...(options['role-env'] && { roleEnv: options['role-env'] }),
     cpuProfileDir: options['cpu-prof'] && path.resolve(options['cpu-prof']),
+    ...extra,
   });
   try {
     return await work(running);
@@ -174,6 +185,7 @@ function load(system: RunningSystem, args: { users: number; rate: number; second
     '--grace', String(options.grace),
     '--server-pids', system.pids.join(','),
     '--infra-pids', infraPids.join(','),
+    ...(system.hopTimesUrls.length > 0 ? ['--hop-times', system.hopTimesUrls.join(',')] : []),
     ...(args.idle ? ['--idle', '--gateway-pid', system.gatewayPids.join(',')] : []),
   ]);
 }
@@ -241,11 +253,20 @@ try {
   } else {
     const rate = options.rate ?? 1000;
     const reports: Partial<Record<SystemName, LoadReport>> = {};
+    // Room for every message of the run, so that none is forgotten before the load tool asks.
+    const hopTimesCapacity = options['without-hops'] ? 0 : Math.min(1_000_000, Math.ceil(rate * options.seconds * 1.2) + 1_000);
     for (const name of options.systems) {
-      reports[name] = await withSystem(name, instancesOf(name), (system) => load(system, { users: options.users, rate, seconds: options.seconds, firstUserId: 1 }));
+      reports[name] = await withSystem(
+        name,
+        instancesOf(name),
+        (system) => load(system, { users: options.users, rate, seconds: options.seconds, firstUserId: 1 }),
+        { hopTimesCapacity },
+      );
     }
     say(`${options.users} users, ${rate} msg/s for ${options.seconds} s via ${options.via}; ours: ${options.gateways} gateway(s), baseline: ${baselineInstances} instance(s)\n`);
     say(sideBySide(rateRows(reports)));
+    const hops = reports.ours?.send?.hops;
+    if (hops) say(`\nours, ${formatHopBreakdown(hops)}`);
     results['rate'] = reports;
   }
   results['machineAfter'] = machine();

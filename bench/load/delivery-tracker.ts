@@ -2,19 +2,40 @@ import { decodeContentTag, nowMs } from './content-tag.js';
 import { countInto } from './bounded-parallel.js';
 
 /** The part of a `new_message` frame the tracker reads; anything else in it is ignored. */
-export type NewMessageFrame = { readonly conversation_id?: unknown; readonly data?: { readonly sender_id?: unknown; readonly message?: unknown } };
+export type NewMessageFrame = {
+  readonly conversation_id?: unknown;
+  readonly seq?: unknown;
+  readonly data?: { readonly sender_id?: unknown; readonly message?: unknown };
+};
 
 type SentMessage = {
   readonly sender: number;
   readonly counter: number;
+  /** When the open-loop schedule had it due, and when the tool actually sent it (later when the tool lags). */
+  readonly scheduledAt: number;
   readonly sentAt: number;
   state: 'sent' | 'acked' | 'rejected';
   deliveries: number;
 };
 
+/**
+ * First deliveries whose frame names its event (`conversation_id` and `seq`: ours does, the baseline's has no
+ * `seq`): the client's end of the per-hop breakdown (hop-breakdown.ts). Parallel arrays, one entry a delivery.
+ */
+export type TimedDeliveries = {
+  /** `<conversation_id>:<seq>`, the roles' hop-times key. */
+  readonly keys: string[];
+  readonly scheduledAt: Float64Array;
+  readonly sentAt: Float64Array;
+  readonly receivedAt: Float64Array;
+};
+
+/** Timed deliveries kept per worker at most; later ones are not timed (a run of 10 minutes at 1,000/s fits). */
+export const MAX_TIMED_DELIVERIES = 600_000;
+
 export type DeliveryTracker = {
-  /** @returns the message's index, used as its `request_id`. */
-  recordSend(sender: number, counter: number, sentAt: number): number;
+  /** @returns the message's index, used as its `request_id`. `scheduledAt` defaults to `sentAt`. */
+  recordSend(sender: number, counter: number, sentAt: number, scheduledAt?: number): number;
   onAck(index: number): void;
   onRejected(index: number, reason: string): void;
   /** A `new_message` frame on a socket of `userId`. */
@@ -31,8 +52,15 @@ export type DeliveryTracker = {
     duplicated: number;
     outOfOrder: number;
     echoed: number;
+    /** Send to first delivery at the recipient, and to the ack, from the actual send. */
     latencies: Float64Array;
     ackLatencies: Float64Array;
+    /** The same from the scheduled time: the tool's own lag included, as a client due to send then sees it. */
+    scheduledLatencies: Float64Array;
+    ackScheduledLatencies: Float64Array;
+    /** Every send's lag: scheduled to actually sent. */
+    sendLags: Float64Array;
+    timed: TimedDeliveries;
   };
 };
 
@@ -49,6 +77,9 @@ export function createDeliveryTracker(runId: string): DeliveryTracker {
   const rejected: Record<string, number> = {};
   const latencies: number[] = [];
   const ackLatencies: number[] = [];
+  const scheduledLatencies: number[] = [];
+  const ackScheduledLatencies: number[] = [];
+  const timed = { keys: [] as string[], scheduledAt: [] as number[], sentAt: [] as number[], receivedAt: [] as number[] };
   let unanswered = 0;
   let ackedUndelivered = 0;
   let acked = 0;
@@ -58,8 +89,8 @@ export function createDeliveryTracker(runId: string): DeliveryTracker {
   let echoed = 0;
 
   return {
-    recordSend(sender, counter, sentAt) {
-      const message: SentMessage = { sender, counter, sentAt, state: 'sent', deliveries: 0 };
+    recordSend(sender, counter, sentAt, scheduledAt = sentAt) {
+      const message: SentMessage = { sender, counter, scheduledAt, sentAt, state: 'sent', deliveries: 0 };
       messages.push(message);
       byTag.set(`${sender}:${counter}`, message);
       unanswered++;
@@ -71,7 +102,9 @@ export function createDeliveryTracker(runId: string): DeliveryTracker {
       message.state = 'acked';
       unanswered--;
       acked++;
-      ackLatencies.push(nowMs() - message.sentAt);
+      const ackedAt = nowMs();
+      ackLatencies.push(ackedAt - message.sentAt);
+      ackScheduledLatencies.push(ackedAt - message.scheduledAt);
       if (message.deliveries === 0) ackedUndelivered++;
     },
     onRejected(index, reason) {
@@ -101,6 +134,13 @@ export function createDeliveryTracker(runId: string): DeliveryTracker {
       delivered++;
       if (message.state === 'acked') ackedUndelivered--;
       latencies.push(receivedAt - tag.sentAt);
+      scheduledLatencies.push(receivedAt - message.scheduledAt);
+      if (typeof frame.conversation_id === 'string' && typeof frame.seq === 'number' && timed.keys.length < MAX_TIMED_DELIVERIES) {
+        timed.keys.push(`${frame.conversation_id}:${frame.seq}`);
+        timed.scheduledAt.push(message.scheduledAt);
+        timed.sentAt.push(message.sentAt);
+        timed.receivedAt.push(receivedAt);
+      }
       const orderKey = `${tag.sender}:${String(frame.conversation_id)}`;
       const last = lastCounter.get(orderKey) ?? -1;
       if (tag.counter < last) outOfOrder++;
@@ -119,6 +159,15 @@ export function createDeliveryTracker(runId: string): DeliveryTracker {
       echoed,
       latencies: Float64Array.from(latencies),
       ackLatencies: Float64Array.from(ackLatencies),
+      scheduledLatencies: Float64Array.from(scheduledLatencies),
+      ackScheduledLatencies: Float64Array.from(ackScheduledLatencies),
+      sendLags: Float64Array.from(messages, (message) => message.sentAt - message.scheduledAt),
+      timed: {
+        keys: [...timed.keys],
+        scheduledAt: Float64Array.from(timed.scheduledAt),
+        sentAt: Float64Array.from(timed.sentAt),
+        receivedAt: Float64Array.from(timed.receivedAt),
+      },
     }),
   };
 }

@@ -1,3 +1,4 @@
+import { formatHopBreakdown } from './hop-breakdown.js';
 import { formatLatency } from './percentiles.js';
 import { READ_KINDS } from './reader.js';
 import { formatBytes } from './resident-memory.js';
@@ -36,6 +37,9 @@ export function formatLoadReport(report: LoadReport): string {
       `out of order ${send.outOfOrder}`,
       `latency send -> recipient: ${formatLatency(send.latencyMs)}`,
       `latency send -> ack:       ${formatLatency(send.ackLatencyMs)}`,
+      `from schedule -> recipient: ${formatLatency(send.fromScheduleMs)}`,
+      `from schedule -> ack:       ${formatLatency(send.ackFromScheduleMs)}`,
+      `tool lag (scheduled -> sent): ${formatLatency(send.sendLagMs)}`,
       `sockets closed by the server during the run: ${counts(send.disconnects)}`,
     );
     if (send.serverCpuMs !== undefined) {
@@ -58,6 +62,7 @@ export function formatLoadReport(report: LoadReport): string {
         ...READ_KINDS.map((kind) => `latency GET ${kind.padEnd(15)} ${formatLatency(reads.byKindMs[kind])}`),
       );
     }
+    if (send.hops) lines.push(formatHopBreakdown(send.hops));
     if (send.loadToolCpuMs !== undefined) {
       lines.push(`load tool    ${(send.loadToolCpuMs / 1000).toFixed(1)} s CPU`);
     }

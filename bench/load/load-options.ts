@@ -38,6 +38,8 @@ and the send-to-delivery latency.
   --infra-pids <pids>       servers the system uses (Postgres, NATS, Redis), with their child processes:
                             their CPU time during the send and grace is reported too (the load tool's
                             own always is)
+  --hop-times <urls>        our roles' GET /hop-times URLs (ops ports; roles started with HOP_TIMES_CAPACITY):
+                            after the run, the time each delivered message spent in each hop, p50/p90/p99
   --json                    print the report as JSON on stdout (progress goes to stderr)
   --help
 
@@ -84,6 +86,7 @@ const schema = z
       .transform((text) => text.split(',').map((item) => Number(item.trim())))
       .pipe(z.array(z.number().int().positive()))
       .default([]),
+    'hop-times': urlList(/^https?$/).default([]),
     json: z.boolean().default(false),
   })
   .superRefine((options, context) => {
@@ -110,6 +113,8 @@ export type LoadOptions = {
   readonly memory: readonly MemorySource[];
   readonly serverPids: readonly number[];
   readonly infraPids: readonly number[];
+  /** Roles' `/hop-times` URLs; none: no per-hop breakdown. */
+  readonly hopTimes: readonly string[];
   readonly json: boolean;
 };
 
@@ -146,6 +151,7 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | 'help' 
       'gateway-metrics': { type: 'string' },
       'server-pids': { type: 'string' },
       'infra-pids': { type: 'string' },
+      'hop-times': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -175,6 +181,7 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | 'help' 
     ],
     serverPids: options['server-pids'],
     infraPids: options['infra-pids'],
+    hopTimes: options['hop-times'],
     json: options.json,
   };
 }

@@ -4,11 +4,12 @@ import { sleep } from './bounded-parallel.js';
 export type Schedule = { readonly startAt: number; readonly rate: number; readonly total: number };
 
 /**
- * Open loop on one clock: calls `due(i, lateMs)` for i = 0 .. total-1 at `startAt + i / rate`, catching up
- * at once when late (it never slows down because the server does). `lateMs` is how late the call is.
+ * Open loop on one clock: calls `due(i, lateMs, scheduledAt)` for i = 0 .. total-1 at `scheduledAt =
+ * startAt + i / rate`, catching up at once when late (it never slows down because the server does). `lateMs`
+ * is how late the call is.
  * @returns when the first and the last calls were made (NaN when none was).
  */
-export async function paceOpenLoop(schedule: Schedule, due: (i: number, lateMs: number) => void): Promise<{ firstAt: number; lastAt: number }> {
+export async function paceOpenLoop(schedule: Schedule, due: (i: number, lateMs: number, scheduledAt: number) => void): Promise<{ firstAt: number; lastAt: number }> {
   let firstAt = Number.NaN;
   let lastAt = Number.NaN;
   if (schedule.total <= 0) return { firstAt, lastAt };
@@ -20,7 +21,10 @@ export async function paceOpenLoop(schedule: Schedule, due: (i: number, lateMs: 
       const now = nowMs();
       const dueNow = Math.min(schedule.total, Math.floor((now - schedule.startAt) / interval) + 1);
       if (i < dueNow && Number.isNaN(firstAt)) firstAt = now;
-      for (; i < dueNow; i++) due(i, now - (schedule.startAt + i * interval));
+      for (; i < dueNow; i++) {
+        const scheduledAt = schedule.startAt + i * interval;
+        due(i, now - scheduledAt, scheduledAt);
+      }
       lastAt = now;
       if (i >= schedule.total) return resolve();
       setTimeout(tick, Math.max(1, schedule.startAt + i * interval - nowMs()));

@@ -18,18 +18,19 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
  * Runs `node --import tsx <entry>` with exactly `env`, its output lines tagged `[name]` on our stderr.
  * Unlike the stack's supervisor, it hands back the pid: the benchmark reads the gateway's memory by pid.
  * With `cpuProfileDir`, Node writes CPU profiles of the whole run in `<cpuProfileDir>/<name>/` on exit (one per
- * thread: the main thread's is the largest; the others are tsx's module loader).
+ * thread: the main thread's is the largest; the others are tsx's module loader). `nodeOptions` go to node
+ * before the entry (a heap-snapshot signal, say).
  */
 export function startRoleProcess(
   name: string,
   entry: string,
   env: NodeJS.ProcessEnv,
-  options: { readonly cpuProfileDir?: string | undefined } = {},
+  options: { readonly cpuProfileDir?: string | undefined; readonly nodeOptions?: readonly string[] | undefined } = {},
 ): RoleProcess {
   const profile = options.cpuProfileDir
     ? ['--cpu-prof', '--cpu-prof-dir', path.join(options.cpuProfileDir, name)]
     : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.resolve(ROOT, entry)], {
+  const child = spawn(process.execPath, [...profile, ...(options.nodeOptions ?? []), '--import', 'tsx', path.resolve(ROOT, entry)], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

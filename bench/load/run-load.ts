@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { mergeCounts, sleep } from './bounded-parallel.js';
 import { nowMs } from './content-tag.js';
 import type { LoadOptions } from './load-options.js';
+import { hopBreakdown, mergeHopRecords, type HopBreakdown } from './hop-breakdown.js';
 import { summarize, type LatencySummary } from './percentiles.js';
+import type { HopRecord } from '../../src/shared/hop-times.js';
 import { READ_KINDS, type ReadKind } from './reader.js';
 import { totalCpuMs, treeCpuMs } from './process-cpu.js';
 import { totalResidentBytes } from './resident-memory.js';
@@ -37,8 +39,16 @@ export type LoadReport = {
     'sent' | 'acked' | 'rejected' | 'unanswered' | 'delivered' | 'lost' | 'duplicated' | 'outOfOrder' | 'echoed' | 'maxSendLagMs'
   > & {
     readonly achievedRate: number;
+    /** From the actual send (the time in the content) to the recipient's first delivery. */
     readonly latencyMs: LatencySummary;
     readonly ackLatencyMs: LatencySummary;
+    /** The same from each send's scheduled time (open loop): what a client due to send then would see. */
+    readonly fromScheduleMs: LatencySummary;
+    readonly ackFromScheduleMs: LatencySummary;
+    /** The tool's own lag over every send: scheduled to actually sent (`maxSendLagMs` is its max). */
+    readonly sendLagMs: LatencySummary;
+    /** With `--hop-times`: where each delivered message's time went, hop by hop. */
+    readonly hops?: HopBreakdown;
     readonly disconnects: Record<string, number>;
     /** CPU time of `--server-pids` from the start of the send to the end of the grace, ms. */
     readonly serverCpuMs?: number;
@@ -134,6 +144,18 @@ const concat = (arrays: readonly Float64Array[]): Float64Array => {
   }
   return out;
 };
+
+/** Every role's hop-times records (GET /hop-times), merged per message. */
+async function fetchHopRecords(urls: readonly string[]): Promise<Map<string, HopRecord>> {
+  const sources = await Promise.all(
+    urls.map(async (url) => {
+      const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+      if (!response.ok) throw new Error(`${url} answered ${response.status}: is HOP_TIMES_CAPACITY set on that role?`);
+      return ((await response.json()) as { records: Record<string, HopRecord> }).records;
+    }),
+  );
+  return mergeHopRecords(sources);
+}
 
 /**
  * Runs one load: forks the workers, then setup, connect, and send (or hold, when idle), each phase on every
@@ -285,6 +307,14 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
     const serverCpuMs = cpuBefore === undefined ? undefined : (await totalCpuMs(options.serverPids)) - cpuBefore;
     const infraCpuMs = infraBefore === undefined ? undefined : (await treeCpuMs(options.infraPids)) - infraBefore;
     const loadToolCpuMs = (await treeCpuMs([process.pid])) - ownBefore;
+    // A role that does not answer costs the breakdown, not the run's other figures.
+    const hopRecords =
+      options.hopTimes.length > 0
+        ? await fetchHopRecords(options.hopTimes).catch((error: unknown) => {
+            progress(`no per-hop breakdown: ${error instanceof Error ? error.message : String(error)}`);
+            return undefined;
+          })
+        : undefined;
     const reports: SendReport[] = sends.map((send) => send.report);
     const sum = (pick: (report: SendReport) => number): number => reports.reduce((acc, report) => acc + pick(report), 0);
     const rejected: Record<string, number> = {};
@@ -318,6 +348,10 @@ export async function runLoad(options: LoadOptions, progress: (line: string) => 
         maxSendLagMs: Math.max(0, ...reports.map((report) => report.maxSendLagMs)),
         latencyMs: summarize(concat(reports.map((report) => report.latencies))),
         ackLatencyMs: summarize(concat(reports.map((report) => report.ackLatencies))),
+        fromScheduleMs: summarize(concat(reports.map((report) => report.scheduledLatencies))),
+        ackFromScheduleMs: summarize(concat(reports.map((report) => report.ackScheduledLatencies))),
+        sendLagMs: summarize(concat(reports.map((report) => report.sendLags))),
+        ...(hopRecords && { hops: hopBreakdown(reports.map((report) => report.timed), hopRecords) }),
         disconnects,
         ...(serverCpuMs !== undefined && { serverCpuMs }),
         ...(infraCpuMs !== undefined && { infraCpuMs }),

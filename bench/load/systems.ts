@@ -14,6 +14,8 @@ export type RunningSystem = {
   readonly gatewayPids: readonly number[];
   /** Every process of the system (not the shared servers): its CPU time is reported. */
   readonly pids: readonly number[];
+  /** The roles' `GET /hop-times` URLs when started with `hopTimesCapacity` (ours only); else none. */
+  readonly hopTimesUrls: readonly string[];
   /** Resolves once the system has nothing left in flight from the previous load (queues drained). */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -31,6 +33,10 @@ export type SystemOptions = {
   readonly cpuProfileDir?: string | undefined;
   /** Distinguishes the subjects, stream and keys of successive starts on the same servers. */
   readonly tag: string;
+  /** Ours: HOP_TIMES_CAPACITY of the gateways, the relay and the fan-out (per-hop times); 0 or absent: none. */
+  readonly hopTimesCapacity?: number;
+  /** Node options of the gateways (ours) or instances (baseline), e.g. `--heapsnapshot-signal=SIGUSR2`. */
+  readonly gatewayNodeOptions?: readonly string[];
 };
 
 /** The load is not to be throttled: every message of the run must be accepted. */
@@ -64,6 +70,7 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     NATS_SUBJECT_PREFIX: prefix,
     PROJECTOR_DURABLE: `projector`,
     FANOUT_DURABLE: `fanout`,
+    HOP_TIMES_CAPACITY: String(options.hopTimesCapacity ?? 0),
     ...options.roleEnv,
   };
   const as = (role: NatsRole) => ({ ...env, ...roleCredentialsEnv(role, servers.natsPasswords[role]) });
@@ -107,7 +114,7 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
         RATE_LIMIT_LISTS_PER_MINUTE: UNLIMITED_RATE,
         RATE_LIMIT_RESUMES_PER_MINUTE: UNLIMITED_RATE,
         REDIS_KEY_PREFIX: `${prefix}:`,
-      }, profiled),
+      }, { ...profiled, nodeOptions: options.gatewayNodeOptions }),
     );
     processes.push(...gateways);
     await Promise.all(
@@ -126,6 +133,9 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     wsUrls: gatewayPorts.map(wsUrl),
     gatewayPids: processes.slice(3).map((process) => process.pid),
     pids: processes.map((process) => process.pid),
+    hopTimesUrls: (options.hopTimesCapacity ?? 0) > 0
+      ? [relayOps, fanoutOps, ...gatewayOpsPorts].map((port) => `http://127.0.0.1:${port}/hop-times`)
+      : [],
     async settle() {
       // Drained when both consumers have nothing pending and the stream stopped growing (the relay is done).
       const jsm = await nc.jetstreamManager();
@@ -165,7 +175,7 @@ export async function startBaseline(options: SystemOptions): Promise<RunningSyst
       REDIS_CHANNEL: `baseline:${options.tag}:messages`,
       JWT_SECRET: options.jwtSecret,
       RATE_LIMIT_MESSAGES_PER_MINUTE: UNLIMITED_RATE,
-    }, { cpuProfileDir: options.cpuProfileDir }),
+    }, { cpuProfileDir: options.cpuProfileDir, nodeOptions: options.gatewayNodeOptions }),
   );
   try {
     await Promise.all(
@@ -182,6 +192,7 @@ export async function startBaseline(options: SystemOptions): Promise<RunningSyst
     wsUrls: ports.map(wsUrl),
     gatewayPids: processes.map((process) => process.pid),
     pids: processes.map((process) => process.pid),
+    hopTimesUrls: [],
     // Nothing queues behind the baseline's answers: what was not delivered by now never will be.
     settle: () => sleep(2_000),
     stop: () => stopAll(processes),

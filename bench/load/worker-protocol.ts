@@ -6,6 +6,7 @@
  * the same process and loss, duplicates and order are counted without shipping every message around.
  */
 
+import type { TimedDeliveries } from './delivery-tracker.js';
 import type { ReadTotals } from './reader.js';
 
 export type Gateway = { readonly ws: string; readonly api: string };
@@ -76,6 +77,13 @@ export type SendReport = {
   readonly latencies: Float64Array;
   /** Send to ack (or 201), ms. */
   readonly ackLatencies: Float64Array;
+  /** The same two from each send's scheduled time (open loop), ms: the tool's own lag included. */
+  readonly scheduledLatencies: Float64Array;
+  readonly ackScheduledLatencies: Float64Array;
+  /** Every send's lag, scheduled to actually sent, ms. */
+  readonly sendLags: Float64Array;
+  /** First deliveries with their event's key, for the per-hop breakdown. */
+  readonly timed: TimedDeliveries;
   /** Close codes of sockets that closed during the run. */
   readonly disconnects: Record<string, number>;
   /** The GETs issued during the send (none without `--read-rate`). */

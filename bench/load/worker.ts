@@ -177,7 +177,7 @@ async function send(order: Extract<CoordinatorMessage, { type: 'send' }>): Promi
   const restQueues = new Map<number, Promise<void>>();
   let maxSendLagMs = 0;
 
-  const sendOne = (i: number): void => {
+  const sendOne = (i: number, scheduledAt: number): void => {
     const n = conversations.length;
     const conversation =
       given.pick === 'random' ? conversations[Math.floor(Math.random() * n)] : conversations[i % n];
@@ -188,7 +188,7 @@ async function send(order: Extract<CoordinatorMessage, { type: 'send' }>): Promi
     counters.set(sender.id, counter + 1);
     const sentAt = nowMs();
     const content = encodeContentTag({ runId: given.runId, sender: sender.id, counter, sentAt });
-    const index = track.recordSend(sender.id, counter, sentAt);
+    const index = track.recordSend(sender.id, counter, sentAt, scheduledAt);
     if (given.via === 'ws') {
       if (!sender.socket) return track.onRejected(index, 'socket closed');
       sender.socket.send(JSON.stringify({ type: 'send_message', request_id: index, conversation_id: conversation.id, content }));
@@ -229,9 +229,9 @@ async function send(order: Extract<CoordinatorMessage, { type: 'send' }>): Promi
 
   const withConversations = conversations.length > 0;
   const [sending] = await Promise.all([
-    paceOpenLoop({ startAt: order.startAt, rate: order.rate, total: withConversations ? order.total : 0 }, (i, lateMs) => {
+    paceOpenLoop({ startAt: order.startAt, rate: order.rate, total: withConversations ? order.total : 0 }, (i, lateMs, scheduledAt) => {
       maxSendLagMs = Math.max(maxSendLagMs, lateMs);
-      sendOne(i);
+      sendOne(i, scheduledAt);
     }),
     paceOpenLoop({ startAt: order.startAt, rate: order.readRate || 1, total: withConversations ? order.readTotal : 0 }, readOne),
   ]);

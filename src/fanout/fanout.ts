@@ -10,6 +10,7 @@ import { runConsumerLoop } from '../shared/consumer-loop.js';
 import { messageJson, type DurableConsumerSpec } from '../shared/durable-consumer.js';
 import type { Logger } from '../shared/logger.js';
 import { deliverySubject } from '../shared/nats.js';
+import { hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import { lastSurelyPublishedVersion, readAckFloor, type AckFloor } from './ack-floor.js';
 import type { FanoutMetrics } from './fanout-metrics.js';
 import { BoundedMap } from '../delivery/bounded-map.js';
@@ -44,6 +45,8 @@ export type FanoutDeps = {
   /** Events published before one flush and their acks. */
   readonly maxBatch?: number;
   readonly metrics: FanoutMetrics;
+  /** Benchmarks: when enabled, each event's stream timestamp, fetch and publish (hop-times.ts). */
+  readonly hopTimes?: HopTimes;
 };
 
 export type Fanout = {
@@ -92,6 +95,8 @@ export function startFanout(deps: FanoutDeps): Fanout {
   const { logger } = deps;
   const maxBatch = deps.maxBatch ?? DEFAULT_MAX_BATCH;
   const stopping = new AbortController();
+  /** When each message was received from the consumer, kept only while hop times are. */
+  const fetchedAt = deps.hopTimes?.enabled ? new WeakMap<JsMsg, number>() : undefined;
   let floor: { readonly value: Promise<AckFloor>; readonly readAt: number } | undefined;
   const state: FanoutState = {
     progress: new BoundedMap<string, ConversationProgress>(deps.cacheSize),
@@ -113,8 +118,14 @@ export function startFanout(deps: FanoutDeps): Fanout {
     if (!(await deps.lease.acquire(stop))) return;
     deps.metrics.leader(true);
     try {
-      const loop = { js: deps.js, consumer: consumerSpec(deps), startedMessage: 'fanning out', maxBatch };
-      await runConsumerLoop(loop, stop, (batch) => publishBatch(deps, state, batch));
+      const loop = {
+        js: deps.js,
+        consumer: consumerSpec(deps),
+        startedMessage: 'fanning out',
+        maxBatch,
+        ...(fetchedAt && { onReceived: (message: JsMsg) => fetchedAt.set(message, hopClock()) }),
+      };
+      await runConsumerLoop(loop, stop, (batch) => publishBatch(deps, state, batch, fetchedAt));
     } finally {
       deps.metrics.leader(false);
     }
@@ -148,7 +159,12 @@ type Outcome = 'published' | 'duplicate' | 'terminate' | 'retry';
  * Publishes the frames of a batch of events, then flushes once and acks. Per conversation the batch is
  * handled in order, and the guard moves as frames are published; a failed flush moves it back.
  */
-async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonly JsMsg[]): Promise<void> {
+async function publishBatch(
+  deps: FanoutDeps,
+  state: FanoutState,
+  batch: readonly JsMsg[],
+  fetchedAt: WeakMap<JsMsg, number> | undefined,
+): Promise<void> {
   /** The messages whose frames were published, with their events, to ack after the flush. */
   const toAck = new Map<JsMsg, EventMessage>();
   /** Each conversation's progress before its first frame of this batch: where a failed flush goes back to. */
@@ -158,6 +174,7 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
     const outcome = await handleEvent(deps, state, message, { before, published: toAck });
     switch (outcome) {
       case 'published':
+        if (fetchedAt) markFanoutHops(deps.hopTimes, message, toAck.get(message), fetchedAt.get(message));
         break;
       case 'duplicate':
         message.ack();
@@ -189,6 +206,15 @@ async function publishBatch(deps: FanoutDeps, state: FanoutState, batch: readonl
     if (traced) deps.logger.debug({ eventId: event.event_id, ...traceFieldsOf(event.metadata) }, 'event fanned out');
   }
   deps.metrics.published(toAck.size);
+}
+
+/** The event's stream timestamp, its fetch, and now: its frames just went out. */
+function markFanoutHops(hopTimes: HopTimes | undefined, message: JsMsg, event: EventMessage | undefined, fetchedAt: number | undefined): void {
+  if (!hopTimes || !event) return;
+  const key = hopKey(event.stream_id, event.version);
+  hopTimes.mark(key, 'fanout_published');
+  hopTimes.mark(key, 'stored', message.info.timestampNanos / 1e6);
+  if (fetchedAt !== undefined) hopTimes.mark(key, 'fanout_fetched', fetchedAt);
 }
 
 async function handleEvent(

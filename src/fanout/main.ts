@@ -4,6 +4,7 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { readConsumerLag } from '../shared/durable-consumer.js';
+import { createHopTimes } from '../shared/hop-times.js';
 import { createMetricsRegistry, watchConsumerLag } from '../shared/metrics.js';
 import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
@@ -21,6 +22,7 @@ const lease = await createLeaderLease({
   name: `fanout:${config.NATS_STREAM}:${config.FANOUT_DURABLE}`,
   retryMs: config.FANOUT_LEASE_RETRY_MS,
 });
+const hopTimes = createHopTimes(config.HOP_TIMES_CAPACITY);
 const registry = createMetricsRegistry('fanout');
 const jsm = await nc.jetstreamManager();
 watchConsumerLag(registry, 'fanout', () => readConsumerLag(jsm, config.NATS_STREAM, config.FANOUT_DURABLE));
@@ -37,6 +39,7 @@ const fanout = startFanout({
   durableName: config.FANOUT_DURABLE,
   ackWaitMs: config.FANOUT_ACK_WAIT_MS,
   cacheSize: config.FANOUT_CACHE_SIZE,
+  hopTimes,
 });
 
 hygiene.shutDownWith(
@@ -50,5 +53,6 @@ hygiene.shutDownWith(
     pool,
     nc,
     resources: [{ name: 'lease', close: () => lease.close() }],
+    hopTimes,
   }),
 );

@@ -27,6 +27,7 @@ import {
 import { awaitReadConsistency, type ReadScope } from '../projections/read-consistency.js';
 import { traceMetadata, type RequestTrace } from '../event-store/event-metadata.js';
 import { createBatcher } from '../shared/batcher.js';
+import { hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import type { Logger } from '../shared/logger.js';
 import { GatewayError, notFound } from './errors.js';
 import { isAllowance, type Allowance, type RateLimiter } from './rate-limit.js';
@@ -50,7 +51,12 @@ export type ChatOperationsDeps = CommandDeps & {
   readonly onMessagesAccepted?: (count: number) => void;
   /** Called with the number of sends in each transaction as it starts. */
   readonly onSendBatch?: (size: number) => void;
+  /** Benchmarks: when enabled, each appended message's receipt, batch start and commit (hop-times.ts). */
+  readonly hopTimes?: HopTimes;
 };
+
+/** A send waiting for its batch; `receivedAt` is its `sendMessage` call when hop times are kept, else 0. */
+type QueuedSend = { readonly input: SendMessageInput; readonly receivedAt: number };
 
 export type ChatLimits = {
   /** Messages appended and deleted for everyone (retries, repeated deletes and refused ones cost nothing). */
@@ -125,7 +131,7 @@ function assertConversationId(conversationId: string): void {
  * frame already sent to the caller. Past the bound it throws `read_model_behind` (503, Retry-After).
  */
 export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
-  const { pool } = deps;
+  const { pool, hopTimes } = deps;
   const loggerFor = (trace: RequestTrace | undefined): Logger => (trace ? deps.logger.child(traceMetadata(trace)) : deps.logger);
 
   /**
@@ -134,10 +140,14 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
    * 404, a refused content) are refunded in one more round trip. A sender over the limit still gets the
    * original of a message it already sent (a retry), found without appending anything.
    */
-  async function sendBatch(inputs: readonly SendMessageInput[]): Promise<PromiseSettledResult<SentMessage>[]> {
+  async function sendBatch(queued: readonly QueuedSend[]): Promise<PromiseSettledResult<SentMessage>[]> {
+    const batchStartedAt = hopTimes?.enabled ? hopClock() : 0;
+    const inputs = queued.map((send) => send.input);
     const allowances = await deps.limits.messages.consumeEach(inputs.map((input) => input.senderId));
-    const allowed = inputs.filter((_, index) => isAllowance(allowances[index]!));
+    const allowedSends = queued.filter((_, index) => isAllowance(allowances[index]!));
+    const allowed = allowedSends.map((send) => send.input);
     const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
+    if (hopTimes?.enabled) markSendHops(hopTimes, allowedSends, sent, batchStartedAt);
     const refused = inputs.filter((_, index) => !isAllowance(allowances[index]!));
     const retries = refused.some((input) => input.clientMsgId) ? await findRetriedMessages(deps, refused) : [];
     const appended = sent.filter((result) => result.status === 'fulfilled' && result.value.created).length;
@@ -157,7 +167,7 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     await deps.limits.messages.refund(refunds);
     return settled;
   }
-  const sends = createBatcher<SendMessageInput, SentMessage>({
+  const sends = createBatcher<QueuedSend, SentMessage>({
     run: sendBatch,
     ...deps.sendBatching,
     ...(deps.onSendBatch && { onBatch: deps.onSendBatch }),
@@ -267,11 +277,14 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       assertConversationId(input.conversationId);
       assertValidMessageContent(input.content);
       const sent = await sends.submit({
-        conversationId: input.conversationId,
-        senderId: userId,
-        content: input.content,
-        clientMsgId: input.clientMsgId ?? null,
-        metadata: traceMetadata(trace),
+        input: {
+          conversationId: input.conversationId,
+          senderId: userId,
+          content: input.content,
+          clientMsgId: input.clientMsgId ?? null,
+          metadata: traceMetadata(trace),
+        },
+        receivedAt: hopTimes?.enabled ? hopClock() : 0,
       });
       return {
         message: {
@@ -327,4 +340,22 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       return other;
     },
   };
+}
+
+/** Receipt, batch start and commit of each message the batch appended (a retry of an old one appended nothing). */
+function markSendHops(
+  hopTimes: HopTimes,
+  sends: readonly QueuedSend[],
+  results: readonly PromiseSettledResult<SentMessage>[],
+  batchStartedAt: number,
+): void {
+  const committedAt = hopClock();
+  results.forEach((result, index) => {
+    const send = sends[index];
+    if (result.status !== 'fulfilled' || !result.value.created || !send) return;
+    const key = hopKey(result.value.conversationId, result.value.version);
+    hopTimes.mark(key, 'gateway_received', send.receivedAt);
+    hopTimes.mark(key, 'batch_started', batchStartedAt);
+    hopTimes.mark(key, 'committed', committedAt);
+  });
 }

@@ -8,6 +8,7 @@ import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
 import type { GatewayConfig } from '../shared/config.js';
+import { createHopTimes, hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import type { Logger } from '../shared/logger.js';
 import { startRevocationSweep } from './auth/revocation-sweep.js';
 import { createRevokedTokens } from './auth/revoked-tokens.js';
@@ -68,6 +69,8 @@ export type GatewayDeps = {
   readonly newId: () => string;
   readonly settings: GatewaySettings;
   readonly metrics: GatewayMetrics;
+  /** Per-hop times of the live path, for benchmarks (hop-times.ts); none kept when absent or disabled. */
+  readonly hopTimes?: HopTimes;
 };
 
 export type Gateway = {
@@ -103,6 +106,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   const startedAt = clock();
 
   const { metrics } = deps;
+  const hopTimes = deps.hopTimes ?? createHopTimes(0);
   const verifyToken = metrics.countAuthFailures(createTokenVerifier({
     secret: settings.JWT_SECRET,
     leewaySeconds: settings.JWT_LEEWAY_SECONDS,
@@ -140,6 +144,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     onSendBatch: (size) => metrics.sendBatch(size),
     readConsistencyTimeoutMs: settings.READ_CONSISTENCY_TIMEOUT_MS,
     participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
+    hopTimes,
   });
 
   // The registry and the subscriptions refer to each other: frames go from a subscription to the sockets.
@@ -148,8 +153,17 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     subjectPrefix: settings.NATS_SUBJECT_PREFIX,
     logger,
     onFrame: (userId, frame, text) => {
-      if (frame.type === 'new_message') metrics.delivered(frame.data.timestamp);
+      if (frame.type !== 'new_message') return registry.deliver(userId, frame, text);
+      metrics.delivered(frame.data.timestamp);
+      // Timed for the recipient only: the sender's echo is not on the path the benchmark measures.
+      const timed = hopTimes.enabled && frame.data.sender_id !== userId;
+      const receivedAt = timed ? hopClock() : 0;
       registry.deliver(userId, frame, text);
+      if (timed) {
+        const key = hopKey(frame.conversation_id, frame.seq);
+        hopTimes.mark(key, 'delivery_received', receivedAt);
+        hopTimes.mark(key, 'socket_written');
+      }
     },
   });
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });

@@ -3,6 +3,7 @@ import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
 import { createRedis } from '../shared/redis.js';
+import { createHopTimes } from '../shared/hop-times.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
 import { startOpsServer } from '../shared/ops-server.js';
 import { installProcessHygiene } from '../shared/process-hygiene.js';
@@ -39,8 +40,9 @@ redis.on('ready', () => {
 });
 const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', user: config.NATS_USER, password: config.NATS_PASSWORD });
 const registry = createMetricsRegistry('gateway');
+const hopTimes = createHopTimes(config.HOP_TIMES_CAPACITY);
 const gateway = await startGateway(
-  { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicUlids(), settings: config, metrics: createGatewayMetrics(registry) },
+  { pool, redis, nc, logger, clock: () => new Date(), newId: monotonicUlids(), settings: config, metrics: createGatewayMetrics(registry), hopTimes },
   { port: config.PORT },
 );
 logger.info({ port: gateway.port }, 'gateway listening');
@@ -52,6 +54,7 @@ const ops = await startOpsServer({
   registry,
   readiness: [postgresReady(pool), natsReady(nc), redisReady(redis), draining.check],
   logger,
+  hopTimes,
 });
 
 /** Past the drain window, how long the sockets' last in-flight frames and closing handshakes may take. */

@@ -2,6 +2,7 @@ import { configSchemas, loadConfig } from '../shared/config.js';
 import { createDatabasePool } from '../shared/database.js';
 import { createLogger } from '../shared/logger.js';
 import { connectNats } from '../shared/nats.js';
+import { createHopTimes } from '../shared/hop-times.js';
 import { createMetricsRegistry } from '../shared/metrics.js';
 import { installProcessHygiene } from '../shared/process-hygiene.js';
 import { serveWorkerRole } from '../shared/worker-role.js';
@@ -29,6 +30,7 @@ const lease = await createLeaderLease({
   name: `relay:${config.NATS_STREAM}`,
   retryMs: config.RELAY_LEASE_RETRY_MS,
 });
+const hopTimes = createHopTimes(config.HOP_TIMES_CAPACITY);
 const registry = createMetricsRegistry('relay');
 const metrics = createRelayMetrics(registry);
 metrics.watchFeedProgress(() => readFeedProgress(pool, relayCheckpointName(config.NATS_STREAM)));
@@ -43,6 +45,7 @@ const relay = startRelay({
   subjectPrefix: config.NATS_SUBJECT_PREFIX,
   batchSize: config.RELAY_BATCH_SIZE,
   pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
+  hopTimes,
 });
 
 hygiene.shutDownWith(
@@ -56,5 +59,6 @@ hygiene.shutDownWith(
     pool,
     nc,
     resources: [{ name: 'lease', close: () => lease.close() }],
+    hopTimes,
   }),
 );

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { RelayMetrics } from './relay-metrics.js';
 import { eventSubject } from '../shared/nats.js';
 import { sleep } from '../shared/sleep.js';
+import { hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import { feedPositionOf, toEventMessage } from './event-message.js';
 import type { LeaderLease } from '../shared/leader-lease.js';
 import { EVENTS_ERASED_CHANNEL } from '../event-store/event-erasures.js';
@@ -26,6 +27,8 @@ export type RelayDeps = {
   readonly subjectPrefix: string;
   readonly batchSize: number;
   readonly pollIntervalMs: number;
+  /** Benchmarks: when enabled, each event's feed read and publish ack (hop-times.ts). */
+  readonly hopTimes?: HopTimes;
 };
 
 export type Relay = {
@@ -88,7 +91,8 @@ export function startRelay(deps: RelayDeps): Relay {
       try {
         const events = await readFeed(deps.pool, { after: checkpoint, limit: deps.batchSize });
         if (events.length > 0) {
-          checkpoint = await publishBatch(deps, consumer, checkpoint, events);
+          const readAt = deps.hopTimes?.enabled ? hopClock() : 0;
+          checkpoint = await publishBatch(deps, consumer, checkpoint, events, readAt);
           // A full batch means more may be waiting: read again at once.
           pending = events.length === deps.batchSize;
         }
@@ -126,6 +130,7 @@ async function publishBatch(
   consumer: string,
   checkpoint: FeedPosition,
   events: readonly RecordedEvent[],
+  readAt: number,
 ): Promise<FeedPosition> {
   // Publishes are pipelined on one connection, so JetStream stores them in this order.
   await Promise.all(
@@ -137,6 +142,7 @@ async function publishBatch(
       });
     }),
   );
+  if (deps.hopTimes?.enabled) markRelayHops(deps.hopTimes, events, readAt);
   const last = events.at(-1)!;
   const next = { transactionId: last.transactionId, globalPosition: last.globalPosition };
   // No wait for the WAL flush: a checkpoint lost in a crash is recovered from the stream at start.
@@ -147,6 +153,15 @@ async function publishBatch(
     for (const event of events) deps.logger.debug({ eventId: event.eventId, ...traceFieldsOf(event.metadata) }, 'event published');
   }
   return next;
+}
+
+function markRelayHops(hopTimes: HopTimes, events: readonly RecordedEvent[], readAt: number): void {
+  const ackedAt = hopClock();
+  for (const event of events) {
+    const key = hopKey(event.streamId, event.version);
+    hopTimes.mark(key, 'relay_read', readAt);
+    hopTimes.mark(key, 'relay_acked', ackedAt);
+  }
 }
 
 /**

@@ -46,6 +46,13 @@ const baseSchema = z.object({
     .min(1)
     .default('127.0.0.1')
     .describe('address of the ops port (/metrics, /ready): loopback unless a scraper elsewhere needs it, e.g. 0.0.0.0 in a container'),
+  HOP_TIMES_CAPACITY: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .default(0)
+    .describe('benchmarks only: events whose per-hop times this role keeps for GET /hop-times on its ops port; 0 (default) keeps none'),
 });
 
 /** Postgres connections of a role's pool; the default fits what the role does with it. */

@@ -13,6 +13,8 @@ export type ConsumerLoopSpec = {
   readonly fillMs?: number | undefined;
   /** Logged once the consumer is attached: the line operators (and tests) read as "running". */
   readonly startedMessage: string;
+  /** Called as each message arrives, before it is queued (the fan-out's hop times). */
+  readonly onReceived?: (message: JsMsg) => void;
 };
 
 /** Settles each message of the batch (ack, nak or term); a rejection is fatal to the loop. */
@@ -42,6 +44,7 @@ export async function runConsumerLoop(spec: ConsumerLoopSpec, stop: AbortSignal,
   const messages = await consumer.consume({
     max_messages: Math.max(spec.maxBatch, spec.bufferSize ?? 0),
     callback: (message) => {
+      spec.onReceived?.(message);
       queue.push(message);
       wake?.();
     },

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { HopTimes } from './hop-times.js';
 import type { Logger } from './logger.js';
 import { watchReadiness } from './metrics.js';
 import { checkReadiness, type ReadinessCheck } from './readiness.js';
@@ -11,7 +12,8 @@ export type OpsServer = { readonly port: number; close(): Promise<void> };
  * The operators' port of every role: `GET /health` (the process is alive), `GET /ready` (its dependencies
  * answer; 503 otherwise, with which one failed but not why: that goes to the log), `GET /metrics`
  * (Prometheus text). It listens on `host`, loopback unless OPS_HOST says otherwise: nothing on it is for
- * clients. Port 0 picks a free port; the log line names it.
+ * clients. Port 0 picks a free port; the log line names it. With hop times kept (a benchmark setting,
+ * hop-times.ts), `GET /hop-times` answers them as `{ "records": { "<key>": { "<point>": ms } } }`.
  */
 export async function startOpsServer(options: {
   readonly host: string;
@@ -19,6 +21,7 @@ export async function startOpsServer(options: {
   readonly registry: Registry;
   readonly readiness: readonly ReadinessCheck[];
   readonly logger: Logger;
+  readonly hopTimes?: HopTimes;
 }): Promise<OpsServer> {
   watchReadiness(options.registry, async () => (await checkReadiness(options.readiness)).ready);
   const server = createServer((request, response) => {
@@ -44,6 +47,9 @@ export async function startOpsServer(options: {
         },
       );
       return;
+    }
+    if (path === '/hop-times' && options.hopTimes?.enabled) {
+      return reply(200, 'application/json', JSON.stringify({ records: options.hopTimes.records() }));
     }
     reply(404, 'application/json', JSON.stringify({ error: 'not found' }));
   });

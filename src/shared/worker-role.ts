@@ -1,6 +1,7 @@
 import type { NatsConnection } from 'nats';
 import type { Registry } from 'prom-client';
 import type { DatabasePool } from 'slonik';
+import type { HopTimes } from './hop-times.js';
 import type { Logger } from './logger.js';
 import { startOpsServer } from './ops-server.js';
 import { natsReady, postgresReady, type ReadinessCheck } from './readiness.js';
@@ -28,6 +29,8 @@ export async function serveWorkerRole(options: {
   /** What else `/ready` checks besides Postgres and NATS (the notifier's Redis, say). */
   readonly readiness?: readonly ReadinessCheck[];
   readonly resources?: readonly Closable[];
+  /** Served on the ops port when enabled (benchmarks). */
+  readonly hopTimes?: HopTimes;
 }): Promise<(reason: string) => Promise<void>> {
   const { logger, pool, nc } = options;
   const ops = await startOpsServer({
@@ -36,6 +39,7 @@ export async function serveWorkerRole(options: {
     registry: options.registry,
     readiness: [postgresReady(pool), natsReady(nc), ...(options.readiness ?? [])],
     logger,
+    ...(options.hopTimes && { hopTimes: options.hopTimes }),
   });
   const shutdown = installShutdown({
     logger,

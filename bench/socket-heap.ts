@@ -1,0 +1,196 @@
+/**
+ * What an idle authenticated socket holds in a gateway's heap: `npm run bench:socket-heap -- --help`.
+ *
+ * For each system (ours: relay, projector, fan-out and one gateway; the baseline: one instance), on private
+ * servers (bench/load/bench-servers.ts): a heap snapshot of the gateway process before any socket, then
+ * `--sockets` idle authenticated sockets from this process, a settle, a second snapshot, and the growth
+ * between the two divided by the sockets, per kind (closures, timers, Maps, NATS subscriptions, buffers,
+ * ws internals, ...) and per constructor; with the resident memory (VmRSS) per socket beside it. The snapshots
+ * are taken by Node itself on a signal (`--heapsnapshot-signal=SIGUSR2`, given to the gateway process by this
+ * benchmark only): nothing in the gateway's code is involved.
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { byKind, diffHeapSummaries, HEAP_KINDS, summarizeHeapSnapshot, type HeapSummary } from './heap/heap-summary.js';
+import { startBenchServers } from './load/bench-servers.js';
+import { forEachBounded, sleep } from './load/bounded-parallel.js';
+import { openSocketWithRetry } from './load/open-socket.js';
+import { formatBytes, residentBytes } from './load/resident-memory.js';
+import { answers200, waitUntil } from './load/role-process.js';
+import { startSystem, type RunningSystem, type SystemName } from './load/systems.js';
+import { createTokenMinter } from './load/tokens.js';
+
+const HELP = `npm run bench:socket-heap -- [options]
+
+  --sockets <n>        idle authenticated sockets held against the one gateway (default 10000; at most 15000
+                       from this one process and source address)
+  --systems <list>     ours, baseline, or both in that order (default ours,baseline)
+  --settle <s>         seconds between the last socket and the second snapshot (default 5)
+  --top <n>            constructors listed per system (default 25)
+  --keep <dir>         keep the snapshots there (open them in Chrome DevTools, Memory tab: "Comparison")
+  --help`;
+
+const { values } = parseArgs({
+  strict: true,
+  options: {
+    sockets: { type: 'string' },
+    systems: { type: 'string' },
+    settle: { type: 'string' },
+    top: { type: 'string' },
+    keep: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
+}
+const parsed = z
+  .object({
+    sockets: z.coerce.number().int().min(1).max(15_000).default(10_000),
+    systems: z
+      .string()
+      .default('ours,baseline')
+      .transform((text) => text.split(',').map((item) => item.trim()))
+      .pipe(z.array(z.enum(['ours', 'baseline'])).min(1)),
+    settle: z.coerce.number().nonnegative().default(5),
+    top: z.coerce.number().int().positive().default(25),
+    keep: z.string().optional(),
+  })
+  .safeParse(values);
+if (!parsed.success) {
+  process.stderr.write(`bad arguments:\n${z.prettifyError(parsed.error)}\n\n${HELP}\n`);
+  process.exit(2);
+}
+const options = parsed.data;
+const JWT_SECRET = 'socket-heap-benchmark-secret-0123456789';
+const note = (line: string): void => void process.stderr.write(`[socket-heap] ${line}\n`);
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+
+/** Signals the gateway and waits for the snapshot Node writes into `dir`; the process answers /health again once it is written. */
+async function takeSnapshot(system: RunningSystem, dir: string, healthUrl: string): Promise<string> {
+  const pid = system.gatewayPids[0]!;
+  const known = new Set(await readdir(dir));
+  process.kill(pid, 'SIGUSR2');
+  let file: string | undefined;
+  await waitUntil('the heap snapshot file', async () => {
+    file = (await readdir(dir)).find((name) => name.endsWith('.heapsnapshot') && !known.has(name));
+    return file !== undefined;
+  }, { timeoutMs: 120_000 });
+  // The main thread writes the whole snapshot before it serves anything again; then the size is final.
+  await waitUntil('the gateway after its snapshot', () => answers200(healthUrl), { timeoutMs: 600_000 });
+  const full = path.join(dir, file!);
+  let size = -1;
+  await waitUntil('the snapshot to be complete', async () => {
+    const now = (await stat(full)).size;
+    const stable = now === size;
+    size = now;
+    return stable;
+  }, { timeoutMs: 120_000 });
+  return full;
+}
+
+async function summarize(file: string): Promise<HeapSummary> {
+  return summarizeHeapSnapshot(await readFile(file));
+}
+
+async function openIdleSockets(system: RunningSystem, count: number): Promise<WebSocket[]> {
+  const mint = createTokenMinter(JWT_SECRET, 24 * 3600);
+  const url = system.wsUrls[0]!;
+  const sockets: WebSocket[] = [];
+  let failed = 0;
+  await forEachBounded(Array.from({ length: count }, (_, index) => 1 + index), 200, async (userId) => {
+    try {
+      const token = await mint(userId);
+      sockets.push(
+        await openSocketWithRetry(`${url}?token=${encodeURIComponent(token)}`, {
+          localAddress: '127.0.0.2',
+          timeoutMs: 20_000,
+          attempts: 5,
+          onRetry: () => undefined,
+        }),
+      );
+    } catch {
+      failed++;
+    }
+  });
+  for (const socket of sockets) socket.on('error', () => undefined);
+  if (failed > 0) note(`${failed} of ${count} sockets did not connect`);
+  return sockets;
+}
+
+async function measure(name: SystemName, servers: Awaited<ReturnType<typeof startBenchServers>>, dir: string, tag: number): Promise<void> {
+  const snapshotDir = await mkdtemp(path.join(dir, `${name}-`));
+  note(`starting ${name}`);
+  const system = await startSystem(name, {
+    servers,
+    instances: 1,
+    jwtSecret: JWT_SECRET,
+    poolSize: 10,
+    tag: `heap${tag}`,
+    gatewayNodeOptions: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`],
+  });
+  const healthUrl = system.wsUrls[0]!.replace(/^ws/, 'http').replace(/\/api\/v1\/chat\/ws$/, '/health');
+  const pid = system.gatewayPids[0]!;
+  let sockets: WebSocket[] = [];
+  try {
+    await sleep(2_000);
+    note(`${name}: snapshot before any socket`);
+    const rssBefore = await residentBytes({ kind: 'pid', pid });
+    const before = await takeSnapshot(system, snapshotDir, healthUrl);
+    note(`${name}: opening ${options.sockets} sockets`);
+    sockets = await openIdleSockets(system, options.sockets);
+    await sleep(options.settle * 1_000);
+    const rssAfter = await residentBytes({ kind: 'pid', pid });
+    note(`${name}: snapshot with ${sockets.length} sockets`);
+    const after = await takeSnapshot(system, snapshotDir, healthUrl);
+    note(`${name}: reading the snapshots`);
+    const [was, now] = [await summarize(before), await summarize(after)];
+    report(name, sockets.length, { rssBefore, rssAfter }, was, now);
+  } finally {
+    for (const socket of sockets) socket.terminate();
+    await system.stop();
+    if (!options.keep) await rm(snapshotDir, { recursive: true, force: true });
+  }
+}
+
+function report(name: SystemName, sockets: number, rss: { rssBefore: number; rssAfter: number }, before: HeapSummary, after: HeapSummary): void {
+  const per = (bytes: number): string => formatBytes(bytes / Math.max(1, sockets));
+  const diff = diffHeapSummaries(before, after);
+  say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'}`);
+  say(`  resident memory (VmRSS) ${formatBytes(rss.rssBefore)} -> ${formatBytes(rss.rssAfter)}: ${per(rss.rssAfter - rss.rssBefore)} per socket`);
+  say(`  heap (self sizes of every object) ${formatBytes(before.totalBytes)} -> ${formatBytes(after.totalBytes)}: ${per(after.totalBytes - before.totalBytes)} per socket`);
+  say('  per socket, by kind:            bytes   objects');
+  const kinds = byKind(diff);
+  for (const kind of HEAP_KINDS) {
+    const { count, selfBytes } = kinds.get(kind)!;
+    say(`    ${kind.padEnd(26)} ${per(selfBytes).padStart(10)}   ${(count / Math.max(1, sockets)).toFixed(2).padStart(7)}`);
+  }
+  say(`  per socket, the ${options.top} largest growths by type and constructor (stores: the property and element`);
+  say('  stores and hash tables those objects own, also counted on their own lines above and below):');
+  say('          self      stores   objects');
+  const withStores = [...diff].sort((a, b) => b.selfBytes + b.storeBytes - (a.selfBytes + a.storeBytes));
+  for (const group of withStores.slice(0, options.top)) {
+    say(
+      `    ${per(group.selfBytes).padStart(10)}  ${per(group.storeBytes).padStart(10)}   ${(group.count / Math.max(1, sockets)).toFixed(2).padStart(7)}   ` +
+        `${group.type} ${group.name.slice(0, 70)}`,
+    );
+  }
+}
+
+note(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
+const dir = options.keep ? path.resolve(options.keep) : await mkdtemp(path.join(tmpdir(), 'matcha-heap-'));
+await mkdir(dir, { recursive: true });
+const servers = await startBenchServers();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+try {
+  let tag = 0;
+  for (const name of options.systems) await measure(name, servers, dir, ++tag);
+} finally {
+  await servers.close();
+  if (!options.keep) await rm(dir, { recursive: true, force: true });
+}
