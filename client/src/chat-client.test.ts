@@ -290,8 +290,32 @@ describe('sending', () => {
     const socket = await openSocket(client);
     void client.sendMessage(CONV, 'one');
     void client.sendMessage(CONV, 'two');
+    const [first] = socket.sentOfType('send_message');
+    socket.receive({ type: 'ack', request_id: first?.['request_id'], timestamp: new Date().toISOString(), data: message('x', 'one') });
     const ids = socket.sentOfType('send_message').map((frame) => frame['client_msg_id']);
+    expect(ids).toHaveLength(2);
     expect(new Set(ids).size).toBe(2);
+  });
+
+  it('sends of one conversation go out one at a time, in order: a refused one is not overtaken', async () => {
+    const { client } = newClient();
+    client.connect();
+    const socket = await openSocket(client);
+    const sends = ['one', 'two', 'three'].map((text) => client.sendMessage(CONV, text));
+    void client.sendMessage('ELSEWHERE', 'other');
+    const at = () => new Date().toISOString();
+    const contents = () => socket.sentOfType('send_message').map((frame) => frame['content']);
+    expect(contents()).toEqual(['one', 'other']);
+    const requestOf = (content: string) => socket.sentOfType('send_message').filter((frame) => frame['content'] === content).at(-1)?.['request_id'];
+    socket.receive({ type: 'error', request_id: requestOf('one'), timestamp: at(), data: { code: 'rate_limited', message: 'slow down' } });
+    expect(contents()).toEqual(['one', 'other']);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(contents()).toEqual(['one', 'other', 'one']);
+    socket.receive({ type: 'ack', request_id: requestOf('one'), timestamp: at(), data: message('a', 'one') });
+    expect(contents()).toEqual(['one', 'other', 'one', 'two']);
+    socket.receive({ type: 'ack', request_id: requestOf('two'), timestamp: at(), data: message('b', 'two') });
+    socket.receive({ type: 'ack', request_id: requestOf('three'), timestamp: at(), data: message('c', 'three') });
+    expect((await Promise.all(sends)).map((sent) => sent.msg)).toEqual(['one', 'two', 'three']);
   });
 
   it('rejects on a final refusal (too_long, blocked, not_found) without retrying', async () => {

@@ -165,13 +165,11 @@ export class ChatClient {
    */
   async sendMessage(conversationId: string, content: string, options: { clientMsgId?: string } = {}): Promise<Message> {
     const clientMsgId = options.clientMsgId ?? randomId();
-    const data = await this.#request('send', (requestId) => ({
-      type: 'send_message',
-      conversation_id: conversationId,
-      content,
-      client_msg_id: clientMsgId,
-      request_id: requestId,
-    }));
+    const data = await this.#request(
+      'send',
+      (requestId) => ({ type: 'send_message', conversation_id: conversationId, content, client_msg_id: clientMsgId, request_id: requestId }),
+      `send:${conversationId}`,
+    );
     return data as Message;
   }
 
@@ -186,9 +184,9 @@ export class ChatClient {
     await this.#request('read', (requestId) => ({ type: 'read', conversation_id: conversationId, request_id: requestId }));
   }
 
-  #request(kind: 'send' | 'read' | 'typing' | 'auth', frame: (requestId: string) => ClientFrame): Promise<unknown> {
+  #request(kind: 'send' | 'read' | 'typing' | 'auth', frame: (requestId: string) => ClientFrame, orderKey?: string): Promise<unknown> {
     if (this.state === 'closed') return Promise.reject(new ChatError('closed', 'the client was closed'));
-    const answer = this.#pending.add(kind, frame);
+    const answer = this.#pending.add(kind, frame, orderKey);
     this.#flush();
     return answer;
   }
@@ -373,10 +371,11 @@ export class ChatClient {
         this.#events.emit('resync_required', frame);
         return;
       case 'ack':
-        this.#pending.onAck(frame.request_id, frame.data);
+        if (this.#pending.onAck(frame.request_id, frame.data)) this.#flush();
         return;
       case 'error':
         this.#onErrorFrame(frame.request_id, String(frame.data.code), String(frame.data.message));
+        this.#flush();
         return;
       case 'pong':
         return;

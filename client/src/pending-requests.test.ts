@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ChatError } from './chat-error.js';
-import { PendingRequests } from './pending-requests.js';
+import { MAX_IN_FLIGHT, PendingRequests } from './pending-requests.js';
 
 function pending() {
   let next = 0;
@@ -81,5 +81,15 @@ describe('PendingRequests', () => {
     expect(requests.takeFramesToSend()).toMatchObject([{ type: 'read' }]);
     requests.rejectAll(new ChatError('closed', 'bye'));
     await expect(read).rejects.toMatchObject({ code: 'closed' });
+  });
+
+  it('keeps at most MAX_IN_FLIGHT requests unanswered, and writes more as answers come', () => {
+    const { requests, send } = pending();
+    for (let i = 0; i < MAX_IN_FLIGHT + 3; i++) void send(`k${i}`);
+    expect(requests.takeFramesToSend()).toHaveLength(MAX_IN_FLIGHT);
+    expect(requests.takeFramesToSend()).toEqual([]);
+    requests.onAck('r1', null);
+    requests.onAck('r2', null);
+    expect(ids(requests.takeFramesToSend())).toEqual([`r${MAX_IN_FLIGHT + 1}`, `r${MAX_IN_FLIGHT + 2}`]);
   });
 });

@@ -15,13 +15,20 @@ import type { ClientFrame } from './frames.js';
  *   authenticates with its own token).
  * - An `error` answer with a passing code (`unavailable`, `rate_limited`, ...) makes the request `waiting`;
  *   any other code rejects it with a ChatError of that code.
+ * - Order: requests with the same `orderKey` (the sends of one conversation) go out one at a time, each
+ *   after the answer to the one before, so a refused send that is retried cannot be overtaken and the
+ *   conversation gets the messages in the order they were sent. At most MAX_IN_FLIGHT requests are
+ *   unanswered at once: the gateway refuses (`rate_limited`) a frame that finds 32 of its socket waiting.
  */
+
+export const MAX_IN_FLIGHT = 16;
 
 /** `auth`: a token refresh on the open socket, pointless on the next one (it authenticates with its own). */
 export type RequestKind = 'send' | 'read' | 'typing' | 'auth';
 
 type Entry = {
   readonly kind: RequestKind;
+  readonly orderKey: string | undefined;
   readonly frame: (requestId: string) => ClientFrame;
   readonly resolve: (data: unknown) => void;
   readonly reject: (error: ChatError) => void;
@@ -47,17 +54,26 @@ export class PendingRequests {
     return this.#entries.length;
   }
 
-  add(kind: RequestKind, frame: (requestId: string) => ClientFrame): Promise<unknown> {
+  add(kind: RequestKind, frame: (requestId: string) => ClientFrame, orderKey?: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#entries.push({ kind, frame, resolve, reject, status: 'queued', requestId: null, refusals: 0 });
+      this.#entries.push({ kind, orderKey, frame, resolve, reject, status: 'queued', requestId: null, refusals: 0 });
     });
   }
 
-  /** The frames to write now, oldest first: every `queued` request, each with a new `request_id`; they become `inflight`. */
+  /**
+   * The frames to write now, oldest first, each with a new `request_id`; they become `inflight`. A `queued`
+   * request waits while an earlier one of its `orderKey` is unanswered, or MAX_IN_FLIGHT are.
+   */
   takeFramesToSend(): ClientFrame[] {
     const frames: ClientFrame[] = [];
+    const busyKeys = new Set<string>();
+    let inFlight = this.#entries.filter((entry) => entry.status === 'inflight').length;
     for (const entry of this.#entries) {
-      if (entry.status !== 'queued') continue;
+      const earlierOfKeyPending = entry.orderKey !== undefined && busyKeys.has(entry.orderKey);
+      if (entry.orderKey !== undefined) busyKeys.add(entry.orderKey);
+      if (entry.status !== 'queued' || earlierOfKeyPending) continue;
+      if (inFlight >= MAX_IN_FLIGHT) break;
+      inFlight++;
       entry.requestId = this.#newRequestId();
       entry.status = 'inflight';
       frames.push(entry.frame(entry.requestId));

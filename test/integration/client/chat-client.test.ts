@@ -58,6 +58,20 @@ function newClient(userId: number, options: Partial<ChatClientOptions> & { reado
   return recorded;
 }
 
+/** `ws`'s WebSocket, recording every text the client writes. */
+function recordingWebSocket(written: string[]): typeof globalThis.WebSocket {
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      const send = this.send.bind(this);
+      this.send = ((data: string) => {
+        written.push(data);
+        send(data);
+      }) as typeof this.send;
+    }
+  } as unknown as typeof globalThis.WebSocket;
+}
+
 const until = (what: string, condition: () => boolean, timeoutMs = 60_000) => waitUntil(what, () => Promise.resolve(condition()), { timeoutMs, intervalMs: 25 });
 
 const opened = (recorded: Recorded) => until('the client is open', () => recorded.client.state === 'open');
@@ -190,6 +204,52 @@ describe('the client against the real stack', () => {
     expect(b.events.resync_required).toEqual([]);
     const page = await a.client.rest.listMessages(conversationId, { limit: 100 });
     expect(page.filter((message) => message.client_msg_id === 'a-while-down')).toHaveLength(1);
+  }, 240_000);
+
+  it('a gateway drained (SIGTERM) under a stream of sends: each send resolves, one cut off by the drain is written again under its client_msg_id, each is stored once and arrives in order', async () => {
+    const written: string[] = [];
+    const sender = newClient(A, { WebSocket: recordingWebSocket(written) });
+    sender.client.connect();
+    await opened(sender);
+    const before = messagesOf(b, conversationId).length;
+
+    const sends: Promise<unknown>[] = [];
+    const keys: string[] = [];
+    let firing = true;
+    const fire = async (): Promise<void> => {
+      for (let i = 0; firing; i++) {
+        keys.push(`drain-${i}`);
+        sends.push(sender.client.sendMessage(conversationId, `drain ${i}`, { clientMsgId: `drain-${i}` }));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    const fired = fire();
+    await until('a few sends acked before the drain', () => messagesOf(b, conversationId).length >= before + 5);
+    gateways[0]!.kill('SIGTERM');
+    await gateways[0]!.exited;
+    // Sends made while the gateway is away queue up; a hundred or so are enough.
+    firing = false;
+    await fired;
+    await startGateway(0);
+    await Promise.all([opened(sender), opened(a), opened(b)]);
+    const stored = (await Promise.all(sends)) as { client_msg_id: string }[];
+    expect(stored.map((message) => message.client_msg_id)).toEqual(keys);
+
+    const attempts = new Map<string, number>();
+    for (const text of written) {
+      const frame = JSON.parse(text) as { type: string; client_msg_id?: string };
+      if (frame.type === 'send_message' && frame.client_msg_id) attempts.set(frame.client_msg_id, (attempts.get(frame.client_msg_id) ?? 0) + 1);
+    }
+    // The drain answered `unavailable` or closed under some send: it went out more than once, same key.
+    expect([...attempts.values()].some((count) => count > 1)).toBe(true);
+
+    await b.client.sendMessage(conversationId, 'drain barrier');
+    await until('the barrier reaches B', () => texts(b, conversationId).includes('drain barrier'));
+    const got = texts(b, conversationId).slice(before);
+    expect(got).toEqual([...keys.map((key) => key.replace('-', ' ')), 'drain barrier']);
+    const page = await a.client.rest.listMessages(conversationId, { limit: 1000 });
+    for (const key of keys) expect(page.filter((message) => message.client_msg_id === key), key).toHaveLength(1);
+    sender.client.close();
   }, 240_000);
 
   it('token refresh over `auth` keeps the socket past the first token\'s expiry', async () => {
