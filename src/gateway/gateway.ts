@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type { Redis } from 'ioredis';
 import type { NatsConnection } from 'nats';
@@ -26,10 +27,13 @@ import { createSocketServer } from './ws/socket-server.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { newUlid } from '../shared/ulid.js';
+import { createDemoBundle } from './demo/demo-bundle.js';
+import { DEMO_PATH, demoRoutes } from './demo/demo-routes.js';
 
 /** The gateway's settings: its slice of the role's configuration. */
 export type GatewaySettings = Pick<
   GatewayConfig,
+  | 'NODE_ENV'
   | 'NATS_SUBJECT_PREFIX'
   | 'JWT_SECRET'
   | 'JWT_LEEWAY_SECONDS'
@@ -91,6 +95,9 @@ export type Gateway = {
   close(): Promise<void>;
 };
 
+/** The clone's root, where the development demo's page (`demo/`) and client (`client/`) live. */
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
 /** Participants never change; the bound only keeps memory flat. */
 const PARTICIPANT_CACHE_SIZE = 10_000;
 
@@ -103,6 +110,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   const startedAt = clock();
 
   const { metrics } = deps;
+  // The demo page exists in development only: in production the routes are never mounted, esbuild never loaded.
+  const demo = settings.NODE_ENV === 'development';
   const verifyToken = metrics.countAuthFailures(createTokenVerifier({
     secret: settings.JWT_SECRET,
     leewaySeconds: settings.JWT_LEEWAY_SECONDS,
@@ -176,6 +185,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   const sockets = createSocketServer({
     logger,
     allowedOrigins: settings.ALLOWED_ORIGINS,
+    // The demo page is served by this gateway: its socket comes from the gateway's own origin.
+    sameOriginAllowed: demo,
     maxFrameBytes: settings.WS_MAX_FRAME_BYTES,
     pingIntervalMs: settings.WS_PING_INTERVAL_MS,
     maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER,
@@ -226,6 +237,11 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     bodyLimitBytes: settings.HTTP_BODY_LIMIT_BYTES,
     allowedOrigins: settings.ALLOWED_ORIGINS,
     startedAt,
+    ...(demo && {
+      pages: new Map([
+        [DEMO_PATH, demoRoutes({ root: REPOSITORY_ROOT, jwtSecret: settings.JWT_SECRET, bundle: createDemoBundle({ root: REPOSITORY_ROOT, logger }) })],
+      ]),
+    }),
   });
   const listener = getRequestListener(app.fetch, {
     errorHandler: (error) => {

@@ -11,7 +11,7 @@ import { GatewayError } from '../errors.js';
 
 /** zod schemas of REST inputs; a failure is a GatewayError `invalid_input` naming the field. */
 
-const userId = z.number({ error: 'must be an integer user id' }).int('must be an integer user id').positive('must be positive').max(Number.MAX_SAFE_INTEGER);
+export const userId = z.number({ error: 'must be an integer user id' }).int('must be an integer user id').positive('must be positive').max(Number.MAX_SAFE_INTEGER);
 
 export const conversationId = z.string().min(1).max(64);
 
