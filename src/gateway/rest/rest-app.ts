@@ -74,7 +74,10 @@ export function createRestApp(deps: {
   api.route('/', chatRoutes(deps.operations));
   api.route('/', presenceRoutes(deps.presence));
   app.route(API_PREFIX, api);
-  for (const [path, pages] of deps.pages ?? []) app.route(path, pages);
+  for (const [path, pages] of deps.pages ?? []) {
+    app.get(`${path}/`, (c) => c.redirect(path));
+    app.route(path, pages);
+  }
 
   app.notFound((c) => c.json(errorEnvelope({ message: `no route ${c.req.method} ${c.req.path}`, restCode: 'not_found' }), 404));
 

@@ -87,6 +87,9 @@ describe('in development', () => {
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     expect(page.headers.get('content-security-policy')).toMatch(/connect-src 'self'/);
     expect(await page.text()).toContain('<script type="module" src="/demo/demo.js"></script>');
+    const slashed = await fetch(`${development.url}/demo/`, { redirect: 'manual' });
+    expect(slashed.status).toBe(302);
+    expect(slashed.headers.get('location')).toBe('/demo');
     const styles = await fetch(`${development.url}/demo/demo.css`);
     expect(styles.status).toBe(200);
     expect(styles.headers.get('content-type')).toMatch(/^text\/css/);
