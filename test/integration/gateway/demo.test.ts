@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, openSocket, startTestGateway, type TestGateway } from '../../support/gateway.js';
+import { api, gatewayEnv, openSocket, startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
+import { spawnRole, stopAllRoles } from '../../support/processes.js';
 
 /**
  * The demo page (`/demo`) and its token route exist in development only: a production or test gateway
@@ -10,13 +11,15 @@ import { createTestDatabase, testPrefix } from '../../support/infra.js';
 
 const OTHER_ORIGIN = 'https://matcha.example';
 
+let databaseUrl: string;
+let prefix: string;
 let production: TestGateway;
 let testing: TestGateway;
 let development: TestGateway;
 
 beforeAll(async () => {
-  const databaseUrl = await createTestDatabase();
-  const prefix = testPrefix();
+  databaseUrl = await createTestDatabase();
+  prefix = testPrefix();
   // ALLOWED_ORIGINS set, so that a socket from the gateway's own origin is refused unless the demo is on.
   const env = { ALLOWED_ORIGINS: OTHER_ORIGIN };
   [production, testing, development] = await Promise.all([
@@ -27,7 +30,20 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all([production?.close(), testing?.close(), development?.close()]);
+  await stopAllRoles();
 });
+
+/** A gateway process (as the image runs it, bar the compiling) that fails any import of esbuild; its URL. */
+async function gatewayForbiddingEsbuild(nodeEnv: string): Promise<{ url: string; output: () => string }> {
+  const gateway = await spawnRole({
+    name: `gateway-${nodeEnv}`,
+    entry: 'src/gateway/main.ts',
+    env: { ...gatewayEnv({ databaseUrl, prefix }), NODE_ENV: nodeEnv, PORT: '0' },
+    preload: ['test/support/forbid-esbuild.mjs'],
+  });
+  const listening = await gateway.waitForOutput(/"port":\d+[^\n]*gateway listening/, 60_000);
+  return { url: `http://127.0.0.1:${/"port":(\d+)/.exec(listening)![1]}`, output: () => gateway.output() };
+}
 
 describe('outside development', () => {
   it.each([
@@ -44,6 +60,17 @@ describe('outside development', () => {
     expect(token.status).toBe(404);
     expect(token.body).toMatchObject({ success: false, code: 'not_found' });
     expect(gateway().logs()).not.toMatch(/demo page bundled/);
+  });
+
+  it('a production gateway never imports esbuild, also when asked for the demo\'s script', async () => {
+    const gateway = await gatewayForbiddingEsbuild('production');
+    for (const path of ['/demo', '/demo/demo.js']) expect((await api(gateway.url, 'GET', path)).status, path).toBe(404);
+    expect((await api(gateway.url, 'GET', '/health')).status).toBe(200);
+    expect(gateway.output()).not.toMatch(/esbuild/);
+    // The same guard bites where esbuild is used: a development gateway cannot bundle the page under it.
+    const bundling = await gatewayForbiddingEsbuild('development');
+    expect((await api(bundling.url, 'GET', '/demo/demo.js')).status).toBe(500);
+    expect(bundling.output()).toMatch(/forbidden import of esbuild/);
   });
 
   it('a production gateway refuses a socket from its own origin when ALLOWED_ORIGINS does not list it', async () => {
