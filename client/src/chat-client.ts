@@ -265,13 +265,16 @@ export class ChatClient {
     socket.onopen = () => {
       if (this.#socket === socket) this.#dispatch({ type: 'socketOpened' });
     };
-    socket.onmessage = (event: MessageEvent) => {
+    socket.onmessage = (event: { readonly data: unknown }) => {
       if (this.#socket !== socket || typeof event.data !== 'string') return;
       this.#armStallTimer();
       const frame = parseServerFrame(event.data);
       if (frame !== null) this.#onFrame(frame);
     };
-    socket.onclose = (event: CloseEvent) => {
+    // A failed connection is reported by the close that follows; a handler must exist all the same, or
+    // Node's `ws` throws the error event.
+    socket.onerror = () => undefined;
+    socket.onclose = (event: { readonly code: number; readonly reason: string }) => {
       if (this.#socket !== socket) return;
       this.#socket = null;
       clearTimeout(this.#stallTimer);
@@ -296,6 +299,7 @@ export class ChatClient {
     socket.onopen = null;
     socket.onmessage = null;
     socket.onclose = null;
+    socket.onerror = () => undefined;
     try {
       socket.close(1000, 'client closed');
     } catch {

@@ -1,34 +1,16 @@
+import type { components } from './openapi-types.js';
+
 /**
  * The shapes of the chat API (docs/api.md): the REST resources and every WebSocket frame, both ways.
- * Field names are the wire's, so a frame is typed as it arrives.
+ * Field names are the wire's, so a frame is typed as it arrives. The frames are written here from
+ * docs/api.md; the REST resources come from the OpenAPI document.
  */
 
-export type Conversation = {
-  id: string;
-  user1_id: number;
-  user2_id: number;
-  last_message_content: string | null;
-  last_message_at: string | null;
-  created_at: string;
-  updated_at: string;
-  blocked_by: number | null;
-  unread_count: number;
-};
-
-export type Message = {
-  id: string;
-  conv_id: string;
-  sender_id: number;
-  /** null for a message deleted for everyone (a tombstone). */
-  msg: string | null;
-  time: string;
-  read_at: string | null;
-  client_msg_id: string | null;
-  seq?: number;
-  deleted_at: string | null;
-};
-
-export type Presence = { user_id: number; online: boolean; last_seen_at: string | null };
+/** The REST resources, as docs/openapi.yaml defines them (openapi-types.ts is generated from it). */
+export type Conversation = components['schemas']['Conversation'];
+export type Message = components['schemas']['Message'];
+export type Presence = components['schemas']['Presence'];
+export type ReadReceipt = components['schemas']['ReadReceipt'];
 
 export type RequestId = string | number;
 

@@ -1,5 +1,6 @@
 import { ChatError } from './chat-error.js';
 import type { Conversation, Message, Presence } from './frames.js';
+import type { operations } from './openapi-types.js';
 import type { TokenProvider } from './token-provider.js';
 
 /** Every REST route of the chat API (docs/api.md, docs/openapi.yaml), typed. Each call asks the token provider for the token. */
@@ -20,6 +21,23 @@ export interface ChatRest {
 }
 
 export const REST_PREFIX = '/api/v1/chat';
+
+type OperationId = keyof operations;
+type JsonOf<Response> = Response extends { content: { 'application/json': infer Body } } ? Body : never;
+/** The `data` of an operation's success answer (200, else 201), as docs/openapi.yaml declares it. */
+export type SuccessData<Id extends OperationId> = (
+  operations[Id]['responses'] extends infer Responses
+    ? 200 extends keyof Responses
+      ? JsonOf<Responses[200]>
+      : 201 extends keyof Responses
+        ? JsonOf<Responses[201]>
+        : never
+    : never
+) extends { data: infer Data }
+  ? Data
+  : never;
+type QueryOf<Id extends OperationId> = NonNullable<operations[Id]['parameters']['query']>;
+type BodyOf<Id extends OperationId> = operations[Id] extends { requestBody: { content: { 'application/json': infer Body } } } ? Body : never;
 
 type Answer<T> = { readonly status: number; readonly data: T };
 
@@ -43,6 +61,10 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
 
 export function createRest(options: { readonly baseUrl: string; readonly getToken: TokenProvider; readonly fetch: typeof fetch }): ChatRest {
   const root = options.baseUrl.replace(/\/+$/, '') + REST_PREFIX;
+
+  /** One operation of the document, by its operationId: the body and the answer's data are typed from it. */
+  const operation = <Id extends OperationId>(_id: Id, method: string, path: string, ...body: BodyOf<Id> extends never ? [] : [BodyOf<Id>]) =>
+    call<SuccessData<Id>>(method, path, body[0]);
 
   async function call<T>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
     const token = await options.getToken();
@@ -74,26 +96,36 @@ export function createRest(options: { readonly baseUrl: string; readonly getToke
 
   const data = async <T>(answer: Promise<Answer<T>>): Promise<T> => (await answer).data;
 
+  const q = <Id extends OperationId>(_id: Id, parameters: { [K in keyof QueryOf<Id>]?: QueryOf<Id>[K] | undefined }): string =>
+    query(parameters as Record<string, string | number | undefined>);
+
   return {
-    listConversations: (page = {}) => data(call<Conversation[]>('GET', `/conversations${query({ limit: page.limit, before: page.before })}`)),
-    getConversation: (id) => data(call<Conversation>('GET', `/conversations/${segment(id)}`)),
+    listConversations: (page = {}) =>
+      data(operation('listConversations', 'GET', `/conversations${q('listConversations', { limit: page.limit, before: page.before })}`)),
+    getConversation: (id) => data(operation('getConversation', 'GET', `/conversations/${segment(id)}`)),
     async startConversation(userId) {
-      const answer = await call<Conversation>('POST', '/conversations', { user_id: userId });
+      const answer = await operation('startConversation', 'POST', '/conversations', { user_id: userId });
       return { conversation: answer.data, created: answer.status === 201 };
     },
     listMessages: (id, page = {}) =>
-      data(call<Message[]>('GET', `/conversations/${segment(id)}/messages${query({ limit: page.limit, offset: page.offset, before: page.before })}`)),
+      data(
+        operation(
+          'listMessages',
+          'GET',
+          `/conversations/${segment(id)}/messages${q('listMessages', { limit: page.limit, offset: page.offset, before: page.before })}`,
+        ),
+      ),
     async sendMessage(conversationId, message, clientMsgId) {
       const body = { conversation_id: conversationId, message, ...(clientMsgId !== undefined && { client_msg_id: clientMsgId }) };
-      const answer = await call<Message>('POST', '/messages', body);
+      const answer = await operation('sendMessage', 'POST', '/messages', body);
       return { message: answer.data, created: answer.status === 201 };
     },
     async markRead(id) {
-      await call('PUT', `/conversations/${segment(id)}/read`);
+      await operation('markRead', 'PUT', `/conversations/${segment(id)}/read`);
     },
-    block: (id) => data(call<Conversation>('POST', `/conversations/${segment(id)}/block`)),
-    unblock: (id) => data(call<Conversation>('DELETE', `/conversations/${segment(id)}/block`)),
-    deleteMessage: (id) => data(call<{ id: string; conv_id: string; deleted_at: string }>('DELETE', `/messages/${segment(id)}`)),
-    presence: (userIds) => data(call<Presence[]>('GET', `/presence${query({ user_ids: userIds.join(',') })}`)),
+    block: (id) => data(operation('blockConversation', 'POST', `/conversations/${segment(id)}/block`)),
+    unblock: (id) => data(operation('unblockConversation', 'DELETE', `/conversations/${segment(id)}/block`)),
+    deleteMessage: (id) => data(operation('deleteMessage', 'DELETE', `/messages/${segment(id)}`)),
+    presence: (userIds) => data(operation('getPresence', 'GET', `/presence${q('getPresence', { user_ids: userIds.join(',') })}`)),
   };
 }

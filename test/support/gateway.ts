@@ -13,6 +13,9 @@ import { configSchemas, loadConfig } from '../../src/shared/config.js';
 import { createDatabasePool } from '../../src/shared/database.js';
 import { connectNats } from '../../src/shared/nats.js';
 import { createRedis } from '../../src/shared/redis.js';
+import { ContractViolation } from './contract/contract-documents.js';
+import { checkResponse } from './contract/rest-contract.js';
+import { checkUpgradeRefusal, socketContract } from './contract/socket-contract.js';
 import { natsCredentials, natsUrl, redisUrl, testRoleEnv } from './infra.js';
 
 export const TEST_JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
@@ -135,7 +138,10 @@ export function unsignedToken(userId: number): string {
 
 export type ApiResponse = { status: number; body: Record<string, unknown>; headers: Headers };
 
-/** One REST call; `body` is sent as JSON unless it is a string (sent as is). */
+/**
+ * One REST call; `body` is sent as JSON unless it is a string (sent as is). The answer is checked against
+ * docs/openapi.yaml (test/support/contract): one the document does not allow throws a ContractViolation.
+ */
 export async function api(
   baseUrl: string,
   method: string,
@@ -157,11 +163,14 @@ export async function api(
   });
   const text = await response.text();
   let parsed: Record<string, unknown>;
+  let json: unknown;
   try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
+    json = JSON.parse(text);
+    parsed = json as Record<string, unknown>;
   } catch {
     parsed = { raw: text };
   }
+  checkResponse({ method, path, status: response.status, headers: response.headers, body: json });
   return { status: response.status, body: parsed, headers: response.headers };
 }
 
@@ -186,7 +195,10 @@ let requests = 0;
 
 /**
  * Opens a socket. Resolves once it is open; for an upgrade the server refuses, rejects with an error whose
- * message holds the HTTP status (`Unexpected server response: 401`).
+ * message holds the HTTP status (`Unexpected server response: 401`). Every frame received, the answers to the
+ * frames sent, the close code and a refusal's status are checked against docs/asyncapi.yaml
+ * (test/support/contract): a mismatch rejects the waits that follow and `close()`, or, when nothing waits on
+ * the socket any more, is thrown once it closes, so the test fails either way.
  */
 export async function openSocket(url: string, options: ClientOptions & { readonly token?: string } = {}): Promise<TestSocket> {
   const { token, ...clientOptions } = options;
@@ -194,25 +206,62 @@ export async function openSocket(url: string, options: ClientOptions & { readonl
   const ws = new WebSocket(url, { ...clientOptions, headers });
   const frames: Frame[] = [];
   const listeners = new Set<() => void>();
+  const contract = socketContract();
+  let violation: { readonly error: ContractViolation; reported: boolean } | null = null;
+  const holdTo = (check: () => void): void => {
+    try {
+      check();
+    } catch (error) {
+      if (!(error instanceof ContractViolation)) throw error;
+      violation ??= { error, reported: false };
+    }
+  };
+  const reportViolation = (): ContractViolation | null => {
+    if (!violation) return null;
+    violation.reported = true;
+    return violation.error;
+  };
   ws.on('message', (data: Buffer) => {
-    frames.push(JSON.parse(data.toString('utf8')) as Frame);
+    const frame = JSON.parse(data.toString('utf8')) as Frame;
+    holdTo(() => contract.received(frame));
+    frames.push(frame);
     for (const listener of listeners) listener();
   });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => {
     ws.on('close', (code, reason) => {
+      holdTo(() => contract.closed(code));
       resolve({ code, reason: reason.toString('utf8') });
       for (const listener of listeners) listener();
+      setImmediate(() => {
+        const unreported = violation && !violation.reported ? reportViolation() : null;
+        if (unreported) throw unreported;
+      });
     });
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
-    ws.once('error', reject);
+    ws.once('error', (error) => {
+      const refused = /Unexpected server response: (\d+)/.exec(String(error));
+      try {
+        if (refused?.[1]) checkUpgradeRefusal(Number(refused[1]));
+      } catch (contractError) {
+        reject(contractError instanceof Error ? contractError : new Error(String(contractError)));
+        return;
+      }
+      reject(error);
+    });
   });
   ws.on('error', () => undefined);
 
   const waitForCount = (match: (frame: Frame) => boolean, count: number, timeoutMs = 10_000): Promise<Frame[]> =>
     new Promise<Frame[]>((resolve, reject) => {
       const check = (): void => {
+        const failed = reportViolation();
+        if (failed) {
+          finish();
+          reject(failed);
+          return;
+        }
         const found = frames.filter(match);
         if (found.length >= count) {
           finish();
@@ -237,7 +286,10 @@ export async function openSocket(url: string, options: ClientOptions & { readonl
   const socket: TestSocket = {
     ws,
     frames,
-    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+    send: (frame) => {
+      contract.sent(frame);
+      ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    },
     waitForCount,
     waitFor: async (match, timeoutMs) => {
       const [frame] = await waitForCount(match, 1, timeoutMs);
@@ -252,6 +304,8 @@ export async function openSocket(url: string, options: ClientOptions & { readonl
     async close() {
       if (ws.readyState !== ws.CLOSED) ws.close();
       await closed;
+      const failed = reportViolation();
+      if (failed) throw failed;
     },
   };
   return socket;
