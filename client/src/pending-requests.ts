@@ -10,7 +10,7 @@ import type { ClientFrame } from './frames.js';
  * the message once. A request is `queued` (to be written when the socket is online), `inflight` (written,
  * unanswered) or `waiting` (refused for a reason that passes, until its retry time).
  *
- * - A lost socket puts `inflight` requests back to `queued` when they survive a reconnect (sends, reads);
+ * - A lost socket puts `inflight` and `waiting` requests back to `queued` when they survive a reconnect (sends, reads);
  *   the others are rejected (typing: a stale indicator is worse than none; auth: the next socket
  *   authenticates with its own token).
  * - An `error` answer with a passing code (`unavailable`, `rate_limited`, ...) makes the request `waiting`;
@@ -97,10 +97,14 @@ export class PendingRequests {
     if (entry?.status === 'waiting') entry.status = 'queued';
   }
 
-  /** The socket is gone: unanswered requests that survive a reconnect are queued again; the others are rejected. */
+  /**
+   * The socket is gone: unanswered requests that survive a reconnect are queued again, and so are those
+   * waiting out a refusal (a draining gateway's `unavailable` means "send it again once reconnected"), so
+   * the next socket gets them in the order they were made; the others are rejected.
+   */
   onOffline(): void {
     for (const entry of [...this.#entries]) {
-      if (entry.status !== 'inflight') continue;
+      if (entry.status === 'queued') continue;
       if (survivesReconnect(entry.kind)) {
         entry.status = 'queued';
         entry.requestId = null;
