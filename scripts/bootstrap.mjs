@@ -135,6 +135,8 @@ async function runTests() {
   const bin = (name) => path.join(root, 'node_modules', '.bin', name);
   const steps = [
     ['typecheck', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
+    // The demo page is browser code (DOM types): its own project.
+    ['typecheck demo', bin('tsc'), ['--noEmit', '-p', 'demo/tsconfig.json']],
     ['lint', bin('eslint'), ['.']],
     ['tests', bin('vitest'), ['run']],
   ];

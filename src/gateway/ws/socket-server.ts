@@ -49,6 +49,8 @@ export function createSocketServer(deps: {
   readonly session: SessionDeps;
   readonly logger: Logger;
   readonly allowedOrigins: readonly string[];
+  /** Also accept an Origin that is this server's own (`http://<Host>`): a page the gateway serves itself. */
+  readonly sameOriginAllowed?: boolean;
   readonly maxFrameBytes: number;
   readonly pingIntervalMs: number;
   readonly maxSocketsPerUser: number;
@@ -99,7 +101,8 @@ export function createSocketServer(deps: {
     }
     const origin = request.headers.origin;
     // Browsers always send Origin; a client without one is not a browser page and not what this guards.
-    if (deps.allowedOrigins.length > 0 && origin !== undefined && !deps.allowedOrigins.includes(origin)) {
+    const sameOrigin = deps.sameOriginAllowed === true && origin === `http://${request.headers.host}`;
+    if (deps.allowedOrigins.length > 0 && origin !== undefined && !sameOrigin && !deps.allowedOrigins.includes(origin)) {
       logger.info({ origin }, 'WebSocket upgrade from a refused origin');
       return refuse(socket, 403, 'unauthorized', 'origin not allowed');
     }
