@@ -1,19 +1,12 @@
+import type { Conversation } from '../client/src/index.js';
+
 /**
  * The signed-in user's conversations as the page lists them: the server's Conversation objects, each
  * replaced whole by a fresh copy (REST or a frame's `data`) when something happens in it, so that unread
  * counts and last messages are the server's and a replayed frame cannot count a message twice.
  */
 
-export type Conversation = {
-  readonly id: string;
-  readonly user1_id: number;
-  readonly user2_id: number;
-  readonly last_message_content: string | null;
-  readonly last_message_at: string | null;
-  readonly created_at: string;
-  readonly unread_count: number;
-  readonly blocked_by: number | null;
-};
+export type { Conversation };
 
 export type ConversationList = ReadonlyMap<string, Conversation>;
 
