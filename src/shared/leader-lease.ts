@@ -36,10 +36,12 @@ export async function createLeaderLease(options: {
     lost: lost.signal,
     async acquire(signal) {
       while (!signal.aborted && !lost.signal.aborted) {
-        const result = await client.query<{ acquired: boolean }>(
-          'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS acquired',
-          [options.name],
-        );
+        // A connection ended while the query runs fails the query before the client says so ('end').
+        const result = await client
+          .query<{ acquired: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS acquired', [options.name])
+          .catch((error: unknown) => {
+            throw new Error('lease connection lost while waiting for the lease', { cause: error });
+          });
         if (result.rows[0]?.acquired) return (held = true);
         await sleep(options.retryMs, signal);
       }
