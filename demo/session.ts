@@ -21,6 +21,8 @@ const RECONNECT_MAX_MS = 3_000;
 export const DEFAULT_PAGE_SIZE = 30;
 /** A partner's `typing` that is not followed by another (or by `is_typing: false`) fades after this. */
 const TYPING_SHOWN_MS = 6_000;
+/** A typing start the server held back (its limit is two a second) is sent again after this. */
+const TYPING_HELD_BACK_RETRY_MS = 600;
 /** Our own typing signal is withdrawn after this long without a keystroke. */
 const TYPING_IDLE_MS = 2_500;
 
@@ -204,7 +206,17 @@ export function startSession(me: number, options: { readonly pageSize: number })
 
   const markRead = (conversationId: string): void => void client.markRead(conversationId).catch(report('could not mark read'));
   // Typing needs an open socket (the client refuses it otherwise): a signal lost offline is stale anyway.
-  const signalTyping = (conversationId: string, isTyping: boolean): void => void client.typing(conversationId, isTyping).catch(() => undefined);
+  // The server forwards at most two signals a second: a start it held back goes again while we still type.
+  const signalTyping = (conversationId: string, isTyping: boolean): void =>
+    void client
+      .typing(conversationId, isTyping)
+      .then((forwarded) => {
+        if (forwarded || !isTyping) return;
+        setTimeout(() => {
+          if (ownTyping?.conversationId === conversationId) signalTyping(conversationId, true);
+        }, TYPING_HELD_BACK_RETRY_MS);
+      })
+      .catch(() => undefined);
 
   function typed(): void {
     const conversationId = state.thread?.conversationId;

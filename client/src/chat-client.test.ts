@@ -354,7 +354,11 @@ describe('sending', () => {
     const [typingFrame] = socket.sentOfType('typing');
     expect(typingFrame).toMatchObject({ conversation_id: CONV, is_typing: true });
     socket.receive({ type: 'ack', request_id: typingFrame?.['request_id'], timestamp: new Date().toISOString(), data: { forwarded: true } });
-    await expect(typing).resolves.toBeUndefined();
+    await expect(typing).resolves.toBe(true);
+    const heldBack = client.typing(CONV, true);
+    const [, heldBackFrame] = socket.sentOfType('typing');
+    socket.receive({ type: 'ack', request_id: heldBackFrame?.['request_id'], timestamp: new Date().toISOString(), data: { forwarded: false } });
+    await expect(heldBack).resolves.toBe(false);
   });
 });
 

@@ -174,9 +174,11 @@ export class ChatClient {
   }
 
   /** A typing indicator; only while open (rejects with `not_connected` otherwise: it would be stale). */
-  async typing(conversationId: string, isTyping: boolean): Promise<void> {
+  /** @returns false when the server held the signal back (at most two a second are forwarded). */
+  async typing(conversationId: string, isTyping: boolean): Promise<boolean> {
     if (this.state !== 'open') throw new ChatError('not_connected', 'typing needs an open socket');
-    await this.#request('typing', (requestId) => ({ type: 'typing', conversation_id: conversationId, is_typing: isTyping, request_id: requestId }));
+    const answer = await this.#request('typing', (requestId) => ({ type: 'typing', conversation_id: conversationId, is_typing: isTyping, request_id: requestId }));
+    return (answer as { forwarded?: unknown } | undefined)?.forwarded !== false;
   }
 
   /** Marks the conversation read; queued while offline. */
