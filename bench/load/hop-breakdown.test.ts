@@ -10,8 +10,11 @@ const timed = (rows: readonly { key: string; scheduled: number; sent: number; re
   receivedAt: Float64Array.from(rows, (row) => row.received),
 });
 
-/** Every role point of one message, `step` ms apart from `start`, in HOP_POINTS order. */
-const fullRecord = (start: number, step: number): HopRecord => Object.fromEntries(HOP_POINTS.map((point, index) => [point, start + step * (index + 1)]));
+const FAST_POINTS: readonly string[] = ['fast_path_published', 'fast_path_received'];
+
+/** Every role point of one message delivered by the ordered path, `step` ms apart from `start`, in HOP_POINTS order. */
+const fullRecord = (start: number, step: number): HopRecord =>
+  Object.fromEntries(HOP_POINTS.filter((point) => !FAST_POINTS.includes(point)).map((point, index) => [point, start + step * (index + 1)]));
 
 const hop = (breakdown: ReturnType<typeof hopBreakdown>, label: string) => breakdown.hops.find((entry) => entry.label === label)!.latencyMs;
 
@@ -33,7 +36,7 @@ describe('the per-hop breakdown', () => {
     // Role points 1 ms apart from 100 (gateway_received = 101 ... socket_written = 110).
     const records = new Map([['c:1', fullRecord(100, 1)]]);
     const breakdown = hopBreakdown([timed([{ key: 'c:1', scheduled: 90, sent: 95, received: 130 }])], records);
-    expect(breakdown).toMatchObject({ deliveries: 1, matched: 1 });
+    expect(breakdown).toMatchObject({ deliveries: 1, matched: 1, fast: 0 });
     expect(hop(breakdown, 'tool lag (scheduled -> sent)').p50).toBe(5);
     expect(hop(breakdown, 'client -> gateway sendMessage').p50).toBe(6);
     expect(hop(breakdown, 'append commit (batch start -> commit)').p50).toBe(1);
@@ -56,6 +59,25 @@ describe('the per-hop breakdown', () => {
       expect(perMessage.reduce((sum, value) => sum + value, 0)).toBeCloseTo(total, 9);
     }
     expect(hop(breakdown, 'total (scheduled -> client receipt)').count).toBe(2);
+  });
+
+  it('times a delivery the fast path wrote first over the fast hops, and adds them up to the total', () => {
+    // committed at 103, copy published 104, received 105, written 106; the ordered copy came at 120
+    const record: HopRecord = {
+      gateway_received: 101, batch_started: 102, committed: 103, fast_path_published: 104, fast_path_received: 105,
+      relay_read: 107, stored: 110, fanout_fetched: 112, fanout_published: 115, delivery_received: 120, socket_written: 106,
+    };
+    const breakdown = hopBreakdown([timed([{ key: 'c:1', scheduled: 99, sent: 100, received: 108 }])], new Map([['c:1', record]]));
+    expect(breakdown).toMatchObject({ deliveries: 1, fast: 1 });
+    expect(hop(breakdown, 'fast: published -> gateway receipt').p50).toBe(1);
+    expect(hop(breakdown, 'fast: gateway -> socket write').p50).toBe(1);
+    expect(hop(breakdown, 'gateway -> socket write').count).toBe(0);
+    expect(hop(breakdown, 'commit -> relay read (NOTIFY, feed)').count).toBe(0);
+    const chained = HOPS.filter((entry) => entry.chain).reduce((sum, entry) => sum + (hop(breakdown, entry.label).p50 ?? 0), 0);
+    expect(chained).toBe(9);
+    // a copy that came in but was left to the ordered path (written after the ordered copy) is ordered
+    const left = { ...record, socket_written: 121 };
+    expect(hopBreakdown([timed([{ key: 'c:1', scheduled: 99, sent: 100, received: 122 }])], new Map([['c:1', left]]))).toMatchObject({ fast: 0 });
   });
 
   it('leaves a delivery out of the hops whose points a role did not record, and counts what matched', () => {

@@ -7,6 +7,7 @@ import {
   startConversation,
   unblockConversation,
   type CommandDeps,
+  type AppendedMessage,
   type SendMessageInput,
   type SentMessage,
 } from '../commands/conversation/conversation-commands.js';
@@ -51,6 +52,11 @@ export type ChatOperationsDeps = CommandDeps & {
   readonly onMessagesAccepted?: (count: number) => void;
   /** Called with the number of sends in each transaction as it starts. */
   readonly onSendBatch?: (size: number) => void;
+  /**
+   * Called with the messages a batch appended, right after its append committed and before any sender is
+   * answered: the fast path (gateway.ts) publishes them to both participants' sockets from there.
+   */
+  readonly onMessagesAppended?: (messages: readonly AppendedMessage[]) => void;
   /** Benchmarks: when enabled, each appended message's receipt, batch start and commit (hop-times.ts). */
   readonly hopTimes?: HopTimes;
 };
@@ -148,6 +154,10 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
     const allowed = allowedSends.map((send) => send.input);
     const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
     if (hopTimes?.enabled) markSendHops(hopTimes, allowedSends, sent, batchStartedAt);
+    if (deps.onMessagesAppended) {
+      const appended = sent.flatMap((result) => (result.status === 'fulfilled' && result.value.appended ? [result.value.appended] : []));
+      if (appended.length > 0) deps.onMessagesAppended(appended);
+    }
     const refused = inputs.filter((_, index) => !isAllowance(allowances[index]!));
     const retries = refused.some((input) => input.clientMsgId) ? await findRetriedMessages(deps, refused) : [];
     const appended = sent.filter((result) => result.status === 'fulfilled' && result.value.created).length;

@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from 'nats';
 import type { z } from 'zod';
-import { eventFrameSchema } from '../delivery/event-frames.js';
+import { eventFrameSchema, type NewMessageFrame } from '../delivery/event-frames.js';
 import { deliverySubject, signalSubject } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
 import { signalFrame, type DeliveredFrame } from './ws/delivered-frames.js';
@@ -14,8 +14,9 @@ export type DeliverySubscriptions = {
   /** One socket fewer; the last one unsubscribes. */
   release(userId: number): void;
   /**
-   * Publishes an ephemeral frame (typing, presence) straight to a user's sockets, on whichever gateways hold them, on
-   * the user's signal subject: gateways may not publish on delivery subjects (only the fan-out may).
+   * Publishes an ephemeral frame (typing, presence) or a fast-path copy of a `new_message` straight to a user's
+   * sockets, on whichever gateways hold them, on the user's signal subject: gateways may not publish on delivery
+   * subjects (only the fan-out may).
    */
   publish(userId: number, frame: object): void;
   /** Users with a subscription, for tests and metrics. */
@@ -28,14 +29,18 @@ type Entry = { count: number; readonly subscriptions: readonly Subscription[]; r
 /**
  * Two core-NATS subscriptions per user with at least one socket on this gateway, shared by the user's
  * sockets, so NATS routes a user's frames only to the gateways that hold that user: the delivery subject
- * (event frames, from the fan-out) and the signal subject (typing and presence, from gateways). Each subject accepts only
- * its own kind of frame, so that no gateway, whose NATS user may publish signals, can forge an event frame.
+ * (event frames, from the fan-out) and the signal subject (typing, presence and fast-path copies of new
+ * messages, from gateways). Each subject accepts only its own kinds of frame: a frame on the signal subject
+ * never reaches a socket as an ordered event frame (a fast-path copy goes to `onFastPath`, which sends it only
+ * as the next seq of its conversation; docs/delivery.md, "The fast path").
  */
 export function createDeliverySubscriptions(deps: {
   readonly nc: NatsConnection;
   readonly subjectPrefix: string;
   readonly logger: Logger;
   readonly onFrame: (userId: number, frame: DeliveredFrame, text: string) => void;
+  /** A fast-path copy of a `new_message`, from the signal subject. */
+  readonly onFastPath: (userId: number, frame: NewMessageFrame) => void;
 }): DeliverySubscriptions {
   const { nc, logger } = deps;
   const entries = new Map<number, Entry>();
@@ -55,7 +60,8 @@ export function createDeliverySubscriptions(deps: {
       logger.warn({ userId, subject: kind, issues: parsed.error.issues.slice(0, 3) }, `payload on the ${kind} subject is not its kind of frame; dropped`);
       return;
     }
-    deps.onFrame(userId, parsed.data, text);
+    if (kind === 'signal' && parsed.data.type === 'new_message') deps.onFastPath(userId, parsed.data);
+    else deps.onFrame(userId, parsed.data, text);
   }
 
   function subscribe(subject: string, userId: number, schema: z.ZodType<DeliveredFrame>, kind: string): Subscription {

@@ -9,6 +9,8 @@ export type GatewayMetrics = {
   watchSockets(count: () => number): void;
   /** A frame reached this gateway from the fan-out; `sentAt` is the message's send time (ISO). */
   delivered(sentAt: string): void;
+  /** A fast-path copy reached this gateway for a user with sockets here: written to one of them, or left to the ordered path. */
+  fastPathCopy(written: boolean): void;
   messagesAccepted(count: number): void;
   /** A REST answer went out with `status`. */
   responded(status: number): void;
@@ -49,6 +51,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [registry],
   });
+  const fastPathCopies = new Counter({
+    name: 'chat_fast_path_copies_total',
+    help: 'fast-path copies of new messages received for a user with sockets here: written (to at least one socket), or left to the ordered path (not the next seq of a conversation a socket knows)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   const authFailures = new Counter({
     name: 'chat_auth_failures_total',
     help: 'refused tokens, by reason',
@@ -85,6 +93,7 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       const at = Date.parse(sentAt);
       if (Number.isFinite(at)) latency.observe(Math.max(0, Date.now() - at) / 1_000);
     },
+    fastPathCopy: (written) => fastPathCopies.inc({ outcome: written ? 'written' : 'left_to_ordered_path' }),
     messagesAccepted: (count) => accepted.inc(count),
     responded: (status) => responses.inc({ code_class: `${Math.floor(status / 100)}xx` }),
     revocationSweep(pass) {

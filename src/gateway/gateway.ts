@@ -7,6 +7,7 @@ import type { NatsConnection } from 'nats';
 import type { DatabasePool } from 'slonik';
 import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
+import { recordedEventFrame } from '../delivery/event-frames.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
 import type { GatewayConfig } from '../shared/config.js';
 import { createHopTimes, hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
@@ -59,6 +60,7 @@ export type GatewaySettings = Pick<
   | 'WS_CATCH_UP_BYTES'
   | 'SEND_BATCH_SIZE'
   | 'SEND_BATCHES_IN_FLIGHT'
+  | 'FAST_PATH'
   | 'HTTP_BODY_LIMIT_BYTES'
   | 'READ_CONSISTENCY_TIMEOUT_MS'
   | 'REDIS_KEY_PREFIX'
@@ -154,6 +156,19 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     readConsistencyTimeoutMs: settings.READ_CONSISTENCY_TIMEOUT_MS,
     participants: createParticipantDirectory({ connection: pool, capacity: PARTICIPANT_CACHE_SIZE }),
     hopTimes,
+    ...(settings.FAST_PATH === 'on' && {
+      // The fast path: each message just committed goes to both participants' sockets (the sender's other
+      // devices too) on their signal subjects, ahead of the relay and the fan-out. It was not blocked at its
+      // version (the decider refused the send otherwise), so its frame is the one the fan-out will publish.
+      onMessagesAppended: (messages) => {
+        for (const { event, participants } of messages) {
+          const frame = recordedEventFrame(event, { userId: participants[0], blockedBy: null });
+          if (!frame) continue;
+          for (const userId of participants) subscriptions.publish(userId, frame);
+          if (hopTimes.enabled) hopTimes.mark(hopKey(event.streamId, event.version), 'fast_path_published');
+        }
+      },
+    }),
   });
 
   // The registry and the subscriptions refer to each other: frames go from a subscription to the sockets.
@@ -171,7 +186,18 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       if (timed) {
         const key = hopKey(frame.conversation_id, frame.seq);
         hopTimes.mark(key, 'delivery_received', receivedAt);
-        hopTimes.mark(key, 'socket_written');
+        hopTimes.markFirst(key, 'socket_written');
+      }
+    },
+    onFastPath: (userId, frame) => {
+      const timed = hopTimes.enabled && frame.data.sender_id !== userId;
+      const receivedAt = timed ? hopClock() : 0;
+      const written = registry.deliverEarly(userId, frame) > 0;
+      if (registry.countOf(userId) > 0) metrics.fastPathCopy(written);
+      if (timed) {
+        const key = hopKey(frame.conversation_id, frame.seq);
+        hopTimes.mark(key, 'fast_path_received', receivedAt);
+        if (written) hopTimes.markFirst(key, 'socket_written');
       }
     },
   });

@@ -154,6 +154,10 @@ const gatewayVariables = baseSchema.extend({
   READ_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).default(2_000).describe('how long a query waits for the read tables to reach the log (then 503 read_model_behind)'),
   SEND_BATCH_SIZE: positiveInt.max(1_000).default(100).describe('most sends appended in one transaction'),
   SEND_BATCHES_IN_FLIGHT: positiveInt.max(64).default(1).describe('send transactions running at once; more sends wait for the next'),
+  FAST_PATH: z
+    .enum(['on', 'off'])
+    .default('on')
+    .describe('on: a message is published to its participants\' sockets right after its append commits, ahead of the relay and fan-out (which stay the authority); off: the ordered path only'),
   REDIS_KEY_PREFIX: z.string().default('').describe('prefix of rate-limit keys (not of blacklist:)'),
 });
 

@@ -19,6 +19,15 @@ describe('hop times', () => {
     expect(times.records()).toEqual({ 'conv:7': { batch_started: 1, committed: 4 }, 'conv:8': { committed: 3 } });
   });
 
+  it('keeps the first time of a point marked with markFirst', () => {
+    const times = createHopTimes(10);
+    times.markFirst('a', 'socket_written', 5);
+    times.markFirst('a', 'socket_written', 9);
+    times.mark('a', 'delivery_received', 7);
+    times.markFirst('a', 'delivery_received', 8);
+    expect(times.records()).toEqual({ a: { socket_written: 5, delivery_received: 7 } });
+  });
+
   it('forgets the oldest event beyond its capacity, however recently it was marked', () => {
     const times = createHopTimes(2);
     times.mark('a', 'relay_read', 1);

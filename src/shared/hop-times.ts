@@ -17,6 +17,10 @@ export const HOP_POINTS = [
   'batch_started',
   /** Gateway: the batch's append committed (its answer is back). */
   'committed',
+  /** Sender's gateway: the fast-path copy was published to the participants' signal subjects. */
+  'fast_path_published',
+  /** Gateway: the recipient's fast-path copy came off its signal subject, parsed and validated. */
+  'fast_path_received',
   /** Relay: the feed read holding the event returned. */
   'relay_read',
   /** Relay: JetStream acknowledged every publish of that read. */
@@ -29,7 +33,7 @@ export const HOP_POINTS = [
   'fanout_published',
   /** Gateway: the recipient's frame came off its delivery subject, parsed and validated. */
   'delivery_received',
-  /** Gateway: the frame was handed to the recipient's sockets (their writers). */
+  /** Gateway: the frame was first written to the recipient's sockets (their writers), by either path. */
   'socket_written',
 ] as const;
 
@@ -41,6 +45,8 @@ export type HopTimes = {
   readonly enabled: boolean;
   /** Records that the event `key` reached `point` at `at` (now by default). */
   mark(key: string, point: HopPoint, at?: number): void;
+  /** As `mark`, unless the event already reached `point`: the first time counts. */
+  markFirst(key: string, point: HopPoint, at?: number): void;
   /** Every event kept, oldest first. */
   records(): Record<string, HopRecord>;
 };
@@ -52,6 +58,7 @@ export const hopClock = (): number => performance.timeOrigin + performance.now()
 const DISABLED: HopTimes = {
   enabled: false,
   mark: () => undefined,
+  markFirst: () => undefined,
   records: () => ({}),
 };
 
@@ -61,17 +68,19 @@ export function createHopTimes(capacity: number): HopTimes {
   if (capacity === 0) return DISABLED;
   // A Map iterates in insertion order: the first key is the oldest event.
   const byKey = new Map<string, HopRecord>();
+  const mark = (key: string, point: HopPoint, at: number, first: boolean): void => {
+    const record = byKey.get(key);
+    if (record) {
+      if (!first || record[point] === undefined) record[point] = at;
+      return;
+    }
+    byKey.set(key, { [point]: at });
+    if (byKey.size > capacity) byKey.delete(byKey.keys().next().value as string);
+  };
   return {
     enabled: true,
-    mark(key, point, at = hopClock()) {
-      const record = byKey.get(key);
-      if (record) {
-        record[point] = at;
-        return;
-      }
-      byKey.set(key, { [point]: at });
-      if (byKey.size > capacity) byKey.delete(byKey.keys().next().value as string);
-    },
+    mark: (key, point, at = hopClock()) => mark(key, point, at, false),
+    markFirst: (key, point, at = hopClock()) => mark(key, point, at, true),
     records: () => Object.fromEntries(byKey),
   };
 }

@@ -526,8 +526,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: 'if (frame.seq <= (lastSeq.get(frame.conversation_id) ?? 0)) return false;',
-        replace: 'if (frame.seq < (lastSeq.get(frame.conversation_id) ?? 0)) return false;',
+        search: 'const fresh = frame.seq > (lastSeq.get(conversation) ?? 0);',
+        replace: 'const fresh = frame.seq >= (lastSeq.get(conversation) ?? 0);',
       },
     ],
     killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/websocket.test.ts'],
@@ -539,11 +539,57 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: "return admit(frame) ? [{ kind: 'frame', text, catchUp: false }] : [];",
-        replace: "return admit(frame) && !(isEventFrame(frame) && frame.seq === 30) ? [{ kind: 'frame', text, catchUp: false }] : [];",
+        search: "return admit(frame) ? [{ kind: 'frame', text: textOf(frame, text), catchUp: false }] : [];",
+        replace:
+          "return admit(frame) && !(isEventFrame(frame) && frame.seq === 30) ? [{ kind: 'frame', text: textOf(frame, text), catchUp: false }] : [];",
+      },
+      {
+        // The same frame by the fast path: lost on either path.
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: 'if (last === undefined || frame.seq !== last + 1) return [];',
+        replace: 'if (last === undefined || frame.seq !== last + 1 || frame.seq === 30) return [];',
       },
     ],
     killers: ['test/chaos/pipeline-faults.test.ts'],
+  },
+  {
+    name: 'fast-path-copy-keeps-its-own-cursor',
+    guarantee: 'a resume from the cursor of a frame the fast path sent misses nothing: the cursor is the ordered position with floors',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: "return [{ kind: 'frame', text: JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) }), catchUp: false }];",
+        replace: "return [{ kind: 'frame', text: JSON.stringify(frame), catchUp: false }];",
+      },
+    ],
+    killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/fast-path.test.ts'],
+  },
+  {
+    name: 'resume-ignores-cursor-floors',
+    guarantee: 'a resume from a cursor with floors does not send again what the client had past its position',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: `        for (const [conversation, seq] of replay.floors) {
+          lastSeq.set(conversation, seq);
+          ahead.set(conversation, seq);
+        }`,
+        replace: '',
+      },
+    ],
+    killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/fast-path.test.ts'],
+  },
+  {
+    name: 'fast-path-copy-out-of-order',
+    guarantee: 'the fast path sends a copy only as the next seq of its conversation: per conversation, frames in seq order',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: 'if (last === undefined || frame.seq !== last + 1) return [];',
+        replace: 'if (last === undefined || frame.seq <= last) return [];',
+      },
+    ],
+    killers: ['src/gateway/ws/delivery-gate.test.ts'],
   },
   {
     name: 'gateway-skips-nats-reconnect-recovery',

@@ -1,4 +1,5 @@
 import type { DatabasePool } from 'slonik';
+import type { RecordedEvent } from '../../event-store/recorded-event.js';
 import { DomainError } from '../domain-error.js';
 import { attemptCommands, handleCommand, retryOnConflict, type AttemptMode, type CommandResult } from '../handle-command.js';
 import { currentBlocks } from './blocks.js';
@@ -74,7 +75,12 @@ export type SentMessage = {
   readonly version: number;
   /** False when `clientMsgId` had been used before: this is the original message, nothing was appended. */
   readonly created: boolean;
+  /** The `MessageSent` as stored and the conversation's two participants, when this send appended it; else null. */
+  readonly appended: AppendedMessage | null;
 };
+
+/** A message just committed to the log: what the sender's gateway needs to send it on the fast path. */
+export type AppendedMessage = { readonly event: RecordedEvent; readonly participants: readonly [number, number] };
 
 export type SendMessageInput = {
   readonly conversationId: string;
@@ -86,7 +92,7 @@ export type SendMessageInput = {
 };
 
 /** A retry's answer: the message first sent with its `client_msg_id`. */
-const retriedMessage = (original: OriginalMessage): SentMessage => ({ ...original, created: false });
+const retriedMessage = (original: OriginalMessage): SentMessage => ({ ...original, created: false, appended: null });
 
 /**
  * For each input, the message already sent with its sender's client_msg_id to the same conversation (an
@@ -168,7 +174,8 @@ function appendedOutcome(result: AppendResult | undefined, input: SendMessageInp
   if (result.status === 'rejected') return result;
   const recorded = result.value.recorded[0];
   const event = result.value.events[0];
-  if (!recorded || event?.type !== 'MessageSent') throw new Error('SendMessage appended no MessageSent');
+  const { state } = result.value;
+  if (!recorded || event?.type !== 'MessageSent' || state.status !== 'Active') throw new Error('SendMessage appended no MessageSent');
   return {
     status: 'fulfilled',
     value: {
@@ -181,6 +188,7 @@ function appendedOutcome(result: AppendResult | undefined, input: SendMessageInp
       sentAt: event.data.sent_at,
       version: recorded.version,
       created: true,
+      appended: { event: recorded, participants: [state.user1.id, state.user2.id] },
     },
   };
 }

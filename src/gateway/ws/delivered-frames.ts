@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { eventFrameSchema, type EventFrame } from '../../delivery/event-frames.js';
+import { eventFrameSchema, newMessageFrame, type EventFrame } from '../../delivery/event-frames.js';
 
 /**
  * What arrives for a user's sockets: event frames from the fan-out (with `seq` and `cursor`) on the delivery
- * subject, and ephemeral `typing` and `presence` frames from gateways on the signal subject. Each subject is validated with
- * its own schema at this boundary (delivery-subscriptions.ts); the text is then forwarded as is.
+ * subject; on the signal subject, from gateways, ephemeral `typing` and `presence` frames and the fast-path
+ * copies of `new_message` (published by the sender's gateway after its append commits; the delivery gate sends
+ * one only as the next seq of its conversation). Each subject is validated with its own schema at this
+ * boundary (delivery-subscriptions.ts).
  */
 
 export const typingFrame = z.object({
@@ -20,8 +22,8 @@ export const presenceFrame = z.object({
   data: z.object({ user_id: z.number().int(), online: z.boolean(), last_seen_at: z.string().nullable() }),
 });
 
-/** What the signal subject carries: ephemeral frames from gateways, never event frames. */
-export const signalFrame = z.union([typingFrame, presenceFrame]);
+/** What the signal subject carries, from gateways: ephemeral frames, and fast-path copies of new messages. */
+export const signalFrame = z.union([typingFrame, presenceFrame, newMessageFrame]);
 
 export const deliveredFrame = z.union([eventFrameSchema, signalFrame]);
 

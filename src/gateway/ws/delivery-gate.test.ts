@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor } from '../../delivery/cursor.js';
+import { decodeCursor, decodeResumeCursor, encodeCursor, MAX_CURSOR_FLOORS } from '../../delivery/cursor.js';
 import type { NewMessageFrame } from '../../delivery/event-frames.js';
 import type { FeedPosition } from '../../event-store/recorded-event.js';
 import { createDeliveryGate, type DeliveryGate, type Outgoing } from './delivery-gate.js';
@@ -266,5 +266,94 @@ describe('the delivery gate', () => {
     subject.beginResume(encodeCursor(at(0)));
     expect(() => subject.beginResume(encodeCursor(at(0)))).toThrow(/in flight/);
     expect(() => subject.open(HORIZON)).toThrow(/phase replaying/);
+  });
+});
+
+describe('the fast path through the delivery gate', () => {
+  // Conversations A and B; positions in feed order, given per frame.
+  const A = '01JD0000000000000000000000';
+  const B = '01JD0000000000000000000001';
+  const position = (n: number): FeedPosition => ({ transactionId: BigInt(200 + n), globalPosition: BigInt(n) });
+  const framed = (conversation: string, seq: number, n: number): NewMessageFrame => ({ ...frame(seq, conversation), cursor: encodeCursor(position(n)) });
+  const cursorOf = (item: Outgoing | undefined) => (item?.kind === 'frame' ? (JSON.parse(item.text) as { cursor: string }).cursor : null);
+  const live = (): DeliveryGate => {
+    const subject = gate();
+    subject.open(HORIZON);
+    return subject;
+  };
+
+  it('sends a copy only as the next seq of a conversation it knows, and its ordered copy never again', () => {
+    // given a live socket that was sent A1 by the ordered path
+    const subject = live();
+    deliver(subject, framed(A, 1, 1));
+    // when fast-path copies arrive: A2, A2 again, A4 past a gap, B1 of a conversation it has no seq of
+    const sent = subject.deliverEarly(framed(A, 2, 4));
+    // then only A2 goes out, with the ordered position and A's floor as its cursor
+    expect(shown(sent)).toEqual([2]);
+    expect(decodeResumeCursor(cursorOf(sent[0])!)).toEqual({ position: position(1), floors: new Map([[A, 2]]) });
+    expect(subject.deliverEarly(framed(A, 2, 4))).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 4, 6))).toEqual([]);
+    expect(subject.deliverEarly(framed(B, 1, 5))).toEqual([]);
+    expect(subject.recoverFrom).toEqual(position(1));
+    // and when the ordered path brings A2, it is not sent again, but the ordered position moves to it
+    expect(deliver(subject, framed(A, 2, 4))).toEqual([]);
+    expect(subject.recoverFrom).toEqual(position(4));
+    // and A3 by the ordered path goes out as it came, its own cursor: nothing runs ahead any more
+    const next = framed(A, 3, 5);
+    expect(deliver(subject, next)).toEqual([{ kind: 'frame', text: JSON.stringify(next), catchUp: false }]);
+  });
+
+  it('gives every frame a cursor from which a resume misses nothing and repeats nothing', () => {
+    // given a socket sent A1 and B1, then A2 (at 4) by the fast path while B2 (at 3) is still on the ordered path
+    const first = live();
+    deliver(first, framed(A, 1, 1), framed(B, 1, 2));
+    const early = first.deliverEarly(framed(A, 2, 4));
+    // when the client resumes on a new socket from the cursor of A2
+    const second = live();
+    expect(second.beginResume(cursorOf(early[0])!)).toEqual({ after: position(2) });
+    // then the catch-up after position 2 (B2, A2, B3) gives B2 and B3: A2 is not repeated, B2 not missed
+    expect(shown(second.finishReplay({ frames: [framed(B, 2, 3), framed(A, 2, 4), framed(B, 3, 5)] }))).toEqual([2, 3]);
+    // and the same from the cursor of B2 sent on the first socket while A ran ahead
+    const b2 = deliver(first, framed(B, 2, 3));
+    expect(decodeResumeCursor(cursorOf(b2[0])!)).toEqual({ position: position(3), floors: new Map([[A, 2]]) });
+    const third = live();
+    third.beginResume(cursorOf(b2[0])!);
+    expect(shown(third.finishReplay({ frames: [framed(A, 2, 4), framed(B, 3, 5)] }))).toEqual([3]);
+    // and the resumed socket knows A is at 2: the next fast-path copy of A goes out, with A's floor until A2 passes
+    expect(shown(third.deliverEarly(framed(A, 3, 6)))).toEqual([3]);
+  });
+
+  it('sends nothing by the fast path unless live: opening, replaying or suspended, the ordered path brings it', () => {
+    const subject = gate();
+    expect(subject.deliverEarly(framed(A, 1, 1))).toEqual([]);
+    subject.open(HORIZON);
+    deliver(subject, framed(A, 1, 1));
+    subject.beginResume(encodeCursor(position(1)));
+    expect(subject.deliverEarly(framed(A, 2, 2))).toEqual([]);
+    expect(shown(subject.finishReplay({ frames: [framed(A, 2, 2)] }))).toEqual([2]);
+    subject.suspend();
+    expect(subject.deliverEarly(framed(A, 3, 3))).toEqual([]);
+  });
+
+  it('recovers after an outage from the ordered position, not from a frame the fast path sent', () => {
+    const subject = live();
+    deliver(subject, framed(A, 1, 1));
+    subject.deliverEarly(framed(A, 2, 4));
+    subject.suspend();
+    expect(subject.beginRecovery()).toEqual({ after: position(1) });
+    // the catch-up brings B1 (at 2), which the outage dropped, and A2 again, which is not resent
+    expect(shown(subject.finishReplay({ frames: [framed(B, 1, 2), framed(A, 2, 4)] }))).toEqual([1]);
+    expect(subject.recoverFrom).toEqual(position(4));
+  });
+
+  it(`runs ahead in at most ${MAX_CURSOR_FLOORS} conversations at once`, () => {
+    const ids = Array.from({ length: MAX_CURSOR_FLOORS + 1 }, (_, i) => `01JE${String(i).padStart(22, '0')}`);
+    const subject = live();
+    ids.forEach((id, i) => deliver(subject, framed(id, 1, i + 1)));
+    const early = ids.map((id, i) => shown(subject.deliverEarly(framed(id, 2, 100 + i))));
+    expect(early).toEqual([...ids.slice(0, MAX_CURSOR_FLOORS).map(() => [2]), []]);
+    // once the ordered path catches up with one of them, the last one may run ahead
+    deliver(subject, framed(ids[0]!, 2, 100));
+    expect(shown(subject.deliverEarly(framed(ids.at(-1)!, 2, 200)))).toEqual([2]);
   });
 });

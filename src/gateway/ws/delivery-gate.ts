@@ -1,3 +1,5 @@
+import { decodeResumeCursor, encodeResumeCursor, MAX_CURSOR_FLOORS, type CursorFloors } from '../../delivery/cursor.js';
+import type { NewMessageFrame } from '../../delivery/event-frames.js';
 import { compareFeedPositions, type FeedPosition } from '../../event-store/recorded-event.js';
 import { isEventFrame, type DeliveredFrame } from './delivered-frames.js';
 
@@ -25,7 +27,16 @@ import { isEventFrame, type DeliveredFrame } from './delivered-frames.js';
  *   `resync_required` instead (the client refetches over REST), and a catch-up over `catchUpBytes` is
  *   replaced by `resync_required` as well. Neither closes the socket;
  * - `recoverFrom` is where a replay after an outage must start so that nothing sent or skipped is missed:
- *   the position of the last event frame sent, else the horizon the socket started from.
+ *   the position of the last event frame the ordered path brought (sent, or sent before by the fast path),
+ *   else the horizon the socket started from.
+ *
+ * The fast path (`deliverEarly`): the sender's gateway publishes a `new_message` right after its append
+ * commits, ahead of the ordered path (relay, JetStream, fan-out). The gate sends such a copy only while live
+ * and only when it is the next `seq` of a conversation it already knows, so per conversation the order and the
+ * once-each rule hold whichever path a frame came by; everything else waits for the ordered path, which stays
+ * the authority. A frame sent ahead is past the ordered position, so until the ordered path reaches it the
+ * cursors this socket is sent name it as a floor (`encodeResumeCursor`): a resume from any cursor sent replays
+ * neither a frame twice nor misses one. At most `MAX_CURSOR_FLOORS` conversations run ahead at once.
  */
 
 /** An event frame as the catch-up read returns it. */
@@ -56,6 +67,8 @@ type Phase =
       readonly reason: 'resume' | 'recovery';
       /** Where the catch-up reads from; null for a recovery with no known start. */
       readonly after: FeedPosition | null;
+      /** A resume's floors: per conversation, the highest seq the client already has past `after`. */
+      readonly floors: CursorFloors;
       /** The outages the replay covers: those counted when it began. */
       readonly covers: number;
     };
@@ -68,6 +81,8 @@ export type DeliveryGate = {
   readonly recoverFrom: FeedPosition | null;
   /** A frame from the user's delivery subscription. */
   deliver(frame: DeliveredFrame, text: string): Outgoing[];
+  /** A fast-path copy of a `new_message`, ahead of the ordered path: sent only as the next seq of a known conversation. */
+  deliverEarly(frame: NewMessageFrame): Outgoing[];
   /** Step 0 (no `since`, or one that did not decode): go live, recovering from `start` until a frame is sent. */
   open(start: FeedPosition | null): Outgoing[];
   /**
@@ -104,6 +119,8 @@ export function createDeliveryGate(options: {
   let overflowed = false;
   let droppedUpTo: FeedPosition | null = null;
   const lastSeq = new Map<string, number>();
+  /** Conversations the fast path ran ahead of the ordered path in: the highest seq it sent in each. */
+  const ahead = new Map<string, number>();
   let recoverFrom: FeedPosition | null = null;
   /** NATS outages seen, and how many of them a recovery replay has covered: frames are held while they differ. */
   let outages = 0;
@@ -112,13 +129,27 @@ export function createDeliveryGate(options: {
   const later = (a: FeedPosition | null, b: FeedPosition | null): FeedPosition | null =>
     a === null ? b : b === null ? a : compareFeedPositions(a, b) >= 0 ? a : b;
 
-  /** The seq guard: passes a frame not sent yet for its conversation, and records it. */
+  /**
+   * The seq guard of the ordered path: passes a frame not sent yet for its conversation, and records it. A
+   * frame the fast path sent before is not sent again, but the ordered path has now reached it.
+   */
   function admit(frame: DeliveredFrame | CatchUpFrame): boolean {
     if (!('seq' in frame)) return true; // typing frames: no seq, always pass
-    if (frame.seq <= (lastSeq.get(frame.conversation_id) ?? 0)) return false;
-    lastSeq.set(frame.conversation_id, frame.seq);
+    const conversation = frame.conversation_id;
+    const fresh = frame.seq > (lastSeq.get(conversation) ?? 0);
+    const lead = ahead.get(conversation);
+    if (!fresh && lead === undefined) return false;
     recoverFrom = decodeCursor(frame.cursor) ?? recoverFrom;
+    if (lead !== undefined && frame.seq >= lead) ahead.delete(conversation);
+    if (!fresh) return false;
+    lastSeq.set(conversation, frame.seq);
     return true;
+  }
+
+  /** The frame's text with the cursor of this socket's position: its own, unless the fast path ran ahead. */
+  function textOf(frame: DeliveredFrame | CatchUpFrame, text: string): string {
+    if (ahead.size === 0 || !('cursor' in frame) || recoverFrom === null) return text;
+    return JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) });
   }
 
   const positionOf = (frame: DeliveredFrame): FeedPosition | null => (isEventFrame(frame) ? decodeCursor(frame.cursor) : null);
@@ -156,7 +187,7 @@ export function createDeliveryGate(options: {
     held = [];
     heldBytes = 0;
     phase = { name: 'live' };
-    for (const item of keep) if (admit(item.frame)) out.push({ kind: 'frame', text: item.text, catchUp: false });
+    for (const item of keep) if (admit(item.frame)) out.push({ kind: 'frame', text: textOf(item.frame, item.text), catchUp: false });
     return out;
   }
 
@@ -169,9 +200,9 @@ export function createDeliveryGate(options: {
     return [{ kind: 'resync_required', reason: 'too many frames arrived while replaying; refetch over REST' }, ...release(null)];
   }
 
-  function beginReplay(reason: 'resume' | 'recovery', after: FeedPosition | null): void {
+  function beginReplay(reason: 'resume' | 'recovery', after: FeedPosition | null, floors: CursorFloors = new Map()): void {
     if (phase.name === 'replaying') throw new Error('a replay is already in flight');
-    phase = { name: 'replaying', reason, after, covers: outages };
+    phase = { name: 'replaying', reason, after, floors, covers: outages };
     // Frames dropped so far were committed before this catch-up reads, after a position they follow: it
     // returns them.
     overflowed = false;
@@ -191,7 +222,18 @@ export function createDeliveryGate(options: {
         hold(frame, text);
         return [];
       }
-      return admit(frame) ? [{ kind: 'frame', text, catchUp: false }] : [];
+      return admit(frame) ? [{ kind: 'frame', text: textOf(frame, text), catchUp: false }] : [];
+    },
+
+    deliverEarly(frame) {
+      if (phase.name !== 'live' || recoverFrom === null) return [];
+      const conversation = frame.conversation_id;
+      const last = lastSeq.get(conversation);
+      if (last === undefined || frame.seq !== last + 1) return [];
+      if (!ahead.has(conversation) && ahead.size >= MAX_CURSOR_FLOORS) return [];
+      lastSeq.set(conversation, frame.seq);
+      ahead.set(conversation, frame.seq);
+      return [{ kind: 'frame', text: JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) }), catchUp: false }];
     },
 
     open(start) {
@@ -201,10 +243,10 @@ export function createDeliveryGate(options: {
     },
 
     beginResume(since) {
-      const after = decodeCursor(since);
-      if (!after) return 'invalid_cursor';
-      beginReplay('resume', after);
-      return { after };
+      const point = decodeResumeCursor(since);
+      if (!point) return 'invalid_cursor';
+      beginReplay('resume', point.position, point.floors);
+      return { after: point.position };
     },
 
     suspend() {
@@ -223,8 +265,16 @@ export function createDeliveryGate(options: {
       if (phase.name !== 'replaying') throw new Error(`finishReplay in phase ${phase.name}`);
       const replay = phase;
       if (replay.reason === 'recovery') recovered = replay.covers;
-      // A client's resume starts over: what this socket was sent before does not count against it.
-      if (replay.reason === 'resume') lastSeq.clear();
+      // A client's resume starts over: what this socket was sent before does not count against it; what the
+      // client has past its cursor's position (its floors) does.
+      if (replay.reason === 'resume') {
+        lastSeq.clear();
+        ahead.clear();
+        for (const [conversation, seq] of replay.floors) {
+          lastSeq.set(conversation, seq);
+          ahead.set(conversation, seq);
+        }
+      }
       const resynced = resyncIfDropped();
       if (resynced) return resynced;
       if ('resync' in result) {
@@ -241,7 +291,7 @@ export function createDeliveryGate(options: {
         return [{ kind: 'resync_required', reason: 'too much to replay; refetch over REST' }, ...release(last)];
       }
       const out: Outgoing[] = [];
-      for (const { frame, text } of texts) if (admit(frame)) out.push({ kind: 'frame', text, catchUp: true });
+      for (const { frame, text } of texts) if (admit(frame)) out.push({ kind: 'frame', text: textOf(frame, text), catchUp: true });
       return [...out, ...release(last)];
     },
   };

@@ -1,3 +1,4 @@
+import type { NewMessageFrame } from '../../delivery/event-frames.js';
 import type { DeliverySubscriptions } from '../delivery-subscriptions.js';
 import type { DeliveredFrame } from './delivered-frames.js';
 
@@ -7,6 +8,11 @@ export type Recovery = { readonly replayed: number; readonly resyncRequired: boo
 /** What the registry needs of a socket. */
 export type RegisteredSocket = {
   deliver(frame: DeliveredFrame, text: string): void;
+  /**
+   * A fast-path copy of a new message: written only as the next seq of its conversation (delivery-gate.ts).
+   * @returns whether it was written.
+   */
+  deliverEarly(frame: NewMessageFrame): boolean;
   /** The delivery subscription may be missing frames (NATS disconnected): hold live frames from now on. */
   suspend(): void;
   /**
@@ -27,6 +33,8 @@ export type SocketRegistry = {
   countOf(userId: number): number;
   /** Writes a frame from the user's delivery subject to each of the user's sockets here. */
   deliver(userId: number, frame: DeliveredFrame, text: string): void;
+  /** Offers a fast-path copy of a new message to each of the user's sockets here. @returns how many wrote it. */
+  deliverEarly(userId: number, frame: NewMessageFrame): number;
   /** NATS disconnected: suspends every socket, and every socket added until `resumeAll`. */
   suspendAll(): void;
   /** NATS is back with our subscriptions: sockets added from now on are not suspended. @returns every socket, to recover. */
@@ -71,6 +79,11 @@ export function createSocketRegistry(deps: {
     countOf: (userId) => byUser.get(userId)?.size ?? 0,
     deliver(userId, frame, text) {
       for (const socket of byUser.get(userId) ?? []) socket.deliver(frame, text);
+    },
+    deliverEarly(userId, frame) {
+      let written = 0;
+      for (const socket of byUser.get(userId) ?? []) if (socket.deliverEarly(frame)) written++;
+      return written;
     },
     suspendAll() {
       suspended = true;

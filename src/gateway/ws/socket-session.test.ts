@@ -172,6 +172,7 @@ describe('a socket across a NATS outage', () => {
     const late = {
       suspended: false,
       deliver: () => undefined,
+      deliverEarly: () => false,
       suspend: () => void (late.suspended = true),
       recover: () => Promise.resolve({ replayed: 0, resyncRequired: false }),
     };

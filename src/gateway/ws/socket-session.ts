@@ -403,6 +403,12 @@ export function startSocketSession(
     deliver(frame, text) {
       if (!closed) send(gate.deliver(frame, text));
     },
+    deliverEarly(frame) {
+      if (closed) return false;
+      const out = gate.deliverEarly(frame);
+      send(out);
+      return out.length > 0;
+    },
     suspend() {
       if (!closed) gate.suspend();
     },

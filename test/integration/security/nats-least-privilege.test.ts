@@ -165,13 +165,18 @@ describe('what a role may not do', () => {
   it('keeps a gateway from publishing event frames: refused on the delivery subject, dropped on the signal subject', async () => {
     const b = sockets.get(B)!;
     const real = await b.waitFor((frame) => frame.type === 'new_message');
-    const forged = { ...real, seq: (real['seq'] as number) + 1, data: { ...(real['data'] as object), message: 'forged' } };
+    const next = (real['seq'] as number) + 1;
+    const forged = { ...real, seq: next, data: { ...(real['data'] as object), message: 'forged' } };
     const gateway = await connectAs('gateway');
 
     gateway.nc.publish(deliverySubject(scope.subjectPrefix, B), JSON.stringify(forged));
     expect(await refusalsOf(gateway, deliverySubject(scope.subjectPrefix, B))).toEqual(['publish']);
-    // Allowed for gateways (typing), but a gateway takes only typing frames from there.
-    gateway.nc.publish(signalSubject(scope.subjectPrefix, B), JSON.stringify(forged));
+    // Allowed for gateways (typing, presence, and the fast path's copies of new messages), but from there a
+    // gateway takes no other event frame, and a new_message only as the next seq of a conversation its socket
+    // knows (docs/security.md): a read receipt, and a message past a gap, are dropped.
+    const forgedRead = { ...real, type: 'messages_read', seq: next, data: { reader_id: B, read_at: real['timestamp'], forged: true } };
+    const forgedPastGap = { ...forged, seq: next + 1 };
+    for (const frame of [forgedRead, forgedPastGap]) gateway.nc.publish(signalSubject(scope.subjectPrefix, B), JSON.stringify(frame));
     expect(await refusalsOf(gateway, signalSubject(scope.subjectPrefix, B))).toEqual([]);
     // A typing frame after them, from the same connection: once it is in, so would they be.
     const typing = { type: 'typing', conversation_id: conversationId, timestamp: new Date().toISOString(), data: { user_id: A, is_typing: false } };
