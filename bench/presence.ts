@@ -64,7 +64,7 @@ async function run(redis: Redis, scenario: Scenario, keyPrefix: string): Promise
   const plain = createSocketLeases({ redis, keyPrefix, maxPerUser: 10, ttlMs: scenario.leaseTtlMs, clock, logger });
   const presence = scenario.presence
     ? createPresence({
-        store: createPresenceStore({ redis, keyPrefix }),
+        store: createPresenceStore({ redis, keyPrefix, retentionMs: 30 * 86_400_000 }),
         connection: noPartners,
         publish: () => undefined,
         clock,

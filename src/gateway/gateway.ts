@@ -52,6 +52,7 @@ export type GatewaySettings = Pick<
   | 'WS_SOCKET_LEASE_TTL_MS'
   | 'PRESENCE_OFFLINE_GRACE_MS'
   | 'PRESENCE_SWEEP_INTERVAL_MS'
+  | 'PRESENCE_RETENTION_DAYS'
   | 'WS_MAX_FRAME_BYTES'
   | 'WS_PING_INTERVAL_MS'
   | 'WS_AUTH_TIMEOUT_MS'
@@ -203,7 +204,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
   });
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
   const presence = createPresence({
-    store: createPresenceStore({ redis, keyPrefix: settings.REDIS_KEY_PREFIX }),
+    store: createPresenceStore({ redis, keyPrefix: settings.REDIS_KEY_PREFIX, retentionMs: settings.PRESENCE_RETENTION_DAYS * 86_400_000 }),
     connection: pool,
     publish: (userId, frame) => subscriptions.publish(userId, frame),
     clock,

@@ -140,6 +140,7 @@ const gatewayVariables = baseSchema.extend({
   // 45 s + one sweep: a dead gateway's users are offline within 60 s (docs/presence.md).
   WS_SOCKET_LEASE_TTL_MS: positiveInt.min(300).max(600_000).default(45_000).describe('how long a dead gateway\'s sockets still count against their users\' cap and keep them online'),
   PRESENCE_OFFLINE_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000).describe('how long a user whose last socket closed stays online, so that a reconnect does not flap'),
+  PRESENCE_RETENTION_DAYS: positiveInt.max(3_650).default(30).describe('how long a user\'s presence (its last_seen_at) is kept in Redis after its last change; then they read as never seen'),
   PRESENCE_SWEEP_INTERVAL_MS: positiveInt.min(50).max(10_000).default(1_000).describe('how often each gateway looks for users whose grace ended or whose gateway died'),
   WS_REVOCATION_CHECK_MS: positiveInt.min(100).max(15_000).default(10_000).describe('how often open sockets\' tokens are checked against revocations'),
   WS_MAX_FRAME_BYTES: positiveInt.min(1_024).max(1_048_576).default(8_192).describe('larger frames close with 1009'),

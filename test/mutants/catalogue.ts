@@ -553,6 +553,12 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/chaos/pipeline-faults.test.ts'],
   },
   {
+    name: 'presence-kept-forever',
+    guarantee: 'a user\'s presence is forgotten PRESENCE_RETENTION_DAYS after its last change, not kept in Redis forever',
+    edits: [{ file: 'src/gateway/presence/presence-store.ts', search: "    redis.call('PEXPIRE', key, ARGV[3])\n", replace: '' }],
+    killers: ['test/integration/security/redis-acl.test.ts'],
+  },
+  {
     name: 'fast-path-copy-keeps-its-own-cursor',
     guarantee: 'a resume from the cursor of a frame the fast path sent misses nothing: the cursor is the ordered position with floors',
     edits: [

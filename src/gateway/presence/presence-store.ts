@@ -5,7 +5,9 @@ import { NEVER_SEEN, type PresenceDecision, type PresenceState } from './presenc
 /**
  * Presence in Redis, beside the socket leases it is derived from (socket-leases.ts):
  * - `<prefix>presence:<user>`, a hash: the machine's state (`name`, `since`, `seen`) and a `version` that
- *   every write increments;
+ *   every write increments; it expires `retentionMs` after its last write, so the users who stopped coming
+ *   back cost no memory (they then read as never seen: `last_seen_at` null). An online user's hash is
+ *   written at each look, about once a lease lifetime, so it never expires while a socket is open;
  * - `<prefix>presence:due`, a sorted set: when to look at each user again (an online user at its latest
  *   lease's expiry, a leaving one at the end of its grace), which every gateway's sweeper polls.
  * A decision is written only if the version and the liveness of the user's leases (any live, or none) are
@@ -66,18 +68,19 @@ end
 return out`;
 
 /**
- * Compare-and-set of decisions. KEYS[1]: the due set; ARGV: now, key prefix, then per write: user, expected
- * version, expected liveness (1: some lease live, 0: none), name, since, seen, check at ('' for never).
+ * Compare-and-set of decisions. KEYS[1]: the due set; ARGV: now, key prefix, retention (ms), then per write:
+ * user, expected version, expected liveness (1: some lease live, 0: none), name, since, seen, check at ('' for never).
  */
 const WRITE = `
 local out = {}
-for i = 3, #ARGV, 7 do
+for i = 4, #ARGV, 7 do
   local user = ARGV[i]
   local key = ARGV[2] .. 'presence:' .. user
   local version = redis.call('HGET', key, 'version') or '0'
   local live = redis.call('ZCOUNT', ARGV[2] .. 'sockets:' .. user, '(' .. ARGV[1], '+inf') > 0 and '1' or '0'
   if version == ARGV[i + 1] and live == ARGV[i + 2] then
     redis.call('HSET', key, 'version', tonumber(version) + 1, 'name', ARGV[i + 3], 'since', ARGV[i + 4], 'seen', ARGV[i + 5])
+    redis.call('PEXPIRE', key, ARGV[3])
     if ARGV[i + 6] == '' then redis.call('ZREM', KEYS[1], user) else redis.call('ZADD', KEYS[1], ARGV[i + 6], user) end
     out[#out + 1] = 1
   else
@@ -125,7 +128,12 @@ function fieldsOf(state: PresenceState): [string, string, string] {
 /** Writes per script call, so that one call never holds Redis for long. */
 const WRITES_PER_CALL = 500;
 
-export function createPresenceStore(deps: { readonly redis: Redis; readonly keyPrefix: string }): PresenceStore {
+export function createPresenceStore(deps: {
+  readonly redis: Redis;
+  readonly keyPrefix: string;
+  /** How long a user's presence is kept after its last write (`PRESENCE_RETENTION_DAYS`). */
+  readonly retentionMs: number;
+}): PresenceStore {
   const { redis, keyPrefix } = deps;
   const stateKey = (userId: number) => `${keyPrefix}presence:${userId}`;
   const dueKey = `${keyPrefix}presence:due`;
@@ -149,7 +157,7 @@ export function createPresenceStore(deps: { readonly redis: Redis; readonly keyP
           ...fieldsOf(decision.next),
           decision.checkAt === null ? '' : String(decision.checkAt),
         ]);
-        const answers = (await redis.eval(WRITE, 1, dueKey, String(now), keyPrefix, ...args)) as number[];
+        const answers = (await redis.eval(WRITE, 1, dueKey, String(now), keyPrefix, String(deps.retentionMs), ...args)) as number[];
         written.push(...answers.map((answer) => answer === 1));
       }
       return written;

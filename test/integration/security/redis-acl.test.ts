@@ -7,6 +7,7 @@ import { createRevokedTokens, revocationKey } from '../../../src/gateway/auth/re
 import { pino } from 'pino';
 import { startRevocationSweep } from '../../../src/gateway/auth/revocation-sweep.js';
 import { createRateLimiter, isAllowance } from '../../../src/gateway/rate-limit.js';
+import { NEVER_SEEN } from '../../../src/gateway/presence/presence-machine.js';
 import { createPresenceStore } from '../../../src/gateway/presence/presence-store.js';
 import { createSocketLeases } from '../../../src/gateway/socket-leases.js';
 import { usersWithOpenSockets } from '../../../src/notifier/open-sockets.js';
@@ -14,6 +15,7 @@ import { notifiedKey, publishOnce } from '../../../src/notifier/publish-once.js'
 import { redisReady } from '../../../src/shared/readiness.js';
 import { createRedis } from '../../../src/shared/redis.js';
 import { getFreePort } from '../../../stack/free-port.js';
+import { waitUntil } from '../../support/wait-until.js';
 import { GATEWAY_REDIS_USER, gatewayRedisAcl, NOTIFIER_REDIS_USER, notifierRedisAcl } from '../../../stack/redis-acl.js';
 import { startRedisServer, type RedisServer } from '../../../stack/redis-server.js';
 
@@ -96,12 +98,21 @@ describe('the gateway\'s Redis user', () => {
 
     await redisReady(gateway).probe();
 
-    const presence = createPresenceStore({ redis: gateway, keyPrefix: PREFIX });
+    const presence = createPresenceStore({ redis: gateway, keyPrefix: PREFIX, retentionMs: 30 * 86_400_000 });
     const now = Date.now();
     const facts = await presence.read(7, now);
     expect(await presence.write([{ facts, decision: { next: { name: 'online' }, checkAt: now, announce: null } }], now)).toEqual([true]);
     expect((await presence.takeDue(now + 1, 10, 5_000)).map((due) => due.userId)).toEqual([7]);
     expect(await presence.states([7])).toEqual(new Map([[7, { name: 'online' }]]));
+
+    // A presence is kept for the retention after its last write, then forgotten: the user reads as never seen.
+    const brief = createPresenceStore({ redis: gateway, keyPrefix: PREFIX, retentionMs: 300 });
+    const offline = { name: 'offline', lastSeenAt: now } as const;
+    expect(await brief.write([{ facts: await brief.read(8, now), decision: { next: offline, checkAt: null, announce: null } }], now)).toEqual([true]);
+    expect(await brief.states([8])).toEqual(new Map([[8, offline]]));
+    const forgotten = async () => JSON.stringify((await brief.states([8])).get(8)) === JSON.stringify(NEVER_SEEN);
+    await waitUntil('the presence to expire', forgotten, { timeoutMs: 10_000 });
+    expect((await brief.states([8])).get(8)).toEqual(NEVER_SEEN);
   });
 
   it('refuses the rest: writing blacklist:*, other keys, other commands, other users\' scripts', async () => {
