@@ -8,6 +8,10 @@
  * ws internals, ...) and per constructor; with the resident memory (VmRSS) per socket beside it. The snapshots
  * are taken by Node itself on a signal (`--heapsnapshot-signal=SIGUSR2`, given to the gateway process by this
  * benchmark only): nothing in the gateway's code is involved.
+ *
+ * The processes run compiled, as the image runs them (`npm run build`, then `node dist/<role>/main.js`; the
+ * baseline compiled the same way), unless `--source`: under tsx, whose keepNames gives every named function
+ * a `name` property (a 256-byte property store per closure a socket creates).
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -20,7 +24,7 @@ import { startBenchServers } from './load/bench-servers.js';
 import { forEachBounded, sleep } from './load/bounded-parallel.js';
 import { openSocketWithRetry } from './load/open-socket.js';
 import { formatBytes, residentBytes } from './load/resident-memory.js';
-import { answers200, waitUntil } from './load/role-process.js';
+import { answers200, buildCompiledRoles, waitUntil } from './load/role-process.js';
 import { startSystem, type RunningSystem, type SystemName } from './load/systems.js';
 import { createTokenMinter } from './load/tokens.js';
 
@@ -32,6 +36,9 @@ const HELP = `npm run bench:socket-heap -- [options]
   --settle <s>         seconds between the last socket and the second snapshot (default 5)
   --top <n>            constructors listed per system (default 25)
   --keep <dir>         keep the snapshots there (open them in Chrome DevTools, Memory tab: "Comparison")
+  --source             run the roles and the baseline from their sources under tsx (node --import tsx), as
+                       npm start does; by default they are compiled first and run as the image runs them
+                       (npm run build, node dist/<role>/main.js; the baseline by bench/baseline/tsconfig.build.json)
   --help`;
 
 const { values } = parseArgs({
@@ -42,6 +49,7 @@ const { values } = parseArgs({
     settle: { type: 'string' },
     top: { type: 'string' },
     keep: { type: 'string' },
+    source: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -60,6 +68,7 @@ const parsed = z
     settle: z.coerce.number().nonnegative().default(5),
     top: z.coerce.number().int().positive().default(25),
     keep: z.string().optional(),
+    source: z.boolean().default(false),
   })
   .safeParse(values);
 if (!parsed.success) {
@@ -133,6 +142,7 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
     poolSize: 10,
     tag: `heap${tag}`,
     gatewayNodeOptions: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`],
+    compiled: !options.source,
   });
   const healthUrl = system.wsUrls[0]!.replace(/^ws/, 'http').replace(/\/api\/v1\/chat\/ws$/, '/health');
   const pid = system.gatewayPids[0]!;
@@ -161,7 +171,8 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
 function report(name: SystemName, sockets: number, rss: { rssBefore: number; rssAfter: number }, before: HeapSummary, after: HeapSummary): void {
   const per = (bytes: number): string => formatBytes(bytes / Math.max(1, sockets));
   const diff = diffHeapSummaries(before, after);
-  say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'}`);
+  const how = options.source ? 'from its sources under tsx' : 'compiled';
+  say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'} (${how})`);
   say(`  resident memory (VmRSS) ${formatBytes(rss.rssBefore)} -> ${formatBytes(rss.rssAfter)}: ${per(rss.rssAfter - rss.rssBefore)} per socket`);
   say(`  heap (self sizes of every object) ${formatBytes(before.totalBytes)} -> ${formatBytes(after.totalBytes)}: ${per(after.totalBytes - before.totalBytes)} per socket`);
   say('  per socket, by kind:            bytes   objects');
@@ -182,6 +193,10 @@ function report(name: SystemName, sockets: number, rss: { rssBefore: number; rss
   }
 }
 
+if (!options.source) {
+  note('compiling the roles and the baseline (npm run build; bench/baseline/tsconfig.build.json)');
+  await buildCompiledRoles();
+}
 note(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
 const dir = options.keep ? path.resolve(options.keep) : await mkdtemp(path.join(tmpdir(), 'matcha-heap-'));
 await mkdir(dir, { recursive: true });
