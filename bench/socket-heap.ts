@@ -5,9 +5,14 @@
  * servers (bench/load/bench-servers.ts): a heap snapshot of the gateway process before any socket, then
  * `--sockets` idle authenticated sockets from this process, a settle, a second snapshot, and the growth
  * between the two divided by the sockets, per kind (closures, timers, Maps, NATS subscriptions, buffers,
- * ws internals, ...) and per constructor; with the resident memory (VmRSS) per socket beside it. The snapshots
+ * ws internals, ...) and per constructor; with the resident memory (VmRSS) per socket beside it, as found and
+ * after a full GC (through the inspector, `--inspect`, also given by this benchmark only). The snapshots
  * are taken by Node itself on a signal (`--heapsnapshot-signal=SIGUSR2`, given to the gateway process by this
  * benchmark only): nothing in the gateway's code is involved.
+ *
+ * The processes run compiled, as the image runs them (`npm run build`, then `node dist/<role>/main.js`; the
+ * baseline compiled the same way), unless `--source`: under tsx, whose keepNames gives every named function
+ * a `name` property (a 256-byte property store per closure a socket creates).
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -15,12 +20,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
+import { getFreePorts } from '../stack/free-port.js';
+import { collectGarbage } from './heap/collect-garbage.js';
 import { byKind, diffHeapSummaries, HEAP_KINDS, summarizeHeapSnapshot, type HeapSummary } from './heap/heap-summary.js';
 import { startBenchServers } from './load/bench-servers.js';
 import { forEachBounded, sleep } from './load/bounded-parallel.js';
 import { openSocketWithRetry } from './load/open-socket.js';
 import { formatBytes, residentBytes } from './load/resident-memory.js';
-import { answers200, waitUntil } from './load/role-process.js';
+import { answers200, buildCompiledRoles, waitUntil } from './load/role-process.js';
 import { startSystem, type RunningSystem, type SystemName } from './load/systems.js';
 import { createTokenMinter } from './load/tokens.js';
 
@@ -32,6 +39,9 @@ const HELP = `npm run bench:socket-heap -- [options]
   --settle <s>         seconds between the last socket and the second snapshot (default 5)
   --top <n>            constructors listed per system (default 25)
   --keep <dir>         keep the snapshots there (open them in Chrome DevTools, Memory tab: "Comparison")
+  --source             run the roles and the baseline from their sources under tsx (node --import tsx), as
+                       npm start does; by default they are compiled first and run as the image runs them
+                       (npm run build, node dist/<role>/main.js; the baseline by bench/baseline/tsconfig.build.json)
   --help`;
 
 const { values } = parseArgs({
@@ -42,6 +52,7 @@ const { values } = parseArgs({
     settle: { type: 'string' },
     top: { type: 'string' },
     keep: { type: 'string' },
+    source: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -60,6 +71,7 @@ const parsed = z
     settle: z.coerce.number().nonnegative().default(5),
     top: z.coerce.number().int().positive().default(25),
     keep: z.string().optional(),
+    source: z.boolean().default(false),
   })
   .safeParse(values);
 if (!parsed.success) {
@@ -125,6 +137,7 @@ async function openIdleSockets(system: RunningSystem, count: number): Promise<We
 
 async function measure(name: SystemName, servers: Awaited<ReturnType<typeof startBenchServers>>, dir: string, tag: number): Promise<void> {
   const snapshotDir = await mkdtemp(path.join(dir, `${name}-`));
+  const [inspectPort = 0] = await getFreePorts(1);
   note(`starting ${name}`);
   const system = await startSystem(name, {
     servers,
@@ -132,7 +145,8 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
     jwtSecret: JWT_SECRET,
     poolSize: 10,
     tag: `heap${tag}`,
-    gatewayNodeOptions: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`],
+    gatewayNodeOptions: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`, `--inspect=127.0.0.1:${inspectPort}`],
+    compiled: !options.source,
   });
   const healthUrl = system.wsUrls[0]!.replace(/^ws/, 'http').replace(/\/api\/v1\/chat\/ws$/, '/health');
   const pid = system.gatewayPids[0]!;
@@ -141,16 +155,20 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
     await sleep(2_000);
     note(`${name}: snapshot before any socket`);
     const rssBefore = await residentBytes({ kind: 'pid', pid });
+    await collectGarbage(inspectPort);
+    const rssCollectedBefore = await residentBytes({ kind: 'pid', pid });
     const before = await takeSnapshot(system, snapshotDir, healthUrl);
     note(`${name}: opening ${options.sockets} sockets`);
     sockets = await openIdleSockets(system, options.sockets);
     await sleep(options.settle * 1_000);
     const rssAfter = await residentBytes({ kind: 'pid', pid });
+    await collectGarbage(inspectPort);
+    const rssCollectedAfter = await residentBytes({ kind: 'pid', pid });
     note(`${name}: snapshot with ${sockets.length} sockets`);
     const after = await takeSnapshot(system, snapshotDir, healthUrl);
     note(`${name}: reading the snapshots`);
     const [was, now] = [await summarize(before), await summarize(after)];
-    report(name, sockets.length, { rssBefore, rssAfter }, was, now);
+    report(name, sockets.length, { rssBefore, rssAfter, rssCollectedBefore, rssCollectedAfter }, was, now);
   } finally {
     for (const socket of sockets) socket.terminate();
     await system.stop();
@@ -158,11 +176,18 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
   }
 }
 
-function report(name: SystemName, sockets: number, rss: { rssBefore: number; rssAfter: number }, before: HeapSummary, after: HeapSummary): void {
+type Resident = { readonly rssBefore: number; readonly rssAfter: number; readonly rssCollectedBefore: number; readonly rssCollectedAfter: number };
+
+function report(name: SystemName, sockets: number, rss: Resident, before: HeapSummary, after: HeapSummary): void {
   const per = (bytes: number): string => formatBytes(bytes / Math.max(1, sockets));
   const diff = diffHeapSummaries(before, after);
-  say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'}`);
+  const how = options.source ? 'from its sources under tsx' : 'compiled';
+  say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'} (${how})`);
   say(`  resident memory (VmRSS) ${formatBytes(rss.rssBefore)} -> ${formatBytes(rss.rssAfter)}: ${per(rss.rssAfter - rss.rssBefore)} per socket`);
+  say(
+    `  the same, each after a full GC ${formatBytes(rss.rssCollectedBefore)} -> ${formatBytes(rss.rssCollectedAfter)}: ` +
+      `${per(rss.rssCollectedAfter - rss.rssCollectedBefore)} per socket`,
+  );
   say(`  heap (self sizes of every object) ${formatBytes(before.totalBytes)} -> ${formatBytes(after.totalBytes)}: ${per(after.totalBytes - before.totalBytes)} per socket`);
   say('  per socket, by kind:            bytes   objects');
   const kinds = byKind(diff);
@@ -182,6 +207,10 @@ function report(name: SystemName, sockets: number, rss: { rssBefore: number; rss
   }
 }
 
+if (!options.source) {
+  note('compiling the roles and the baseline (npm run build; bench/baseline/tsconfig.build.json)');
+  await buildCompiledRoles();
+}
 note(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
 const dir = options.keep ? path.resolve(options.keep) : await mkdtemp(path.join(tmpdir(), 'matcha-heap-'));
 await mkdir(dir, { recursive: true });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describeExit, forEachLine, isRunning, terminate, waitForExit } from '../../stack/child-process.js';
 import { killOnExit } from '../../stack/kill-on-exit.js';
@@ -15,7 +16,32 @@ export type RoleProcess = {
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /**
- * Runs `node --import tsx <entry>` with exactly `env`, its output lines tagged `[name]` on our stderr.
+ * Where `npm run build` puts a source entry (`src/gateway/main.ts` -> `dist/gateway/main.js`), and
+ * `tsc -p bench/baseline/tsconfig.build.json` the baseline's (`bench/baseline/main.ts` ->
+ * `dist-bench/bench/baseline/main.js`).
+ */
+export function compiledEntry(entry: string): string {
+  const js = entry.replace(/\.ts$/, '.js');
+  return js.startsWith('src/') ? `dist/${js.slice('src/'.length)}` : `dist-bench/${js}`;
+}
+
+/** Compiles the roles and the baseline as the image does (`npm run build`), for `compiled` role processes. */
+export async function buildCompiledRoles(): Promise<void> {
+  const run = (args: readonly string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), ...args], { cwd: ROOT, stdio: 'inherit' });
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tsc ${args.join(' ')} exited with ${code}`))));
+    });
+  for (const dir of ['dist', 'dist-bench']) await rm(path.join(ROOT, dir), { recursive: true, force: true });
+  await run(['-p', 'tsconfig.build.json']);
+  await run(['-p', 'bench/baseline/tsconfig.build.json']);
+}
+
+/**
+ * Runs `node --import tsx <entry>` with exactly `env`, its output lines tagged `[name]` on our stderr; with
+ * `compiled`, `node <compiled entry>` instead (built beforehand by `buildCompiledRoles`): what the image runs,
+ * without tsx's loader thread or the `name` property its keepNames gives every named function.
  * Unlike the stack's supervisor, it hands back the pid: the benchmark reads the gateway's memory by pid.
  * With `cpuProfileDir`, Node writes CPU profiles of the whole run in `<cpuProfileDir>/<name>/` on exit (one per
  * thread: the main thread's is the largest; the others are tsx's module loader). `nodeOptions` go to node
@@ -25,12 +51,17 @@ export function startRoleProcess(
   name: string,
   entry: string,
   env: NodeJS.ProcessEnv,
-  options: { readonly cpuProfileDir?: string | undefined; readonly nodeOptions?: readonly string[] | undefined } = {},
+  options: {
+    readonly cpuProfileDir?: string | undefined;
+    readonly nodeOptions?: readonly string[] | undefined;
+    readonly compiled?: boolean | undefined;
+  } = {},
 ): RoleProcess {
   const profile = options.cpuProfileDir
     ? ['--cpu-prof', '--cpu-prof-dir', path.join(options.cpuProfileDir, name)]
     : [];
-  const child = spawn(process.execPath, [...profile, ...(options.nodeOptions ?? []), '--import', 'tsx', path.resolve(ROOT, entry)], {
+  const program = options.compiled ? [path.resolve(ROOT, compiledEntry(entry))] : ['--import', 'tsx', path.resolve(ROOT, entry)];
+  const child = spawn(process.execPath, [...profile, ...(options.nodeOptions ?? []), ...program], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -37,6 +37,8 @@ export type SystemOptions = {
   readonly hopTimesCapacity?: number;
   /** Node options of the gateways (ours) or instances (baseline), e.g. `--heapsnapshot-signal=SIGUSR2`. */
   readonly gatewayNodeOptions?: readonly string[];
+  /** Every process runs its compiled entry (`buildCompiledRoles` first) rather than the sources under tsx. */
+  readonly compiled?: boolean;
 };
 
 /** The load is not to be throttled: every message of the run must be accepted. */
@@ -56,7 +58,7 @@ async function stopAll(processes: readonly RoleProcess[]): Promise<void> {
   for (const process of [...processes].reverse()) await process.stop();
 }
 
-/** Our stack: relay, projector, fan-out and `instances` gateways, as `npm start` runs them. */
+/** Our stack: relay, projector, fan-out and `instances` gateways, as `npm start` runs them (or the image, `compiled`). */
 export async function startOurs(options: SystemOptions): Promise<RunningSystem> {
   const { servers } = options;
   const stream = `LOAD_${options.tag}`;
@@ -74,7 +76,7 @@ export async function startOurs(options: SystemOptions): Promise<RunningSystem> 
     ...options.roleEnv,
   };
   const as = (role: NatsRole) => ({ ...env, ...roleCredentialsEnv(role, servers.natsPasswords[role]) });
-  const profiled = { cpuProfileDir: options.cpuProfileDir };
+  const profiled = { cpuProfileDir: options.cpuProfileDir, compiled: options.compiled };
   // Every role has an operators' port (/health, /ready, /metrics) with a fixed default: give each a free one.
   const ports = await getFreePorts(3 + 2 * options.instances);
   const [relayOps = 0, projectorOps = 0, fanoutOps = 0] = ports;
@@ -175,7 +177,7 @@ export async function startBaseline(options: SystemOptions): Promise<RunningSyst
       REDIS_CHANNEL: `baseline:${options.tag}:messages`,
       JWT_SECRET: options.jwtSecret,
       RATE_LIMIT_MESSAGES_PER_MINUTE: UNLIMITED_RATE,
-    }, { cpuProfileDir: options.cpuProfileDir, nodeOptions: options.gatewayNodeOptions }),
+    }, { cpuProfileDir: options.cpuProfileDir, nodeOptions: options.gatewayNodeOptions, compiled: options.compiled }),
   );
   try {
     await Promise.all(

@@ -629,8 +629,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/socket-session.ts',
-        search: 'if (inFlight >= MAX_FRAMES_IN_FLIGHT) {',
-        replace: 'if (inFlight >= MAX_FRAMES_IN_FLIGHT * 1000) {',
+        search: 'if (this.#inFlight >= MAX_FRAMES_IN_FLIGHT) {',
+        replace: 'if (this.#inFlight >= MAX_FRAMES_IN_FLIGHT * 1000) {',
       },
     ],
     killers: ['test/integration/gateway/websocket.test.ts'],
@@ -715,8 +715,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/socket-session.ts',
-        search: "if (error instanceof GatewayError && error.code === 'unauthorized') return close(CLOSE.unauthorized, error.message);",
-        replace: 'if (error instanceof GatewayError) return close(CLOSE.unauthorized, error.message);',
+        search: "if (error instanceof GatewayError && error.code === 'unauthorized') return this.close(CLOSE.unauthorized, error.message);",
+        replace: 'if (error instanceof GatewayError) return this.close(CLOSE.unauthorized, error.message);',
       },
     ],
     killers: ['test/integration/gateway/redis-outage.test.ts'],
@@ -885,8 +885,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/socket-writer.ts',
-        search: 'if (!patient && unsentLiveBytes() + bytes > options.maxUnsentBytes) return false;',
-        replace: 'if (!patient && unsentLiveBytes() + bytes > options.maxUnsentBytes * 1024) return false;',
+        search: 'if (!patient && this.#unsentLiveBytes() + bytes > this.#maxUnsentBytes) return false;',
+        replace: 'if (!patient && this.#unsentLiveBytes() + bytes > this.#maxUnsentBytes * 1024) return false;',
       },
     ],
     killers: ['src/gateway/ws/socket-writer.test.ts'],

@@ -42,21 +42,32 @@ export type SocketRegistry = {
   readonly size: number;
 };
 
-/** The sockets of this gateway, by user; several per user (tabs, devices), up to `maxSocketsPerUser`. */
+/**
+ * The sockets of this gateway, by user; several per user (tabs, devices), up to `maxSocketsPerUser`. Most
+ * users have one socket here: it is the map's value itself, and a Set only once there are more.
+ */
 export function createSocketRegistry(deps: {
   readonly maxSocketsPerUser: number;
   readonly subscriptions: Pick<DeliverySubscriptions, 'acquire' | 'release'>;
 }): SocketRegistry {
-  const byUser = new Map<number, Set<RegisteredSocket>>();
+  const byUser = new Map<number, RegisteredSocket | Set<RegisteredSocket>>();
   let size = 0;
   let suspended = false;
+  const countIn = (entry: RegisteredSocket | Set<RegisteredSocket> | undefined): number =>
+    entry === undefined ? 0 : entry instanceof Set ? entry.size : 1;
+  const has = (entry: RegisteredSocket | Set<RegisteredSocket> | undefined, socket: RegisteredSocket): boolean =>
+    entry instanceof Set ? entry.has(socket) : entry === socket;
+  const each = (entry: RegisteredSocket | Set<RegisteredSocket> | undefined): Iterable<RegisteredSocket> =>
+    entry === undefined ? [] : entry instanceof Set ? entry : [entry];
+
   const registry: SocketRegistry = {
     async add(userId, socket) {
-      let sockets = byUser.get(userId);
-      if (sockets?.has(socket)) return 'added';
-      if ((sockets?.size ?? 0) >= deps.maxSocketsPerUser) return 'too_many';
-      if (!sockets) byUser.set(userId, (sockets = new Set()));
-      sockets.add(socket);
+      const entry = byUser.get(userId);
+      if (has(entry, socket)) return 'added';
+      if (countIn(entry) >= deps.maxSocketsPerUser) return 'too_many';
+      if (entry === undefined) byUser.set(userId, socket);
+      else if (entry instanceof Set) entry.add(socket);
+      else byUser.set(userId, new Set([entry, socket]));
       size++;
       // Added during an outage: its subscription (new or shared) may be missing frames as well.
       if (suspended) socket.suspend();
@@ -70,28 +81,37 @@ export function createSocketRegistry(deps: {
       return 'added';
     },
     remove(userId, socket) {
-      const sockets = byUser.get(userId);
-      if (!sockets?.delete(socket)) return;
+      const entry = byUser.get(userId);
+      if (entry instanceof Set) {
+        if (!entry.delete(socket)) return;
+        // Back to one socket: the map holds it again rather than a Set of one.
+        if (entry.size === 1) byUser.set(userId, entry.values().next().value!);
+      } else {
+        if (entry !== socket) return;
+        byUser.delete(userId);
+      }
       size--;
-      if (sockets.size === 0) byUser.delete(userId);
       deps.subscriptions.release(userId);
     },
-    countOf: (userId) => byUser.get(userId)?.size ?? 0,
+    countOf: (userId) => countIn(byUser.get(userId)),
     deliver(userId, frame, text) {
-      for (const socket of byUser.get(userId) ?? []) socket.deliver(frame, text);
+      // The live path: no array made for the usual single socket.
+      const entry = byUser.get(userId);
+      if (entry instanceof Set) for (const socket of entry) socket.deliver(frame, text);
+      else entry?.deliver(frame, text);
     },
     deliverEarly(userId, frame) {
       let written = 0;
-      for (const socket of byUser.get(userId) ?? []) if (socket.deliverEarly(frame)) written++;
+      for (const socket of each(byUser.get(userId))) if (socket.deliverEarly(frame)) written++;
       return written;
     },
     suspendAll() {
       suspended = true;
-      for (const sockets of byUser.values()) for (const socket of sockets) socket.suspend();
+      for (const entry of byUser.values()) for (const socket of each(entry)) socket.suspend();
     },
     resumeAll() {
       suspended = false;
-      return [...byUser.values()].flatMap((sockets) => [...sockets]);
+      return [...byUser.values()].flatMap((entry) => [...each(entry)]);
     },
     get size() {
       return size;

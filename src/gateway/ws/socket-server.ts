@@ -12,6 +12,7 @@ import { CLOSE } from './server-frames.js';
 import type { RequestTrace } from '../../event-store/event-metadata.js';
 import { newUlid } from '../../shared/ulid.js';
 import { REQUEST_ID_HEADER, requestTrace } from '../request-context.js';
+import { createSocketDeadlines } from './socket-deadlines.js';
 import { startSocketSession, type SessionDeps, type SocketSession } from './socket-session.js';
 
 export const SOCKET_PATH = '/api/v1/chat/ws';
@@ -46,7 +47,8 @@ export type SocketServer = {
  * The request URL is never logged: `?token=` carries a credential.
  */
 export function createSocketServer(deps: {
-  readonly session: SessionDeps;
+  /** What every session needs; the server adds its schedule of deadlines and learns of each close. */
+  readonly session: Omit<SessionDeps, 'deadlines' | 'onClosed'>;
   readonly logger: Logger;
   readonly allowedOrigins: readonly string[];
   /** Also accept an Origin that is this server's own (`http://<Host>`): a page the gateway serves itself. */
@@ -69,6 +71,9 @@ export function createSocketServer(deps: {
     if (trace) headers.push(`${REQUEST_ID_HEADER}: ${trace.requestId}`);
   });
   const sessions = new Set<SocketSession>();
+  /** One timer for every socket's auth timeout, token expiry and slow-reader cut-off. */
+  const deadlines = createSocketDeadlines();
+  const sessionDeps: SessionDeps = { ...deps.session, deadlines, onClosed: (session) => sessions.delete(session) };
   let closing = false;
   /** Sockets opened without a token that have not sent their `auth` frame yet (bounded by the auth timeout). */
   const unauthenticated = (): number => {
@@ -155,9 +160,7 @@ export function createSocketServer(deps: {
         if (lease) deps.session.leases.release(lease);
         return ws.close(CLOSE.serviceRestart, 'server restarting: reconnect');
       }
-      const session = startSocketSession(ws, deps.session, { user, since: since === '' ? null : since, trace, ...(lease && { lease }) });
-      sessions.add(session);
-      ws.once('close', () => sessions.delete(session));
+      sessions.add(startSocketSession(ws, sessionDeps, { user, since: since === '' ? null : since, trace, ...(lease && { lease }) }));
     });
   }
 
@@ -197,6 +200,7 @@ export function createSocketServer(deps: {
       await Promise.race([Promise.all([...sessions].map(drainOne)), sleep(CLOSE_HANDSHAKE_MS)]);
       for (const session of sessions) session.terminate();
       clearInterval(heartbeat);
+      deadlines.close();
       wss.close();
       // The caller closes the pool and Redis only after the frames being handled ran to their end.
       await Promise.race([Promise.all(handled), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);

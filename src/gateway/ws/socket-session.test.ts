@@ -7,6 +7,7 @@ import type { FeedPosition } from '../../event-store/recorded-event.js';
 import { decodeCursor, encodeCursor } from '../../delivery/cursor.js';
 import type { NewMessageFrame } from '../../delivery/event-frames.js';
 import type { ChatOperations } from '../chat-operations.js';
+import { createSocketDeadlines } from './socket-deadlines.js';
 import { createSocketRegistry, type SocketRegistry } from './socket-registry.js';
 import { startSocketSession, type CatchUp, type SocketSession } from './socket-session.js';
 
@@ -99,6 +100,7 @@ async function open(
       authTimeoutMs: 5_000,
       sendQueueBytes: 1 << 20,
       catchUpBytes: 1 << 20,
+      deadlines: createSocketDeadlines(),
     },
     { user: { userId: USER, validUntilMs: Date.now() + 3_600_000, revocationKey: 'blacklist:test' }, since: null },
   );

@@ -1,4 +1,4 @@
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { traceMetadata, type RequestTrace } from '../../event-store/event-metadata.js';
 import type { FeedPosition } from '../../event-store/recorded-event.js';
 import { newUlid } from '../../shared/ulid.js';
@@ -11,10 +11,13 @@ import { describeError, GatewayError } from '../errors.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { SocketLease, SocketLeases } from '../socket-leases.js';
 import { parseClientFrame, requestIdOf, type ClientFrame, type RequestId } from './client-frames.js';
-import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type Outgoing } from './delivery-gate.js';
+import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type DeliveryGate, type Outgoing } from './delivery-gate.js';
+import type { NewMessageFrame } from '../../delivery/event-frames.js';
+import type { DeliveredFrame } from './delivered-frames.js';
 import { CLOSE, serverFrames } from './server-frames.js';
 import type { Recovery, RegisteredSocket, SocketRegistry } from './socket-registry.js';
-import { createSocketWriter } from './socket-writer.js';
+import type { Deadline, DeadlineOwner, SocketDeadlines } from './socket-deadlines.js';
+import { createSocketWriter, type SocketWriter } from './socket-writer.js';
 
 /** The user's event frames after a feed position, or `resync_required` when there are too many to replay. */
 export type CatchUp = (userId: number, after: FeedPosition) => Promise<{ frames: readonly CatchUpFrame[] } | 'resync_required'>;
@@ -41,6 +44,10 @@ export type SessionDeps = {
   readonly sendQueueBytes: number;
   /** Most bytes one catch-up may send; a bigger one is replaced by `resync_required`. */
   readonly catchUpBytes: number;
+  /** The gateway's one schedule of socket deadlines: the auth timeout, token expiry, the cut-off after closing a slow reader. */
+  readonly deadlines: SocketDeadlines;
+  /** Told once the socket has closed, after the session let go of its registration and lease. */
+  readonly onClosed?: (session: SocketSession) => void;
 };
 
 export type SocketSession = RegisteredSocket & RevocableSocket & {
@@ -72,6 +79,7 @@ const TERMINATE_AFTER_MS = 2_000;
 const MAX_TIMER_MS = 2_147_483_647;
 
 const NO_ACK = Symbol('no ack');
+const NOTHING_RECOVERED: Recovery = { replayed: 0, resyncRequired: false };
 
 /** A catch-up slower than this (a database in trouble) gives resync_required rather than a stalled socket. */
 const CATCH_UP_TIMEOUT_MS = 10_000;
@@ -113,83 +121,278 @@ export function startSocketSession(
     readonly trace?: RequestTrace;
   },
 ): SocketSession {
-  const { clock } = deps;
-  const socketTrace = options.trace ?? { requestId: newUlid() };
-  const logger = deps.logger.child({ socket_request_id: socketTrace.requestId });
-  const gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
-  const writer = createSocketWriter(socket, { maxUnsentBytes: deps.sendQueueBytes });
-  let user: AuthenticatedUser | null = null;
-  let lease: SocketLease | null = options.lease ?? null;
-  let registered = false;
-  let closed = false;
-  let draining = false;
-  let alive = true;
-  let inFlight = 0;
-  /** Client frames, the open sequence and recoveries run here one after another. */
-  let queue: Promise<void> = Promise.resolve();
-  let authTimer: NodeJS.Timeout | undefined;
-  let expiryTimer: NodeJS.Timeout | undefined;
-  let terminateTimer: NodeJS.Timeout | undefined;
+  return new Session(socket, deps, options);
+}
 
-  function releaseLease(): void {
-    if (lease) deps.leases.release(lease);
-    lease = null;
+/** The session of each socket, for the listeners (shared by all sockets, `this` being the socket). */
+const SESSION = Symbol('socket session');
+type SessionSocket = WebSocket & { [SESSION]?: Session };
+const sessionOf = (socket: WebSocket): Session => (socket as SessionSocket)[SESSION]!;
+
+type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * A gateway holds thousands of mostly idle sockets, so a session is one object with its methods on the
+ * prototype: no closures, timers or promises of its own while idle. The socket's listeners are shared
+ * functions that find it on the socket; its deadlines are in the gateway's one schedule (socket-deadlines.ts);
+ * its queue of frames is a promise only while something is queued; its logger is made at its first line.
+ */
+class Session implements SocketSession, DeadlineOwner {
+  readonly #socket: WebSocket;
+  readonly #deps: SessionDeps;
+  readonly #trace: RequestTrace;
+  readonly #since: string | null;
+  readonly #gate: DeliveryGate;
+  readonly #writer: SocketWriter;
+  readonly #deadline: Deadline;
+  /** What `#deadline` is for. */
+  #deadlineKind: 'auth' | 'expiry' | 'terminate' = 'auth';
+  #logger: Logger | null = null;
+  #user: AuthenticatedUser | null = null;
+  #lease: SocketLease | null;
+  #registered = false;
+  #closed = false;
+  #draining = false;
+  #alive = true;
+  #inFlight = 0;
+  /** Client frames, the open sequence and recoveries run here one after another; null while nothing is queued. */
+  #queue: Promise<void> | null = null;
+
+  constructor(
+    socket: WebSocket,
+    deps: SessionDeps,
+    options: { readonly user: AuthenticatedUser | null; readonly since: string | null; readonly lease?: SocketLease; readonly trace?: RequestTrace },
+  ) {
+    this.#socket = socket;
+    this.#deps = deps;
+    this.#trace = options.trace ?? { requestId: newUlid() };
+    this.#since = options.since;
+    this.#lease = options.lease ?? null;
+    this.#gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
+    this.#writer = createSocketWriter(socket, { maxUnsentBytes: deps.sendQueueBytes });
+    this.#deadline = deps.deadlines.create(this);
+
+    (socket as SessionSocket)[SESSION] = this;
+    socket.on('pong', Session.#onPong);
+    socket.on('message', Session.#onMessage);
+    socket.on('error', Session.#onError);
+    socket.on('close', Session.#onClose);
+
+    if (options.user) {
+      const current = options.user;
+      void this.#enqueue(() => this.#authenticated(current), undefined, 'socket setup');
+    } else {
+      this.#deadlineKind = 'auth';
+      deps.deadlines.set(this.#deadline, deps.authTimeoutMs);
+    }
   }
 
-  function close(code: number, reason: string): void {
-    if (closed) return;
-    closed = true;
+  static #onPong(this: WebSocket): void {
+    sessionOf(this).#alive = true;
+  }
+
+  static #onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    sessionOf(this).#received(data, isBinary);
+  }
+
+  static #onError(this: WebSocket, error: Error): void {
+    // ws reports a frame over maxPayload here, then closes with 1009 on its own.
+    const session = sessionOf(this);
+    session.#log('debug', { err: error, userId: session.#user?.userId }, 'socket error');
+  }
+
+  static #onClose(this: WebSocket): void {
+    sessionOf(this).#socketClosed();
+  }
+
+  get authenticated(): boolean {
+    return this.#user !== null;
+  }
+
+  get lease(): SocketLease | null {
+    return this.#closed ? null : this.#lease;
+  }
+
+  get revocationKey(): string | null {
+    return this.#closed ? null : (this.#user?.revocationKey ?? null);
+  }
+
+  revoke(): void {
+    this.#log('info', { userId: this.#user?.userId }, 'token revoked: closing the socket');
+    this.close(CLOSE.unauthorized, 'token has been revoked');
+  }
+
+  deliver(frame: DeliveredFrame, text: string): void {
+    if (!this.#closed) this.#send(this.#gate.deliver(frame, text));
+  }
+
+  deliverEarly(frame: NewMessageFrame): boolean {
+    if (this.#closed) return false;
+    const out = this.#gate.deliverEarly(frame);
+    this.#send(out);
+    return out.length > 0;
+  }
+
+  suspend(): void {
+    if (!this.#closed) this.#gate.suspend();
+  }
+
+  recover(): Promise<Recovery> {
+    return this.#enqueue(() => this.#recoverMissed(), NOTHING_RECOVERED, 'replay after a NATS reconnect');
+  }
+
+  heartbeat(): void {
+    if (!this.#alive) {
+      this.#log('debug', { userId: this.#user?.userId }, 'peer did not answer the last ping; terminating');
+      this.#socket.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.#socket.ping();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
     // A close reason is at most 123 bytes; ours are ASCII.
-    socket.close(code, reason.slice(0, 120));
+    this.#socket.close(code, reason.slice(0, 120));
   }
 
-  function closeSlowReader(): void {
-    logger.warn({ userId: user?.userId, buffered: socket.bufferedAmount }, 'send queue full; closing slow socket');
-    close(CLOSE.slowConsumer, 'send queue full: the client does not read fast enough');
-    terminateTimer = setTimeout(() => socket.terminate(), TERMINATE_AFTER_MS);
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await this.settled();
+    this.close(CLOSE.serviceRestart, 'server restarting: reconnect, with ?since=<last cursor>');
   }
 
-  function write(text: string, patient = false): void {
-    if (closed) return;
-    if (!writer.write(text, { patient })) closeSlowReader();
+  terminate(): void {
+    this.#socket.terminate();
   }
 
-  const sendFrame = (frame: object): void => write(JSON.stringify(frame));
+  onceClosed(listener: () => void): void {
+    if (this.#socket.readyState === this.#socket.CLOSED) listener();
+    else this.#socket.once('close', listener);
+  }
+
+  async settled(): Promise<void> {
+    // Frames keep being chained onto the queue while earlier ones run: wait until it is empty.
+    for (let current = this.#queue; current !== null; current = this.#queue) await current.catch(() => undefined);
+  }
+
+  /** The gateway's schedule calls this when the socket's deadline passed. */
+  deadlinePassed(): void {
+    switch (this.#deadlineKind) {
+      case 'auth':
+        return this.close(CLOSE.unauthorized, `no auth frame within ${this.#deps.authTimeoutMs} ms`);
+      case 'expiry':
+        if (this.#user && this.#deps.clock().getTime() < this.#user.validUntilMs) return this.#scheduleExpiry(this.#user);
+        return this.close(CLOSE.unauthorized, 'token expired; send an auth frame with a fresh token before it expires');
+      case 'terminate':
+        return this.#socket.terminate();
+      default: {
+        const unreachable: never = this.#deadlineKind;
+        throw new Error(`unknown deadline ${String(unreachable)}`);
+      }
+    }
+  }
+
+  /** Logs with the socket's request id; the child logger is made at the socket's first line that is written. */
+  #log(level: LogLevel, fields: object, message: string): void {
+    if (!this.#deps.logger.isLevelEnabled(level)) return;
+    this.#logger ??= this.#deps.logger.child({ socket_request_id: this.#trace.requestId });
+    this.#logger[level](fields, message);
+  }
+
+  #received(data: RawData, isBinary: boolean): void {
+    this.#alive = true;
+    const text = isBinary ? null : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
+    if (this.#inFlight >= MAX_FRAMES_IN_FLIGHT) {
+      const requestId = text === null ? undefined : requestIdOf(text);
+      this.#answerError(requestId, new GatewayError('rate_limited', `more than ${MAX_FRAMES_IN_FLIGHT} frames in flight; wait for answers`));
+      return;
+    }
+    this.#inFlight++;
+    const arrivedDraining = this.#draining;
+    void this.#enqueue(
+      async () => {
+        // Once the server closed this socket (shutdown, slow reader, error), frames still waiting are not
+        // handled: no answer could reach the client, which retries them (by client_msg_id) on reconnect.
+        if (this.#closed) return;
+        if (text === null) return this.#answerError(undefined, new GatewayError('invalid_input', 'frames must be JSON text, not binary'));
+        if (arrivedDraining) return this.#answerError(requestIdOf(text), new GatewayError('unavailable', 'server restarting: send this again once reconnected'));
+        return this.#onText(text);
+      },
+      undefined,
+      'socket frame handling',
+    ).finally(() => {
+      this.#inFlight--;
+    });
+  }
+
+  #socketClosed(): void {
+    this.#closed = true;
+    this.#deps.deadlines.clear(this.#deadline);
+    if (this.#registered && this.#user) this.#deps.registry.remove(this.#user.userId, this);
+    this.#registered = false;
+    this.#releaseLease();
+    this.#deps.onClosed?.(this);
+  }
+
+  #releaseLease(): void {
+    if (this.#lease) this.#deps.leases.release(this.#lease);
+    this.#lease = null;
+  }
+
+  #closeSlowReader(): void {
+    this.#log('warn', { userId: this.#user?.userId, buffered: this.#socket.bufferedAmount }, 'send queue full; closing slow socket');
+    this.close(CLOSE.slowConsumer, 'send queue full: the client does not read fast enough');
+    // Closed: the token's expiry no longer matters, so this deadline takes its place.
+    this.#deadlineKind = 'terminate';
+    this.#deps.deadlines.set(this.#deadline, TERMINATE_AFTER_MS);
+  }
+
+  #write(text: string, patient = false): void {
+    if (this.#closed) return;
+    if (!this.#writer.write(text, { patient })) this.#closeSlowReader();
+  }
+
+  #sendFrame(frame: object): void {
+    this.#write(JSON.stringify(frame));
+  }
 
   /** Writes what the gate returned, in order. @returns how many catch-up frames and resyncs it held. */
-  function send(outgoing: readonly Outgoing[]): Recovery {
+  #send(outgoing: readonly Outgoing[]): Recovery {
     let replayed = 0;
     let resyncRequired = false;
     for (const item of outgoing) {
       if (item.kind === 'frame') {
-        write(item.text, item.catchUp);
+        this.#write(item.text, item.catchUp);
         if (item.catchUp) replayed++;
       } else {
-        write(JSON.stringify(serverFrames.resyncRequired(clock(), item.reason)), true);
+        this.#write(JSON.stringify(serverFrames.resyncRequired(this.#deps.clock(), item.reason)), true);
         resyncRequired = true;
       }
     }
     return { replayed, resyncRequired };
   }
 
-  function scheduleExpiry(current: AuthenticatedUser): void {
-    clearTimeout(expiryTimer);
-    const delay = current.validUntilMs - clock().getTime();
-    if (delay <= 0) return close(CLOSE.unauthorized, 'token expired');
-    expiryTimer = setTimeout(() => {
-      if (user && clock().getTime() < user.validUntilMs) scheduleExpiry(user);
-      else close(CLOSE.unauthorized, 'token expired; send an auth frame with a fresh token before it expires');
-    }, Math.min(delay, MAX_TIMER_MS));
+  #scheduleExpiry(current: AuthenticatedUser): void {
+    // Once closed, expiry would close it again: nothing to do (and a slow reader's cut-off must stay).
+    if (this.#closed) return;
+    this.#deps.deadlines.clear(this.#deadline);
+    const delay = current.validUntilMs - this.#deps.clock().getTime();
+    if (delay <= 0) return this.close(CLOSE.unauthorized, 'token expired');
+    this.#deadlineKind = 'expiry';
+    this.#deps.deadlines.set(this.#deadline, Math.min(delay, MAX_TIMER_MS));
   }
 
   /** The horizon now, or null (logged) when the database does not answer in time. */
-  async function readHorizon(userId: number): Promise<FeedPosition | null> {
+  async #readHorizon(userId: number): Promise<FeedPosition | null> {
     try {
-      const horizon = await withDeadline(deps.feedHorizon(), HORIZON_TIMEOUT_MS);
+      const horizon = await withDeadline(this.#deps.feedHorizon(), HORIZON_TIMEOUT_MS);
       if (horizon !== 'timed_out') return horizon;
-      logger.warn({ userId }, 'reading the feed horizon timed out');
+      this.#log('warn', { userId }, 'reading the feed horizon timed out');
     } catch (error) {
-      logger.warn({ err: error, userId }, 'could not read the feed horizon');
+      this.#log('warn', { err: error, userId }, 'could not read the feed horizon');
     }
     return null;
   }
@@ -198,62 +401,61 @@ export function startSocketSession(
    * The catch-up the gate asked for, bounded in time. A read that fails, times out or is too long is a
    * resync: the client refetches over REST, and the horizon read then is where a later recovery starts.
    */
-  async function readCatchUp(userId: number, after: FeedPosition | null): Promise<CatchUpResult> {
+  async #readCatchUp(userId: number, after: FeedPosition | null): Promise<CatchUpResult> {
     let result: Awaited<ReturnType<CatchUp>> | 'timed_out' | 'failed' | 'no_position' = 'no_position';
     if (after) {
       try {
-        result = await withDeadline(deps.catchUp(userId, after), CATCH_UP_TIMEOUT_MS);
+        result = await withDeadline(this.#deps.catchUp(userId, after), CATCH_UP_TIMEOUT_MS);
       } catch (error) {
-        logger.warn({ err: error, userId }, 'catch-up read failed');
+        this.#log('warn', { err: error, userId }, 'catch-up read failed');
         result = 'failed';
       }
     }
     if (typeof result === 'object') return result;
-    if (result !== 'resync_required') logger.warn({ userId, why: result }, 'sending resync_required');
+    if (result !== 'resync_required') this.#log('warn', { userId, why: result }, 'sending resync_required');
     const reason =
       result === 'resync_required'
         ? 'too many events to replay; refetch over REST'
         : 'missed frames cannot be replayed now; refetch over REST';
-    return { resync: reason, horizon: await readHorizon(userId) };
+    return { resync: reason, horizon: await this.#readHorizon(userId) };
   }
 
   /**
    * A client's `resume` frame.
    * @throws GatewayError `rate_limited` or `invalid_cursor`; the socket stays as it was (live).
    */
-  async function resume(userId: number, since: string): Promise<{ replayed: number; resync_required: boolean }> {
-    await deps.resumeLimiter.consume(userId);
-    const begun = gate.beginResume(since);
+  async #resume(userId: number, since: string): Promise<{ replayed: number; resync_required: boolean }> {
+    await this.#deps.resumeLimiter.consume(userId);
+    const begun = this.#gate.beginResume(since);
     if (begun === 'invalid_cursor') throw invalidCursor();
-    const { replayed, resyncRequired } = send(gate.finishReplay(await readCatchUp(userId, begun.after)));
+    const { replayed, resyncRequired } = this.#send(this.#gate.finishReplay(await this.#readCatchUp(userId, begun.after)));
     return { replayed, resync_required: resyncRequired };
   }
 
-  const invalidCursor = () => new GatewayError('invalid_cursor', 'since: not a cursor this server issued; live frames continue from now');
-
   /** After a NATS outage: replays what the subscription may have missed, once; nothing when not suspended. */
-  async function recoverMissed(): Promise<Recovery> {
-    if (closed || !user) return { replayed: 0, resyncRequired: false };
-    const begun = gate.beginRecovery();
-    if (begun === 'none') return { replayed: 0, resyncRequired: false };
-    const recovery = send(gate.finishReplay(await readCatchUp(user.userId, begun.after)));
-    logger.debug({ userId: user.userId, ...recovery }, 'replayed after a NATS reconnect');
+  async #recoverMissed(): Promise<Recovery> {
+    if (this.#closed || !this.#user) return NOTHING_RECOVERED;
+    const begun = this.#gate.beginRecovery();
+    if (begun === 'none') return NOTHING_RECOVERED;
+    const recovery = this.#send(this.#gate.finishReplay(await this.#readCatchUp(this.#user.userId, begun.after)));
+    this.#log('debug', { userId: this.#user.userId, ...recovery }, 'replayed after a NATS reconnect');
     return recovery;
   }
 
-  async function authenticated(current: AuthenticatedUser): Promise<void> {
-    clearTimeout(authTimer);
-    user = current;
-    scheduleExpiry(current);
+  async #authenticated(current: AuthenticatedUser): Promise<void> {
+    const deps = this.#deps;
+    this.#user = current;
+    // Replaces the auth timeout.
+    this.#scheduleExpiry(current);
     // `?since=`: a replay, unless the cursor does not decode or the user is over the replay limit; then the
     // socket opens live from now, after an error (and a resync_required for the limit: the client did ask
     // for what it missed).
     let refused: unknown = null;
     let resuming: { readonly after: FeedPosition } | null = null;
-    if (options.since !== null) {
+    if (this.#since !== null) {
       try {
         await deps.resumeLimiter.consume(current.userId);
-        const begun = gate.beginResume(options.since);
+        const begun = this.#gate.beginResume(this.#since);
         if (begun === 'invalid_cursor') refused = invalidCursor();
         else resuming = begun;
       } catch (error) {
@@ -262,49 +464,50 @@ export function startSocketSession(
     }
     // Without a replay, a recovery after an outage starts from the horizon, taken before the socket is
     // registered for live frames, so every event committed after it opened sorts after it.
-    const start = resuming === null ? await readHorizon(current.userId) : null;
-    if (closed) return;
-    if (!lease) {
+    const start = resuming === null ? await this.#readHorizon(current.userId) : null;
+    if (this.#closed) return;
+    if (!this.#lease) {
       const taken = await deps.leases.acquire(current.userId);
-      if (taken === 'too_many') return close(CLOSE.tooManySockets, 'too many sockets for this user');
-      lease = taken;
+      if (taken === 'too_many') return this.close(CLOSE.tooManySockets, 'too many sockets for this user');
+      this.#lease = taken;
       // Closed while the lease was taken: the close handler ran before it existed.
-      if (closed) return releaseLease();
+      if (this.#closed) return this.#releaseLease();
     }
-    const added = await deps.registry.add(current.userId, session);
-    if (closed) {
-      if (added === 'added') deps.registry.remove(current.userId, session);
+    const added = await deps.registry.add(current.userId, this);
+    if (this.#closed) {
+      if (added === 'added') deps.registry.remove(current.userId, this);
       return;
     }
-    if (added === 'too_many') return close(CLOSE.tooManySockets, 'too many sockets for this user');
-    registered = true;
-    logger.debug({ userId: current.userId }, 'socket authenticated');
-    sendFrame(serverFrames.connected(clock(), current.userId));
+    if (added === 'too_many') return this.close(CLOSE.tooManySockets, 'too many sockets for this user');
+    this.#registered = true;
+    this.#log('debug', { userId: current.userId }, 'socket authenticated');
+    this.#sendFrame(serverFrames.connected(deps.clock(), current.userId));
     if (resuming !== null) {
-      send(gate.finishReplay(await readCatchUp(current.userId, resuming.after)));
+      this.#send(this.#gate.finishReplay(await this.#readCatchUp(current.userId, resuming.after)));
       return;
     }
-    if (refused !== null) answerError(undefined, refused);
+    if (refused !== null) this.#answerError(undefined, refused);
     if (refused instanceof GatewayError && refused.code !== 'invalid_cursor') {
-      write(JSON.stringify(serverFrames.resyncRequired(clock(), 'the missed frames were not replayed; refetch over REST')), true);
+      this.#write(JSON.stringify(serverFrames.resyncRequired(deps.clock(), 'the missed frames were not replayed; refetch over REST')), true);
     }
-    send(gate.open(start));
+    this.#send(this.#gate.open(start));
   }
 
-  function answerError(requestId: RequestId | undefined, error: unknown, trace?: RequestTrace): void {
+  #answerError(requestId: RequestId | undefined, error: unknown, trace?: RequestTrace): void {
     const answer = describeError(error);
-    if (answer.report) logger.error({ err: error, userId: user?.userId, ...traceMetadata(trace) }, 'socket frame failed');
-    sendFrame(serverFrames.error(clock(), requestId, answer.wsCode, answer.message));
+    if (answer.report) this.#log('error', { err: error, userId: this.#user?.userId, ...traceMetadata(trace) }, 'socket frame failed');
+    this.#sendFrame(serverFrames.error(this.#deps.clock(), requestId, answer.wsCode, answer.message));
   }
 
-  async function handle(frame: ClientFrame, current: AuthenticatedUser, trace: RequestTrace): Promise<unknown> {
+  async #handle(frame: ClientFrame, current: AuthenticatedUser, trace: RequestTrace): Promise<unknown> {
+    const deps = this.#deps;
     const { userId } = current;
     switch (frame.type) {
       case 'auth': {
         const refreshed = await deps.verifyToken(frame.token);
         if (refreshed.userId !== userId) throw new GatewayError('unauthorized', 'token is for another user');
-        user = refreshed;
-        scheduleExpiry(refreshed);
+        this.#user = refreshed;
+        this.#scheduleExpiry(refreshed);
         return { user_id: userId, valid_until: new Date(refreshed.validUntilMs).toISOString() };
       }
       case 'send_message': {
@@ -323,13 +526,13 @@ export function startSocketSession(
       case 'typing': {
         const other = await deps.operations.otherParticipant(userId, frame.conversation_id);
         const forwarded = deps.typingThrottle.shouldForward(userId, frame.conversation_id);
-        if (forwarded) deps.publish(other, serverFrames.typing(clock(), frame.conversation_id, userId, frame.is_typing));
+        if (forwarded) deps.publish(other, serverFrames.typing(deps.clock(), frame.conversation_id, userId, frame.is_typing));
         return { forwarded };
       }
       case 'resume':
-        return resume(userId, frame.since);
+        return this.#resume(userId, frame.since);
       case 'ping':
-        sendFrame(serverFrames.pong(clock(), frame.request_id));
+        this.#sendFrame(serverFrames.pong(deps.clock(), frame.request_id));
         return NO_ACK;
       default: {
         const unreachable: never = frame;
@@ -339,159 +542,56 @@ export function startSocketSession(
   }
 
   /** The first frame of a socket without upgrade-time auth must be a valid `auth` frame. */
-  async function authenticateFirstFrame(text: string): Promise<void> {
+  async #authenticateFirstFrame(text: string): Promise<void> {
     const parsed = parseClientFrame(text);
     if (!parsed.ok || parsed.frame.type !== 'auth') {
-      return close(CLOSE.unauthorized, 'authenticate first: {"type":"auth","token":"<JWT>"}');
+      return this.close(CLOSE.unauthorized, 'authenticate first: {"type":"auth","token":"<JWT>"}');
     }
     let current: AuthenticatedUser;
     try {
-      current = await deps.verifyToken(parsed.frame.token);
+      current = await this.#deps.verifyToken(parsed.frame.token);
     } catch (error) {
       // Only a refused token logs the user out (4401); the server failing to check one (Redis down) is 1011.
-      if (error instanceof GatewayError && error.code === 'unauthorized') return close(CLOSE.unauthorized, error.message);
-      logger.error({ err: error }, 'could not check a first-frame token');
-      return close(CLOSE.internalError, 'cannot check tokens right now; retry shortly');
+      if (error instanceof GatewayError && error.code === 'unauthorized') return this.close(CLOSE.unauthorized, error.message);
+      this.#log('error', { err: error }, 'could not check a first-frame token');
+      return this.close(CLOSE.internalError, 'cannot check tokens right now; retry shortly');
     }
-    if (closed) return;
-    await authenticated(current);
+    if (this.#closed) return;
+    await this.#authenticated(current);
     if (parsed.frame.request_id !== undefined) {
-      sendFrame(serverFrames.ack(clock(), parsed.frame.request_id, { user_id: current.userId }));
+      this.#sendFrame(serverFrames.ack(this.#deps.clock(), parsed.frame.request_id, { user_id: current.userId }));
     }
   }
 
-  async function onText(text: string): Promise<void> {
-    if (closed) return;
-    if (!user) return authenticateFirstFrame(text);
+  async #onText(text: string): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#user) return this.#authenticateFirstFrame(text);
     const parsed = parseClientFrame(text);
-    if (!parsed.ok) return answerError(parsed.requestId, parsed.error);
+    if (!parsed.ok) return this.#answerError(parsed.requestId, parsed.error);
     const { frame } = parsed;
-    const trace = frameTrace(frame.request_id, socketTrace, newUlid);
+    const trace = frameTrace(frame.request_id, this.#trace, newUlid);
     try {
-      const data = await handle(frame, user, trace);
-      if (data !== NO_ACK && frame.request_id !== undefined) sendFrame(serverFrames.ack(clock(), frame.request_id, data));
+      const data = await this.#handle(frame, this.#user, trace);
+      if (data !== NO_ACK && frame.request_id !== undefined) this.#sendFrame(serverFrames.ack(this.#deps.clock(), frame.request_id, data));
     } catch (error) {
-      answerError(frame.request_id, error, trace);
+      this.#answerError(frame.request_id, error, trace);
     }
   }
 
   /** Runs `task` after everything queued; a failure closes the socket with 1011. */
-  function enqueue<T>(task: () => Promise<T>, failed: T, what: string): Promise<T> {
-    const run = queue.then(task).catch((error: unknown) => {
-      logger.error({ err: error, userId: user?.userId }, `${what} failed`);
-      close(CLOSE.internalError, 'internal error');
+  #enqueue<T>(task: () => Promise<T>, failed: T, what: string): Promise<T> {
+    const run = (this.#queue ?? Promise.resolve()).then(task).catch((error: unknown) => {
+      this.#log('error', { err: error, userId: this.#user?.userId }, `${what} failed`);
+      this.close(CLOSE.internalError, 'internal error');
       return failed;
     });
-    queue = run.then(() => undefined);
+    const tail: Promise<void> = run.then(() => {
+      // The last one queued: an idle socket keeps no promise.
+      if (this.#queue === tail) this.#queue = null;
+    });
+    this.#queue = tail;
     return run;
   }
-
-  const session: SocketSession = {
-    get authenticated() {
-      return user !== null;
-    },
-    get lease() {
-      return closed ? null : lease;
-    },
-    get revocationKey() {
-      return closed ? null : (user?.revocationKey ?? null);
-    },
-    revoke() {
-      logger.info({ userId: user?.userId }, 'token revoked: closing the socket');
-      close(CLOSE.unauthorized, 'token has been revoked');
-    },
-    deliver(frame, text) {
-      if (!closed) send(gate.deliver(frame, text));
-    },
-    deliverEarly(frame) {
-      if (closed) return false;
-      const out = gate.deliverEarly(frame);
-      send(out);
-      return out.length > 0;
-    },
-    suspend() {
-      if (!closed) gate.suspend();
-    },
-    recover: () => enqueue(recoverMissed, { replayed: 0, resyncRequired: false }, 'replay after a NATS reconnect'),
-    heartbeat() {
-      if (!alive) {
-        logger.debug({ userId: user?.userId }, 'peer did not answer the last ping; terminating');
-        socket.terminate();
-        return;
-      }
-      alive = false;
-      socket.ping();
-    },
-    close,
-    async drain() {
-      draining = true;
-      await session.settled();
-      close(CLOSE.serviceRestart, 'server restarting: reconnect, with ?since=<last cursor>');
-    },
-    terminate: () => socket.terminate(),
-    onceClosed(listener) {
-      if (socket.readyState === socket.CLOSED) listener();
-      else socket.once('close', listener);
-    },
-    async settled() {
-      // Frames keep being chained onto the queue while earlier ones run: wait until it stops growing.
-      for (let current = queue; ; current = queue) {
-        await current.catch(() => undefined);
-        if (current === queue) return;
-      }
-    },
-  };
-
-  socket.on('pong', () => {
-    alive = true;
-  });
-  socket.on('message', (data, isBinary) => {
-    alive = true;
-    const text = isBinary ? null : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
-    if (inFlight >= MAX_FRAMES_IN_FLIGHT) {
-      const requestId = text === null ? undefined : requestIdOf(text);
-      answerError(requestId, new GatewayError('rate_limited', `more than ${MAX_FRAMES_IN_FLIGHT} frames in flight; wait for answers`));
-      return;
-    }
-    inFlight++;
-    const arrivedDraining = draining;
-    void enqueue(
-      async () => {
-        // Once the server closed this socket (shutdown, slow reader, error), frames still waiting are not
-        // handled: no answer could reach the client, which retries them (by client_msg_id) on reconnect.
-        if (closed) return;
-        if (text === null) return answerError(undefined, new GatewayError('invalid_input', 'frames must be JSON text, not binary'));
-        if (arrivedDraining) return answerError(requestIdOf(text), new GatewayError('unavailable', 'server restarting: send this again once reconnected'));
-        return onText(text);
-      },
-      undefined,
-      'socket frame handling',
-    ).finally(() => {
-      inFlight--;
-    });
-  });
-  socket.on('error', (error) => {
-    // ws reports a frame over maxPayload here, then closes with 1009 on its own.
-    logger.debug({ err: error, userId: user?.userId }, 'socket error');
-  });
-  socket.on('close', () => {
-    closed = true;
-    clearTimeout(authTimer);
-    clearTimeout(expiryTimer);
-    clearTimeout(terminateTimer);
-    if (registered && user) deps.registry.remove(user.userId, session);
-    registered = false;
-    releaseLease();
-  });
-
-  if (options.user) {
-    const current = options.user;
-    void enqueue(() => authenticated(current), undefined, 'socket setup');
-  } else {
-    authTimer = setTimeout(
-      () => close(CLOSE.unauthorized, `no auth frame within ${deps.authTimeoutMs} ms`),
-      deps.authTimeoutMs,
-    );
-  }
-  return session;
 }
+
+const invalidCursor = () => new GatewayError('invalid_cursor', 'since: not a cursor this server issued; live frames continue from now');
