@@ -340,13 +340,13 @@ export const catalogue: readonly Mutant[] = [
     guarantee: 'a message deleted for everyone is a tombstone in the read tables (msg null, deleted_at set)',
     edits: [
       {
-        file: 'src/projections/conversation/apply-conversation-events.ts',
+        file: 'src/projections/conversation/conversation-fold.ts',
         search: 'const inBatch = sent.find((message) => message.version === messageVersion);',
         replace: 'const inBatch = sent.find(() => false);',
       },
       { file: 'src/projections/conversation/apply-conversation-events.ts', search: 'if (changes.deletions.length > 0) {', replace: 'if (changes.deletions.length < 0) {' },
     ],
-    killers: ['test/integration/projections/projection.test.ts'],
+    killers: ['src/projections/conversation/conversation-fold.test.ts', 'test/integration/projections/projection.test.ts'],
   },
   {
     name: 'blocked-conversation-shown-to-blocked-user',
