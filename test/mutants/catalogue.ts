@@ -349,6 +349,18 @@ export const catalogue: readonly Mutant[] = [
     killers: ['src/projections/conversation/conversation-fold.test.ts', 'test/integration/projections/projection.test.ts'],
   },
   {
+    name: 'projection-stored-reads-not-counted-off',
+    guarantee: 'unread counts are the other participant\'s messages not read yet, also after a read of messages stored before the batch',
+    edits: [
+      {
+        file: 'src/projections/conversation/apply-conversation-events.ts',
+        search: 'if (row) changes.updatedDiscussions.set(conversationId, subtractUnread(row, readerId, count));',
+        replace: 'if (row) changes.updatedDiscussions.set(conversationId, row);',
+      },
+    ],
+    killers: ['test/integration/projections/projection.test.ts'],
+  },
+  {
     name: 'blocked-conversation-shown-to-blocked-user',
     guarantee: 'for the blocked user a blocked conversation does not exist: left out of the list, 404 on every route',
     edits: [

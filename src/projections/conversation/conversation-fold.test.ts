@@ -275,6 +275,16 @@ describe('MessageDeleted', () => {
       });
   });
 
+  it('tombstones the very message named, not an earlier one of the batch', () => {
+    given(undefined)
+      .when(started(), sent(42, 'm1', t0 + minute), sent(7, 'm2', t0 + 2 * minute), deleted('m2', 3, 7, t0 + 3 * minute))
+      .then({
+        messages: [message(42, 'm1', 2, t0 + minute), message(7, 'm2', 3, t0 + 2 * minute, { msg: null, deleted_at: t0 + 3 * minute })],
+        deletions: [],
+        discussion: { last_message_content: null, last_message_version: 3 },
+      });
+  });
+
   it('leaves a stored message to the writer, and blanks the last message when it was that one', () => {
     given(storedRow({ version: 4, last_message_content: 'text of m4', last_message_version: 4, user1_unread: 2 }))
       .when(deleted('m4', 4, 42, t0 + minute))

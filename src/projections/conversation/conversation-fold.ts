@@ -213,8 +213,8 @@ export function foldConversation(
     requireRow(recorded.version).version = recorded.version;
   }
 
-  // Defined: every event either started the row or required it.
-  const discussion = requireRow(events.at(-1)?.version ?? 0);
+  // Never throws here: each event above started the row or required it.
+  const discussion = requireRow(0);
   return { discussion, created: stored === undefined, messages: sent, readRanges, deletions };
 }
 
