@@ -12,6 +12,7 @@ export default {
     'src/commands/conversation/conversation.ts',
     'src/commands/conversation/message-content.ts',
     'src/commands/conversation/events.ts',
+    'src/projections/conversation/conversation-fold.ts',
     'src/delivery/cursor.ts',
     'src/delivery/event-frames.ts',
     'src/gateway/ws/delivery-gate.ts',

@@ -23,12 +23,26 @@ import { getFreePorts } from '../stack/free-port.js';
 import { startEmbeddedPostgres } from '../stack/postgres.js';
 import { seedConversationLog } from '../test/support/conversation-log.js';
 
+const HELP = `npm run bench:read-side -- [--events 1000000] [--page-messages 100000]
+
+On a private durable Postgres it starts itself:
+  --events <n>          the log seeded with n events (conversations of 100), then rebuilt by the replay
+                        (5,000 events per transaction, reads switched): events/s (default 1000000)
+  --page-messages <n>   one conversation of n messages: a page of 50 at offset 0, at depth 90 % with
+                        offset, and with the before cursor; p50 and p99 of 200 runs each (default 100000)
+  --help`;
+
 const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '1000000' },
     'page-messages': { type: 'string', default: '100000' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(HELP);
+  process.exit(0);
+}
 const totalEvents = Number(args.events);
 const pageMessages = Number(args['page-messages']);
 

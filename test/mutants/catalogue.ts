@@ -340,11 +340,23 @@ export const catalogue: readonly Mutant[] = [
     guarantee: 'a message deleted for everyone is a tombstone in the read tables (msg null, deleted_at set)',
     edits: [
       {
-        file: 'src/projections/conversation/apply-conversation-events.ts',
+        file: 'src/projections/conversation/conversation-fold.ts',
         search: 'const inBatch = sent.find((message) => message.version === messageVersion);',
         replace: 'const inBatch = sent.find(() => false);',
       },
       { file: 'src/projections/conversation/apply-conversation-events.ts', search: 'if (changes.deletions.length > 0) {', replace: 'if (changes.deletions.length < 0) {' },
+    ],
+    killers: ['src/projections/conversation/conversation-fold.test.ts', 'test/integration/projections/projection.test.ts'],
+  },
+  {
+    name: 'projection-stored-reads-not-counted-off',
+    guarantee: 'unread counts are the other participant\'s messages not read yet, also after a read of messages stored before the batch',
+    edits: [
+      {
+        file: 'src/projections/conversation/apply-conversation-events.ts',
+        search: 'if (row) changes.updatedDiscussions.set(conversationId, subtractUnread(row, readerId, count));',
+        replace: 'if (row) changes.updatedDiscussions.set(conversationId, row);',
+      },
     ],
     killers: ['test/integration/projections/projection.test.ts'],
   },

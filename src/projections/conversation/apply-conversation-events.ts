@@ -1,7 +1,14 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { conversationEvent } from '../../commands/conversation/events.js';
-import type { RecordedEvent } from '../../event-store/recorded-event.js';
+import {
+  foldConversation,
+  subtractUnread,
+  type Deletion,
+  type DiscussionRow,
+  type MessageRow,
+  type ProjectableEvent,
+  type ReadRange,
+} from './conversation-fold.js';
 
 /** The read tables a projection writes; the replay CLI points it at a fresh generation. */
 export type ReadTables = { readonly discussion: string; readonly messages: string };
@@ -9,8 +16,7 @@ export type ReadTables = { readonly discussion: string; readonly messages: strin
 /** The names clients read: views over the active generation's tables (migration 003). */
 export const LIVE_TABLES: ReadTables = { discussion: 'discussion', messages: 'messages' };
 
-/** What a projection needs of a stored event. */
-export type ProjectableEvent = Pick<RecordedEvent, 'streamId' | 'version' | 'type' | 'data'>;
+export type { ProjectableEvent } from './conversation-fold.js';
 
 /** Reads versions `afterVersion + 1 .. toVersion` of a conversation from the log, to fill a gap. */
 export type ReadMissing = (streamId: string, afterVersion: number, toVersion: number) => Promise<readonly ProjectableEvent[]>;
@@ -41,46 +47,20 @@ export const discussionColumns = z.object({
 });
 
 const discussionRow = discussionColumns.extend({
-  /** The version of the message `last_message_content` was taken from; null before the first message. */
   last_message_version: z.number().int().nullable(),
   version: z.number().int(),
   user1_unread: z.number().int(),
   user2_unread: z.number().int(),
   last_activity_at: z.number(),
-});
-type DiscussionRow = z.infer<typeof discussionRow>;
+}) satisfies z.ZodType<DiscussionRow>;
 
-type MessageRow = {
-  readonly id: string;
-  readonly conv_id: string;
-  readonly sender_id: number;
-  msg: string | null;
-  readonly time: number;
-  read_at: number | null;
-  readonly client_msg_id: string | null;
-  readonly version: number;
-  deleted_at: number | null;
-};
-
-/** "The message at this version was deleted", for rows already stored: made a tombstone by one UPDATE. */
-type Deletion = { readonly conversationId: string; readonly messageVersion: number; readonly deletedAt: number };
-
-/** "Reader read the other participant's messages with versions in (after, upTo]", for rows already stored. */
-type ReadRange = {
-  readonly conversationId: string;
-  readonly readerId: number;
-  readonly afterVersion: number;
-  readonly upToVersion: number;
-  readonly readAt: number;
-};
-
-/** Everything a batch changes, gathered in memory and written with a handful of set-based statements. */
+/** Everything a batch changes, gathered from the folds and written with a handful of set-based statements. */
 type BatchChanges = {
-  readonly createdDiscussions: DiscussionRow[];
+  readonly createdDiscussions: readonly DiscussionRow[];
   readonly updatedDiscussions: Map<string, DiscussionRow>;
-  readonly messages: MessageRow[];
-  readonly readRanges: ReadRange[];
-  readonly deletions: Deletion[];
+  readonly messages: readonly MessageRow[];
+  readonly readRanges: readonly ReadRange[];
+  readonly deletions: readonly Deletion[];
 };
 
 /**
@@ -90,16 +70,11 @@ type BatchChanges = {
  * are skipped, so applying a batch twice has the effect of applying it once; the rest must follow the applied
  * version without a hole, or the hole is read from the log with `readMissing`.
  *
- * The effect equals applying the events one by one in version order; the work is set-based (one statement
- * per table and kind of change), which is what lets the replay rebuild at tens of thousands of events a second.
- *
- * Blocking sets `blocked_by` (unblocking clears it); deleting makes the message a tombstone (`msg` null,
- * `deleted_at` set) in its place, and blanks `last_message_content` when it was taken from that message
- * (`last_message_version`), so a deleted text is never shown; `last_message_at` and the activity order stay.
- * Both move `updated_at` (the conversation as shown changed) and leave the unread counts alone: a tombstone
- * is still a message in the page, unread until the recipient reads, as before the delete. A `MessageSent`
- * whose content was erased in the log (null) projects to a null text, so an erased log and the live one
- * give the same tables once its `MessageDeleted` is applied.
+ * What the events change is `foldConversation`'s (conversation-fold.ts, pure: blocking, deleting, erased
+ * texts, unread counts); this function does the IO around it: it locks and loads the rows, fills holes, folds
+ * each conversation, and writes the whole batch set-based (one statement per table and kind of change),
+ * which is what lets the replay rebuild at tens of thousands of events a second. The effect equals applying
+ * the events one by one in version order.
  * @returns how many events were applied (not skipped).
  * @throws ProjectionGapError when a hole cannot be filled.
  */
@@ -122,21 +97,25 @@ export async function applyConversationEvents(
     FOR UPDATE`);
   const current = new Map(stored.map((row) => [row.id, row]));
 
-  const changes: BatchChanges = {
-    createdDiscussions: [],
-    updatedDiscussions: new Map(),
-    messages: [],
-    readRanges: [],
-    deletions: [],
-  };
+  const created: DiscussionRow[] = [];
+  const updated = new Map<string, DiscussionRow>();
+  const messages: MessageRow[] = [];
+  const readRanges: ReadRange[] = [];
+  const deletions: Deletion[] = [];
   let applied = 0;
   for (const id of ids) {
     const before = current.get(id);
     const pending = await eventsToApply(id, byStream.get(id) ?? [], before?.version ?? 0, options.readMissing);
-    if (pending.length === 0) continue;
-    foldConversation(id, before, pending, changes);
+    const changed = foldConversation(id, before, pending);
+    if (!changed) continue;
+    if (changed.created) created.push(changed.discussion);
+    else updated.set(id, changed.discussion);
+    messages.push(...changed.messages);
+    readRanges.push(...changed.readRanges);
+    deletions.push(...changed.deletions);
     applied += pending.length;
   }
+  const changes: BatchChanges = { createdDiscussions: created, updatedDiscussions: updated, messages, readRanges, deletions };
   await writeChanges(transaction, tables, changes);
   return applied;
 }
@@ -173,138 +152,6 @@ async function eventsToApply(
   return fromLog;
 }
 
-function foldConversation(
-  id: string,
-  before: DiscussionRow | undefined,
-  events: readonly ProjectableEvent[],
-  changes: BatchChanges,
-): void {
-  let row: DiscussionRow | undefined = before ? { ...before } : undefined;
-  const sent: MessageRow[] = [];
-  /** Per reader, the highest `up_to_version` of this batch's reads so far. */
-  const covered = new Map<number, number>();
-  const requireRow = (version: number): DiscussionRow => {
-    if (!row) throw new Error(`conversation ${id}: event version ${version} before ConversationStarted`);
-    return row;
-  };
-
-  for (const recorded of events) {
-    const event = conversationEvent.parse({ type: recorded.type, data: recorded.data });
-    switch (event.type) {
-      case 'ConversationStarted': {
-        if (row) throw new Error(`conversation ${id}: started twice (version ${recorded.version})`);
-        const startedAt = Date.parse(event.data.started_at);
-        row = {
-          id,
-          user1_id: event.data.user1_id,
-          user2_id: event.data.user2_id,
-          last_message_content: null,
-          last_message_at: null,
-          created_at: startedAt,
-          updated_at: startedAt,
-          blocked_by: null,
-          last_message_version: null,
-          version: recorded.version,
-          user1_unread: 0,
-          user2_unread: 0,
-          last_activity_at: startedAt,
-        };
-        break;
-      }
-      case 'MessageSent': {
-        const target = requireRow(recorded.version);
-        const sentAt = Date.parse(event.data.sent_at);
-        const senderId = event.data.sender_id;
-        sent.push({
-          id: event.data.message_id,
-          conv_id: id,
-          sender_id: senderId,
-          msg: event.data.content,
-          time: sentAt,
-          read_at: null,
-          client_msg_id: event.data.client_msg_id,
-          version: recorded.version,
-          deleted_at: null,
-        });
-        target.last_message_content = event.data.content;
-        target.last_message_version = recorded.version;
-        target.last_message_at = sentAt;
-        target.updated_at = sentAt;
-        target.last_activity_at = sentAt;
-        // The recipient's unread count grows; the sender's does not.
-        if (target.user1_id !== senderId) target.user1_unread++;
-        if (target.user2_id !== senderId) target.user2_unread++;
-        break;
-      }
-      case 'MessagesRead': {
-        const target = requireRow(recorded.version);
-        const { reader_id: readerId, up_to_version: upTo } = event.data;
-        const readAt = Date.parse(event.data.read_at);
-        let marked = 0;
-        for (const message of sent) {
-          if (message.sender_id !== readerId && message.version <= upTo && message.read_at === null) {
-            message.read_at = readAt;
-            marked++;
-          }
-        }
-        decrementUnread(target, readerId, marked);
-        // Rows stored before this batch are marked by one UPDATE later; it also counts what it marked.
-        const from = covered.get(readerId) ?? 0;
-        const storedUpTo = Math.min(upTo, before?.version ?? 0);
-        if (storedUpTo > from) {
-          changes.readRanges.push({ conversationId: id, readerId, afterVersion: from, upToVersion: storedUpTo, readAt });
-        }
-        covered.set(readerId, Math.max(from, upTo));
-        target.updated_at = Math.max(target.updated_at, readAt);
-        break;
-      }
-      case 'ConversationBlocked': {
-        const target = requireRow(recorded.version);
-        target.blocked_by = event.data.blocked_by;
-        target.updated_at = Math.max(target.updated_at, Date.parse(event.data.blocked_at));
-        break;
-      }
-      case 'ConversationUnblocked': {
-        const target = requireRow(recorded.version);
-        target.blocked_by = null;
-        target.updated_at = Math.max(target.updated_at, Date.parse(event.data.unblocked_at));
-        break;
-      }
-      case 'MessageDeleted': {
-        const target = requireRow(recorded.version);
-        const { message_version: messageVersion } = event.data;
-        const deletedAt = Date.parse(event.data.deleted_at);
-        const inBatch = sent.find((message) => message.version === messageVersion);
-        if (inBatch) {
-          inBatch.msg = null;
-          inBatch.deleted_at = deletedAt;
-        } else {
-          changes.deletions.push({ conversationId: id, messageVersion, deletedAt });
-        }
-        // The tombstone keeps its place as the last message (last_message_at stays), without its text.
-        if (target.last_message_version === messageVersion) target.last_message_content = null;
-        target.updated_at = Math.max(target.updated_at, deletedAt);
-        break;
-      }
-      default: {
-        const unknown: never = event;
-        throw new Error(`unknown event ${JSON.stringify(unknown)}`);
-      }
-    }
-    requireRow(recorded.version).version = recorded.version;
-  }
-
-  changes.messages.push(...sent);
-  if (!row) return;
-  if (before) changes.updatedDiscussions.set(id, row);
-  else changes.createdDiscussions.push(row);
-}
-
-function decrementUnread(row: DiscussionRow, readerId: number, count: number): void {
-  if (row.user1_id === readerId) row.user1_unread -= count;
-  if (row.user2_id === readerId) row.user2_unread -= count;
-}
-
 const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 const isoOrNull = (epochMs: number | null): string | null => (epochMs === null ? null : iso(epochMs));
 
@@ -336,9 +183,10 @@ async function writeChanges(
         RETURNING m.conv_id, r.reader_id
       )
       SELECT conv_id, reader_id, count(*) AS marked FROM marked GROUP BY conv_id, reader_id`);
+    // The fold counted this batch's messages only: take off the stored ones the UPDATE marked.
     for (const { conv_id: conversationId, reader_id: readerId, marked: count } of marked) {
       const row = changes.updatedDiscussions.get(conversationId);
-      if (row) decrementUnread(row, readerId, count);
+      if (row) changes.updatedDiscussions.set(conversationId, subtractUnread(row, readerId, count));
     }
   }
 
