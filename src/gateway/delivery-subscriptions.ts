@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { eventFrameSchema, type NewMessageFrame } from '../delivery/event-frames.js';
 import { deliverySubject, signalSubject } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
-import { signalFrame, type DeliveredFrame } from './ws/delivered-frames.js';
+import { signalFrame, type DeliveredFrame, type SignalFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
   /**
@@ -18,7 +18,7 @@ export type DeliverySubscriptions = {
    * sockets, on whichever gateways hold them, on the user's signal subject: gateways may not publish on delivery
    * subjects (only the fan-out may).
    */
-  publish(userId: number, frame: object): void;
+  publish(userId: number, frame: SignalFrame): void;
   /** Users with a subscription, for tests and metrics. */
   readonly size: number;
   close(): void;

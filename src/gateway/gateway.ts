@@ -7,7 +7,7 @@ import type { NatsConnection } from 'nats';
 import type { DatabasePool } from 'slonik';
 import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
-import { recordedEventFrame } from '../delivery/event-frames.js';
+import { recordedEventFrame, type NewMessageFrame } from '../delivery/event-frames.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
 import type { GatewayConfig } from '../shared/config.js';
 import { createHopTimes, hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
@@ -26,6 +26,7 @@ import { createPresenceStore } from './presence/presence-store.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
+import type { SignalFrame } from './ws/delivered-frames.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { newUlid } from '../shared/ulid.js';
@@ -164,9 +165,9 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       onMessagesAppended: (messages) => {
         for (const { event, participants } of messages) {
           const frame = recordedEventFrame(event, { userId: participants[0], blockedBy: null });
-          if (!frame) continue;
-          for (const userId of participants) subscriptions.publish(userId, frame);
+          if (frame?.type !== 'new_message') continue;
           if (hopTimes.enabled) hopTimes.mark(hopKey(event.streamId, event.version), 'fast_path_published');
+          for (const userId of participants) sendSignal(userId, frame);
         }
       },
     }),
@@ -190,23 +191,37 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
         hopTimes.markFirst(key, 'socket_written');
       }
     },
-    onFastPath: (userId, frame) => {
-      const timed = hopTimes.enabled && frame.data.sender_id !== userId;
-      const receivedAt = timed ? hopClock() : 0;
-      const written = registry.deliverEarly(userId, frame) > 0;
-      if (registry.countOf(userId) > 0) metrics.fastPathCopy(written);
-      if (timed) {
-        const key = hopKey(frame.conversation_id, frame.seq);
-        hopTimes.mark(key, 'fast_path_received', receivedAt);
-        if (written) hopTimes.markFirst(key, 'socket_written');
-      }
-    },
+    onFastPath: (userId, frame) => receiveFastPath(userId, frame),
   });
+  /** A fast-path copy for a user's sockets here, from another gateway or from this one (`sendSignal`). */
+  /** A fast-path copy for a user's sockets here, from another gateway or from this one (`sendSignal`). */
+  function receiveFastPath(userId: number, frame: NewMessageFrame): void {
+    if (registry.countOf(userId) === 0) return;
+    const timed = hopTimes.enabled && frame.data.sender_id !== userId;
+    const receivedAt = timed ? hopClock() : 0;
+    const written = registry.deliverEarly(userId, frame) > 0;
+    metrics.fastPathCopy(written);
+    if (timed) {
+      const key = hopKey(frame.conversation_id, frame.seq);
+      hopTimes.mark(key, 'fast_path_received', receivedAt);
+      if (written) hopTimes.markFirst(key, 'socket_written');
+    }
+  }
+  /**
+   * A signal (typing, presence, a fast-path copy) for every socket of a user: published for the other
+   * gateways, and handed to this gateway's own sockets directly, with no NATS round trip and no parse (the
+   * gateway's connection is without echo: the server does not send its own messages back to it).
+   */
+  function sendSignal(userId: number, frame: SignalFrame): void {
+    subscriptions.publish(userId, frame);
+    if (frame.type === 'new_message') receiveFastPath(userId, frame);
+    else if (registry.countOf(userId) > 0) registry.deliver(userId, frame, JSON.stringify(frame));
+  }
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
   const presence = createPresence({
     store: createPresenceStore({ redis, keyPrefix: settings.REDIS_KEY_PREFIX, retentionMs: settings.PRESENCE_RETENTION_DAYS * 86_400_000 }),
     connection: pool,
-    publish: (userId, frame) => subscriptions.publish(userId, frame),
+    publish: sendSignal,
     clock,
     logger,
     timings: { graceMs: settings.PRESENCE_OFFLINE_GRACE_MS, leaseTtlMs: settings.WS_SOCKET_LEASE_TTL_MS },
@@ -242,7 +257,7 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       catchUp: (userId, after) => readCatchUp(pool, userId, after, { limit: settings.WS_CATCH_UP_LIMIT }),
       feedHorizon: () => readFeedHorizon(pool),
       decodeCursor,
-      publish: (userId, frame) => subscriptions.publish(userId, frame),
+      publish: sendSignal,
       typingThrottle: createTypingThrottle({ ...TYPING_THROTTLE, clock }),
       clock,
       logger,

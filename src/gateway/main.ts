@@ -38,7 +38,8 @@ redis.on('ready', () => {
   if (redisDown) logger.info('Redis connection back');
   redisDown = false;
 });
-const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', user: config.NATS_USER, password: config.NATS_PASSWORD });
+// No echo: the gateway hands its own signals to its own sockets (gateway.ts), so NATS need not send them back.
+const nc = await connectNats({ url: config.NATS_URL, name: 'gateway', user: config.NATS_USER, password: config.NATS_PASSWORD, echo: false });
 const registry = createMetricsRegistry('gateway');
 const hopTimes = createHopTimes(config.HOP_TIMES_CAPACITY);
 const gateway = await startGateway(

@@ -12,6 +12,8 @@ export async function connectNats(options: {
   readonly name: string;
   readonly user?: string | undefined;
   readonly password?: string | undefined;
+  /** False: the server does not deliver this connection's own messages to its subscriptions (nats `noEcho`). */
+  readonly echo?: boolean;
 }): Promise<NatsConnection> {
   const { user, password } = options;
   if ((user === undefined) !== (password === undefined)) {
@@ -27,6 +29,7 @@ export async function connectNats(options: {
     // Otherwise every request (each JetStream publish, each ack wait) captures a stack trace up front, for a
     // better message if it times out: 15 % of the relay's CPU under load.
     noAsyncTraces: true,
+    ...(options.echo === false && { noEcho: true }),
   });
 }
 
@@ -49,7 +52,7 @@ export function deliverySubject(prefix: string, userId: number): string {
   return `${prefix}.deliver.${userId}`;
 }
 
-/** Ephemeral frames (typing, presence) for one user's sockets, published by gateways; never event frames. */
+/** Ephemeral frames (typing, presence, fast-path copies of new messages) for one user's sockets, published by gateways. */
 export function signalSubject(prefix: string, userId: number): string {
   return `${prefix}.signal.${userId}`;
 }

@@ -74,7 +74,8 @@ export async function startTestGateway(options: {
   const logger = pino({ level: 'debug', base: { role: 'gateway' } }, sink);
   const pool = await createDatabasePool({ url: options.databaseUrl, maximumPoolSize: 6 });
   const redis = createRedis(settings.REDIS_URL);
-  const nc = await connectNats({ url: natsUrl(), name: 'test-gateway', ...natsCredentials('gateway') });
+  // As the role connects (src/gateway/main.ts): without echo.
+  const nc = await connectNats({ url: natsUrl(), name: 'test-gateway', ...natsCredentials('gateway'), echo: false });
   const gateway = await startGateway(
     {
       pool,

@@ -3,6 +3,7 @@ import { unblockedPartnersOf } from '../../commands/conversation/blocks.js';
 import type { Logger } from '../../shared/logger.js';
 import { redisUnavailable } from '../redis-unavailable.js';
 import type { SocketLease, SocketLeases } from '../socket-leases.js';
+import type { SignalFrame } from '../ws/delivered-frames.js';
 import { serverFrames } from '../ws/server-frames.js';
 import { decidePresence, isOnline, type Observation, type PresenceTimings } from './presence-machine.js';
 import type { PresenceFacts, PresenceStore, PresenceWrite } from './presence-store.js';
@@ -42,7 +43,8 @@ const SWEEP_CLAIM_MS = 5_000;
 export function createPresence(deps: {
   readonly store: PresenceStore;
   readonly connection: CommonQueryMethods;
-  readonly publish: (userId: number, frame: object) => void;
+  /** Sends a frame to every socket of a user, on every gateway. */
+  readonly publish: (userId: number, frame: SignalFrame) => void;
   readonly clock: () => Date;
   readonly logger: Logger;
   readonly timings: PresenceTimings;

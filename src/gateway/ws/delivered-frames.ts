@@ -25,6 +25,8 @@ export const presenceFrame = z.object({
 /** What the signal subject carries, from gateways: ephemeral frames, and fast-path copies of new messages. */
 export const signalFrame = z.union([typingFrame, presenceFrame, newMessageFrame]);
 
+export type SignalFrame = z.infer<typeof signalFrame>;
+
 export const deliveredFrame = z.union([eventFrameSchema, signalFrame]);
 
 export type DeliveredFrame = z.infer<typeof deliveredFrame>;

@@ -13,7 +13,7 @@ import type { SocketLease, SocketLeases } from '../socket-leases.js';
 import { parseClientFrame, requestIdOf, type ClientFrame, type RequestId } from './client-frames.js';
 import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type DeliveryGate, type Outgoing } from './delivery-gate.js';
 import type { NewMessageFrame } from '../../delivery/event-frames.js';
-import type { DeliveredFrame } from './delivered-frames.js';
+import type { DeliveredFrame, SignalFrame } from './delivered-frames.js';
 import { CLOSE, serverFrames } from './server-frames.js';
 import type { Recovery, RegisteredSocket, SocketRegistry } from './socket-registry.js';
 import type { Deadline, DeadlineOwner, SocketDeadlines } from './socket-deadlines.js';
@@ -34,8 +34,8 @@ export type SessionDeps = {
   /** The last feed position below the commit-safe horizon now (feed-horizon.ts). */
   readonly feedHorizon: () => Promise<FeedPosition>;
   readonly decodeCursor: (cursor: string) => FeedPosition | null;
-  /** Publishes an ephemeral frame to a user's delivery subject. */
-  readonly publish: (userId: number, frame: object) => void;
+  /** Sends an ephemeral frame to every socket of a user, on every gateway (gateway.ts `sendSignal`). */
+  readonly publish: (userId: number, frame: SignalFrame) => void;
   readonly typingThrottle: { shouldForward(userId: number, conversationId: string): boolean };
   readonly clock: () => Date;
   readonly logger: Logger;

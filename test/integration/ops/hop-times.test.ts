@@ -4,6 +4,7 @@ import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { spawnRole, stopAllRoles } from '../../support/processes.js';
+import { waitUntil } from '../../support/wait-until.js';
 
 /**
  * HOP_TIMES_CAPACITY (a benchmark setting, src/shared/hop-times.ts): with it, the gateway, the relay and the
@@ -69,6 +70,8 @@ describe('per-hop times of the live path', () => {
     await recipient.waitFor((frame) => frame.type === 'new_message' && frame['seq'] === 2);
 
     const key = `${conversationId}:2`;
+    // The socket may have had the fast path's copy: the ordered path's copy reaches the gateway a moment later.
+    await waitUntil('the ordered copy at the gateway', async () => (await hopTimesOf('gateway'))[key]?.delivery_received !== undefined, { timeoutMs: 30_000 });
     const [gateway = {}, relay = {}, fanout = {}] = await Promise.all(['gateway', 'relay', 'fanout'].map(hopTimesOf));
     expect(Object.keys(gateway[key] ?? {}).sort()).toEqual([
       'batch_started',
