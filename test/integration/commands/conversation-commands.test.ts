@@ -113,7 +113,10 @@ describe('sendMessage', () => {
     const send = () => sendMessage(deps, { conversationId: id, senderId: a, content: 'coucou', clientMsgId: 'retry-1' });
     const first = await send();
     const retries = await Promise.all([send(), send(), send(), send()]);
-    for (const retry of retries) expect(retry).toEqual({ ...first, created: false });
+    for (const retry of retries) expect(retry).toEqual({ ...first, created: false, appended: null });
+    // The first one appended: the event as stored and the two participants (what the fast path publishes).
+    expect(first.appended?.event).toMatchObject({ type: 'MessageSent', version: first.version, streamId: id });
+    expect(first.appended?.participants).toContain(a);
     expect(first.created).toBe(true);
 
     const racing = await Promise.all(

@@ -115,7 +115,7 @@ describe('deleteMessageForEveryone', () => {
     expect(sent.deletedAt).toBeNull();
     const deleted = await deleteMessageForEveryone(deps, { messageId: sent.id, requesterId: a });
     const retry = await sendMessage(deps, { conversationId, senderId: a, content: text, clientMsgId: 'take-back-retry' });
-    expect(retry).toEqual({ ...sent, content: null, deletedAt: deleted.deletedAt, created: false });
+    expect(retry).toEqual({ ...sent, content: null, deletedAt: deleted.deletedAt, created: false, appended: null });
     expect(await tablesHolding(pool, text)).toEqual([]);
   });
 

@@ -12,6 +12,7 @@ import { createDatabasePool } from '../../../src/shared/database.js';
 import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
+import { waitUntil } from '../../support/wait-until.js';
 import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 import { waitForLiveProjection } from '../../support/read-model.js';
 
@@ -147,13 +148,21 @@ describe('the operators endpoints of every role', () => {
     expect(statuses).toEqual([201, 201, 429]);
     expect((await api(url, 'GET', '/api/v1/chat/conversations', { token: await mintToken(11, { secret: 'forged' }) })).status).toBe(401);
     await socket.waitForCount((frame) => frame.type === 'new_message', 2);
+    // The socket may have had them by the fast path: the ordered path's copies reach the gateway a moment later.
+    const gatewayMetrics = async () => (await get('gateway', '/metrics')).text();
+    await waitUntil('the ordered copies at the gateway', async () => sample(await gatewayMetrics(), 'chat_send_to_delivery_seconds_count') === 2, {
+      timeoutMs: 30_000,
+    });
 
-    const metrics = await (await get('gateway', '/metrics')).text();
+    const metrics = await gatewayMetrics();
     expect(sample(metrics, 'chat_gateway_sockets')).toBe(1);
     expect(sample(metrics, 'chat_messages_accepted_total')).toBe(2);
     expect(sample(metrics, 'chat_rate_limited_total')).toBe(1);
     expect(metrics).toMatch(/chat_auth_failures_total\{reason="bad_signature",role="gateway"\} 1/);
     expect(sample(metrics, 'chat_send_to_delivery_seconds_count')).toBe(2);
+    // Both messages' fast-path copies reached this gateway for Bob, written or left to the ordered path.
+    const copies = [...metrics.matchAll(/^chat_fast_path_copies_total\{[^}]*\} (\d+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
+    expect(copies).toBe(2);
     await socket.close();
   });
 });
