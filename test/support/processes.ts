@@ -134,3 +134,32 @@ export async function spawnRole(options: {
 export async function stopAllRoles(): Promise<void> {
   await Promise.all([...running].map((role) => role.stop()));
 }
+
+/** The live path's roles as processes: relay, projector, fan-out, and one gateway per port. */
+export type ChatRoles = {
+  readonly relay: RoleProcess;
+  readonly projector: RoleProcess;
+  readonly fanout: RoleProcess;
+  readonly gateways: readonly RoleProcess[];
+};
+
+/**
+ * Starts the relay, the projector, the fan-out and a gateway on each of `gatewayPorts`, all with `env`, and
+ * resolves once each is at work: the gateways listening, the relay leading, the projector projecting, the
+ * fan-out fanning out (its durable starts at the stream's end when first created: append nothing before).
+ */
+export async function startChatRoles(env: Readonly<Record<string, string>>, gatewayPorts: readonly number[]): Promise<ChatRoles> {
+  const relay = await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
+  const projector = await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env });
+  const fanout = await spawnRole({ name: 'fanout', entry: 'src/fanout/main.ts', env });
+  const gateways = await Promise.all(
+    gatewayPorts.map((port, index) =>
+      spawnRole({ name: gatewayPorts.length === 1 ? 'gateway' : `gateway-${index}`, entry: 'src/gateway/main.ts', env: { ...env, PORT: String(port) } }),
+    ),
+  );
+  for (const gateway of gateways) await gateway.waitForOutput(/gateway listening/, 90_000);
+  await relay.waitForOutput(/leadership acquired/);
+  await projector.waitForOutput(/projecting/);
+  await fanout.waitForOutput(/fanning out/);
+  return { relay, projector, fanout, gateways };
+}

@@ -8,7 +8,7 @@ import { createDatabasePool } from '../../../src/shared/database.js';
 import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
-import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
+import { spawnRole, startChatRoles, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 
 /**
  * A block holds on every live path and on the resume, with every role as a real process: relay, projector,
@@ -99,15 +99,7 @@ beforeAll(async () => {
   env = { ...gatewayEnv({ databaseUrl, prefix: testPrefix() }), FANOUT_ACK_WAIT_MS: '1000', RATE_LIMIT_MESSAGES_PER_MINUTE: '1000' };
   pool = await createDatabasePool({ url: databaseUrl, maximumPoolSize: 2 });
   [port] = (await getFreePorts(1)) as [number];
-  const relay = await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
-  const projector = await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env });
-  fanout = await spawnRole({ name: 'fanout', entry: 'src/fanout/main.ts', env });
-  const gateway = await spawnRole({ name: 'gateway', entry: 'src/gateway/main.ts', env: { ...env, PORT: String(port) } });
-  await gateway.waitForOutput(/gateway listening/, 90_000);
-  await relay.waitForOutput(/leadership acquired/);
-  await projector.waitForOutput(/projecting/);
-  // The fan-out's durable starts at the stream's end when first created: nothing may be appended before.
-  await fanout.waitForOutput(/fanning out/);
+  ({ fanout } = await startChatRoles(env, [port]));
   for (const user of [A, B, C]) tokens.set(user, await mintToken(user));
 }, 240_000);
 afterAll(async () => {

@@ -3,7 +3,7 @@ import { decodeResumeCursor } from '../../../src/delivery/cursor.js';
 import { getFreePorts } from '../../../stack/free-port.js';
 import { api, gatewayEnv, mintToken, openSocket, type Frame, type TestSocket } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
-import { spawnRole, stopAllRoles, type RoleProcess } from '../../support/processes.js';
+import { startChatRoles, stopAllRoles, type RoleProcess } from '../../support/processes.js';
 
 /**
  * The fast path (docs/delivery.md), through the real roles: relay, projector, fan-out and two gateways as
@@ -50,17 +50,7 @@ beforeAll(async () => {
   const databaseUrl = await createTestDatabase();
   const env = { ...gatewayEnv({ databaseUrl, prefix: testPrefix() }), FANOUT_ACK_WAIT_MS: '1000' };
   ports.push(...(await getFreePorts(2)));
-  const relay = await spawnRole({ name: 'relay', entry: 'src/relay/main.ts', env });
-  const projector = await spawnRole({ name: 'projector', entry: 'src/projections/main.ts', env });
-  fanout = await spawnRole({ name: 'fanout', entry: 'src/fanout/main.ts', env });
-  const gateways = await Promise.all(
-    ports.map((port, index) => spawnRole({ name: `gateway-${index}`, entry: 'src/gateway/main.ts', env: { ...env, PORT: String(port) } })),
-  );
-  for (const gateway of gateways) await gateway.waitForOutput(/gateway listening/, 90_000);
-  await relay.waitForOutput(/leadership acquired/);
-  await projector.waitForOutput(/projecting/);
-  // The fan-out's durable starts at the stream's end when first created: nothing may be appended before.
-  await fanout.waitForOutput(/fanning out/);
+  ({ fanout } = await startChatRoles(env, ports));
   for (const user of [A, B, C]) tokens.set(user, await mintToken(user));
 }, 240_000);
 
