@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
@@ -327,4 +329,34 @@ export async function upgradeStatus(url: string, options: ClientOptions & { read
     if (match?.[1]) return Number(match[1]);
     throw error;
   }
+}
+
+/**
+ * A refused upgrade's status and JSON body, read with a plain HTTP request (ws hides the body). `agent` sends
+ * it on a connection already open (a keep-alive one), where a listener that stopped accepting still answers.
+ */
+export async function upgradeRefusal(
+  url: string,
+  headers: Readonly<Record<string, string>> = {},
+  agent?: http.Agent,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const target = new URL(url.replace(/^ws/, 'http'));
+  return new Promise((resolve, reject) => {
+    const request = http.request(target, {
+      ...(agent && { agent }),
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64'), ...headers },
+    });
+    request.on('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    request.on('upgrade', (_response, socket) => {
+      socket.destroy();
+      reject(new Error('the upgrade was accepted'));
+    });
+    request.on('error', reject);
+    request.end();
+  });
 }

@@ -100,7 +100,7 @@ export function createSocketServer(deps: {
     // URL.parse, not new URL: the error of a URL that does not parse carries the URL, `?token=` included.
     const url = URL.parse(request.url ?? '/', 'http://gateway.invalid');
     if (url === null) return refuse(socket, 400, 'invalid_request', 'request URL does not parse');
-    if (closing) return refuse(socket, 503, 'internal', 'server is shutting down');
+    if (closing) return refuse(socket, 503, 'unavailable', 'server is shutting down; reconnect (the load balancer sends you to another gateway)');
     if (url.pathname !== SOCKET_PATH && url.pathname !== `${SOCKET_PATH}/`) {
       return refuse(socket, 404, 'not_found', 'no WebSocket endpoint here');
     }
@@ -109,7 +109,7 @@ export function createSocketServer(deps: {
     const sameOrigin = deps.sameOriginAllowed === true && origin === `http://${request.headers.host}`;
     if (deps.allowedOrigins.length > 0 && origin !== undefined && !sameOrigin && !deps.allowedOrigins.includes(origin)) {
       logger.info({ origin }, 'WebSocket upgrade from a refused origin');
-      return refuse(socket, 403, 'unauthorized', 'origin not allowed');
+      return refuse(socket, 403, 'forbidden', 'origin not allowed');
     }
     let user: AuthenticatedUser | null = null;
     try {

@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revocationKey } from '../../../src/gateway/auth/revoked-tokens.js';
-import { api, mintToken, openSocket, startTestGateway, TEST_JWT_SECRET, unsignedToken, upgradeStatus, type TestGateway } from '../../support/gateway.js';
+import { api, mintToken, openSocket, startTestGateway, TEST_JWT_SECRET, unsignedToken, upgradeRefusal, upgradeStatus, type TestGateway } from '../../support/gateway.js';
 import { createTestDatabase, testPrefix } from '../../support/infra.js';
 import { fitsInHeader, respellings } from '../../support/token-spellings.js';
 
@@ -198,6 +198,10 @@ describe('WebSocket authentication', () => {
   it('refuses an Origin outside ALLOWED_ORIGINS with HTTP 403 and accepts a listed one', async () => {
     const token = await mintToken(7);
     expect(await upgradeStatus(strict.wsUrl, { token, origin: 'https://evil.example' })).toBe(403);
+    expect(await upgradeRefusal(strict.wsUrl, { authorization: `Bearer ${token}`, origin: 'https://evil.example' })).toEqual({
+      status: 403,
+      body: { success: false, error: 'origin not allowed', code: 'forbidden' },
+    });
     expect(await upgradeStatus(strict.wsUrl, { token, origin: 'https://app.matcha.example' })).toBe(101);
   });
 
