@@ -771,6 +771,18 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/security/nats-least-privilege.test.ts'],
   },
   {
+    name: 'signal-subject-carries-event-frames',
+    guarantee: 'a gateway takes from the signal subject only typing, presence and fast-path copies: no other event frame',
+    edits: [
+      {
+        file: 'src/gateway/delivery-subscriptions.ts',
+        search: "const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : signalFrame;",
+        replace: "const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : eventFrameSchema.or(signalFrame);",
+      },
+    ],
+    killers: ['test/integration/security/nats-least-privilege.test.ts'],
+  },
+  {
     name: 'fanout-may-publish-events',
     guarantee: 'NATS least privilege: only the relay publishes into the events stream',
     edits: [

@@ -34,7 +34,7 @@ export type SessionDeps = {
   /** The last feed position below the commit-safe horizon now (feed-horizon.ts). */
   readonly feedHorizon: () => Promise<FeedPosition>;
   readonly decodeCursor: (cursor: string) => FeedPosition | null;
-  /** Publishes an ephemeral frame to a user's delivery subject. */
+  /** Publishes an ephemeral frame to a user's signal subject. */
   readonly publish: (userId: number, frame: object) => void;
   readonly typingThrottle: { shouldForward(userId: number, conversationId: string): boolean };
   readonly clock: () => Date;
