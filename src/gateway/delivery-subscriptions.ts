@@ -1,6 +1,7 @@
 import type { Msg, NatsConnection, NatsError, Subscription } from 'nats';
 import type { z } from 'zod';
 import { eventFrameSchema, type NewMessageFrame } from '../delivery/event-frames.js';
+import { flatString } from '../shared/flat-string.js';
 import { parseUserSubject, signalSubject, userSubjects } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
 import { signalFrame, type DeliveredFrame } from './ws/delivered-frames.js';
@@ -90,7 +91,8 @@ export function createDeliverySubscriptions(deps: {
         existing.count++;
         return existing.ready ?? Promise.resolve();
       }
-      const subscription = nc.subscribe(userSubjects(deps.subjectPrefix, userId), { callback: receive });
+      // Flat: nats.js keeps the subject for as long as the subscription lives.
+      const subscription = nc.subscribe(flatString(userSubjects(deps.subjectPrefix, userId)), { callback: receive });
       // flush() is a round trip: once it returns, the server has processed our SUB.
       const ready = nc.flush();
       const entry: Entry = { count: 1, subscription, ready };
