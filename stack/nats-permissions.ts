@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { allDeliverySubjects, allEventsSubject, allSignalSubjects, inboxPrefix } from '../src/shared/nats.js';
+import { allDeliverySubjects, allEventsSubject, allSignalSubjects, allUserSubjects, inboxPrefix } from '../src/shared/nats.js';
 
 /**
  * Least privilege on NATS: one user per role, allowed to publish and subscribe only where its job needs.
@@ -81,8 +81,9 @@ export function rolePermissions(role: NatsRole, scope: NatsScope): NatsPermissio
       // Reads events only: its notifications go to Redis, never to NATS.
       return { publish: durableConsumer(stream, scope.notifierDurable), subscribe: [ownInbox] };
     case 'gateway':
-      // No JetStream, no events, and never a delivery subject: typing goes on signal subjects.
-      return { publish: [allSignalSubjects(prefix)], subscribe: [allDeliverySubjects(prefix), allSignalSubjects(prefix)] };
+      // No JetStream, no events, and never a delivery subject: typing goes on signal subjects. It subscribes
+      // to each user's two subjects at once (`<prefix>.to.<user>.*`), which only `<prefix>.to.*.*` covers.
+      return { publish: [allSignalSubjects(prefix)], subscribe: [allUserSubjects(prefix)] };
     default: {
       const unknown: never = role;
       throw new Error(`no NATS permissions for role ${String(unknown)}`);

@@ -1,14 +1,15 @@
-import type { NatsConnection, Subscription } from 'nats';
+import type { Msg, NatsConnection, NatsError, Subscription } from 'nats';
 import type { z } from 'zod';
 import { eventFrameSchema, type NewMessageFrame } from '../delivery/event-frames.js';
-import { deliverySubject, signalSubject } from '../shared/nats.js';
+import { flatString } from '../shared/flat-string.js';
+import { parseUserSubject, signalSubject, userSubjects } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
 import { signalFrame, type DeliveredFrame, type SignalFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
   /**
-   * Counts one more socket of `userId`; the first one subscribes to the user's delivery and signal subjects.
-   * Resolves once the NATS server has the subscriptions, so that anything published after that reaches us.
+   * Counts one more socket of `userId`; the first one subscribes to the user's subjects (delivery and signal).
+   * Resolves once the NATS server has the subscription, so that anything published after that reaches us.
    */
   acquire(userId: number): Promise<void>;
   /** One socket fewer; the last one unsubscribes. */
@@ -24,15 +25,22 @@ export type DeliverySubscriptions = {
   close(): void;
 };
 
-type Entry = { count: number; readonly subscriptions: readonly Subscription[]; readonly ready: Promise<void> };
+type Entry = {
+  count: number;
+  readonly subscription: Subscription;
+  /** The flush that made the subscription; null once it resolved (kept only while in flight or failed). */
+  ready: Promise<void> | null;
+};
 
 /**
- * Two core-NATS subscriptions per user with at least one socket on this gateway, shared by the user's
- * sockets, so NATS routes a user's frames only to the gateways that hold that user: the delivery subject
- * (event frames, from the fan-out) and the signal subject (typing, presence and fast-path copies of new
- * messages, from gateways). Each subject accepts only its own kinds of frame: a frame on the signal subject
- * never reaches a socket as an ordered event frame (a fast-path copy goes to `onFastPath`, which sends it only
- * as the next seq of its conversation; docs/delivery.md, "The fast path").
+ * One core-NATS subscription per user with at least one socket on this gateway, shared by the user's
+ * sockets, so NATS routes a user's frames only to the gateways that hold that user: `userSubjects`, which
+ * covers the delivery subject (event frames, from the fan-out) and the signal subject (typing, presence and
+ * fast-path copies of new messages, from gateways). Each subject accepts only its own kinds of frame, told
+ * by the subject a message came on: a frame on the signal subject never reaches a socket as an ordered event
+ * frame (a fast-path copy goes to `onFastPath`, which sends it only as the next seq of its conversation;
+ * docs/delivery.md, "The fast path"). One subscription, not two, because each costs about 1.2 KiB of heap
+ * in nats.js, per user held (docs/benchmarks.md).
  */
 export function createDeliverySubscriptions(deps: {
   readonly nc: NatsConnection;
@@ -46,8 +54,19 @@ export function createDeliverySubscriptions(deps: {
   const entries = new Map<number, Entry>();
   const decoder = new TextDecoder();
 
-  function receive(userId: number, data: Uint8Array, schema: z.ZodType<DeliveredFrame>, kind: string): void {
-    const text = decoder.decode(data);
+  /** Every user's subscription calls this one function (no closure per user): the subject names the user. */
+  function receive(error: NatsError | null, message: Msg): void {
+    if (error) {
+      logger.warn({ err: error }, 'delivery subscription error');
+      return;
+    }
+    const to = parseUserSubject(message.subject);
+    if (!to) {
+      logger.warn({ subject: message.subject }, 'message on an unknown user subject; dropped');
+      return;
+    }
+    const { userId, kind } = to;
+    const text = decoder.decode(message.data);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -55,6 +74,7 @@ export function createDeliverySubscriptions(deps: {
       logger.warn({ userId, subject: kind }, 'delivery payload is not JSON; dropped');
       return;
     }
+    const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : signalFrame;
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       logger.warn({ userId, subject: kind, issues: parsed.error.issues.slice(0, 3) }, `payload on the ${kind} subject is not its kind of frame; dropped`);
@@ -64,29 +84,25 @@ export function createDeliverySubscriptions(deps: {
     else deps.onFrame(userId, parsed.data, text);
   }
 
-  function subscribe(subject: string, userId: number, schema: z.ZodType<DeliveredFrame>, kind: string): Subscription {
-    return nc.subscribe(subject, {
-      callback: (error, message) => {
-        if (error) logger.warn({ err: error, userId, subject: kind }, 'delivery subscription error');
-        else receive(userId, message.data, schema, kind);
-      },
-    });
-  }
-
   return {
     acquire(userId) {
       const existing = entries.get(userId);
       if (existing) {
         existing.count++;
-        return existing.ready;
+        return existing.ready ?? Promise.resolve();
       }
-      const subscriptions = [
-        subscribe(deliverySubject(deps.subjectPrefix, userId), userId, eventFrameSchema, 'delivery'),
-        subscribe(signalSubject(deps.subjectPrefix, userId), userId, signalFrame, 'signal'),
-      ];
-      // flush() is a round trip: once it returns, the server has processed our SUBs.
+      // Flat: nats.js keeps the subject for as long as the subscription lives.
+      const subscription = nc.subscribe(flatString(userSubjects(deps.subjectPrefix, userId)), { callback: receive });
+      // flush() is a round trip: once it returns, the server has processed our SUB.
       const ready = nc.flush();
-      entries.set(userId, { count: 1, subscriptions, ready });
+      const entry: Entry = { count: 1, subscription, ready };
+      entries.set(userId, entry);
+      ready.then(
+        () => {
+          if (entry.ready === ready) entry.ready = null;
+        },
+        () => undefined, // kept: the next socket of the user gets the same failure
+      );
       return ready;
     },
     release(userId) {
@@ -94,7 +110,7 @@ export function createDeliverySubscriptions(deps: {
       if (!entry) return;
       if (--entry.count > 0) return;
       entries.delete(userId);
-      for (const subscription of entry.subscriptions) subscription.unsubscribe();
+      entry.subscription.unsubscribe();
     },
     publish(userId, frame) {
       nc.publish(signalSubject(deps.subjectPrefix, userId), JSON.stringify(frame));
@@ -103,7 +119,7 @@ export function createDeliverySubscriptions(deps: {
       return entries.size;
     },
     close() {
-      for (const entry of entries.values()) for (const subscription of entry.subscriptions) subscription.unsubscribe();
+      for (const entry of entries.values()) entry.subscription.unsubscribe();
       entries.clear();
     },
   };

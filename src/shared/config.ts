@@ -36,7 +36,7 @@ const baseSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'one subject token: letters, digits, "_" and "-" only')
     .default('chat')
-    .describe('root token of every subject: <prefix>.events.<conversation_id>, <prefix>.deliver.<user_id>'),
+    .describe('root token of every subject: <prefix>.events.<conversation_id>, <prefix>.to.<user_id>.events'),
   REDIS_URL: z
     .url({ protocol: /^rediss?$/ })
     .default('redis://127.0.0.1:6379')

@@ -47,20 +47,54 @@ export function allEventsSubject(prefix: string): string {
   return `${prefix}.events.>`;
 }
 
+/*
+ * What goes to one user's sockets travels under `<prefix>.to.<user_id>.`, on two subjects told apart by their
+ * last token: a gateway holding the user's sockets subscribes once, to `<prefix>.to.<user_id>.*`, so NATS
+ * still routes a user's frames only to the gateways that hold that user, at one subscription per user.
+ */
+const EVENTS = 'events';
+const SIGNALS = 'signals';
+
 /** Event frames for one user's sockets; only the fan-out may publish here. */
 export function deliverySubject(prefix: string, userId: number): string {
-  return `${prefix}.deliver.${userId}`;
+  return `${prefix}.to.${userId}.${EVENTS}`;
 }
 
 /** Ephemeral frames (typing, presence, fast-path copies of new messages) for one user's sockets, published by gateways. */
 export function signalSubject(prefix: string, userId: number): string {
-  return `${prefix}.signal.${userId}`;
+  return `${prefix}.to.${userId}.${SIGNALS}`;
+}
+
+/** Both of a user's subjects: what a gateway subscribes to for a user whose sockets it holds. */
+export function userSubjects(prefix: string, userId: number): string {
+  return `${prefix}.to.${userId}.*`;
+}
+
+/**
+ * The user and the kind of subject (`deliverySubject` or `signalSubject`) of a message received on
+ * `userSubjects`; null for any other last token, which no role may publish.
+ */
+export function parseUserSubject(subject: string): { readonly userId: number; readonly kind: 'delivery' | 'signal' } | null {
+  const end = subject.lastIndexOf('.');
+  const last = subject.slice(end + 1);
+  const kind = last === EVENTS ? 'delivery' : last === SIGNALS ? 'signal' : null;
+  if (kind === null) return null;
+  const userId = Number(subject.slice(subject.lastIndexOf('.', end - 1) + 1, end));
+  return Number.isSafeInteger(userId) ? { userId, kind } : null;
 }
 
 export function allDeliverySubjects(prefix: string): string {
-  return `${prefix}.deliver.>`;
+  return `${prefix}.to.*.${EVENTS}`;
 }
 
 export function allSignalSubjects(prefix: string): string {
-  return `${prefix}.signal.>`;
+  return `${prefix}.to.*.${SIGNALS}`;
+}
+
+/**
+ * Every user's subjects: what a gateway may subscribe to (NATS lets a client subscribe to `….to.<user>.*`
+ * only if one allowed subject covers it whole; the two above do not).
+ */
+export function allUserSubjects(prefix: string): string {
+  return `${prefix}.to.*.*`;
 }

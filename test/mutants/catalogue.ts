@@ -538,8 +538,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: 'const fresh = frame.seq > (lastSeq.get(conversation) ?? 0);',
-        replace: 'const fresh = frame.seq >= (lastSeq.get(conversation) ?? 0);',
+        search: 'const fresh = frame.seq > (this.#lastSeq?.get(conversation) ?? 0);',
+        replace: 'const fresh = frame.seq >= (this.#lastSeq?.get(conversation) ?? 0);',
       },
     ],
     killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/websocket.test.ts'],
@@ -551,9 +551,9 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: "return admit(frame) ? [{ kind: 'frame', text: textOf(frame, text), catchUp: false }] : [];",
+        search: "return this.#admit(frame) ? [{ kind: 'frame', text: this.#textOf(frame, text), catchUp: false }] : [];",
         replace:
-          "return admit(frame) && !(isEventFrame(frame) && frame.seq === 30) ? [{ kind: 'frame', text: textOf(frame, text), catchUp: false }] : [];",
+          "return this.#admit(frame) && !(isEventFrame(frame) && frame.seq === 30) ? [{ kind: 'frame', text: this.#textOf(frame, text), catchUp: false }] : [];",
       },
       {
         // The same frame by the fast path: lost on either path.
@@ -588,11 +588,10 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: `        for (const [conversation, seq] of replay.floors) {
-          lastSeq.set(conversation, seq);
-          ahead.set(conversation, seq);
-        }`,
-        replace: '',
+        search: `      this.#lastSeq = replay.floors.size === 0 ? null : new Map(replay.floors);
+      this.#ahead = replay.floors.size === 0 ? null : new Map(replay.floors);`,
+        replace: `      this.#lastSeq = null;
+      this.#ahead = null;`,
       },
     ],
     killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/fast-path.test.ts'],
@@ -767,6 +766,18 @@ export const catalogue: readonly Mutant[] = [
         file: 'stack/nats-permissions.ts',
         search: 'return { publish: [allSignalSubjects(prefix)], subscribe:',
         replace: 'return { publish: [allSignalSubjects(prefix), allDeliverySubjects(prefix)], subscribe:',
+      },
+    ],
+    killers: ['test/integration/security/nats-least-privilege.test.ts'],
+  },
+  {
+    name: 'signal-subject-carries-event-frames',
+    guarantee: 'a gateway takes from the signal subject only typing, presence and fast-path copies: no other event frame',
+    edits: [
+      {
+        file: 'src/gateway/delivery-subscriptions.ts',
+        search: "const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : signalFrame;",
+        replace: "const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : eventFrameSchema.or(signalFrame);",
       },
     ],
     killers: ['test/integration/security/nats-least-privilege.test.ts'],

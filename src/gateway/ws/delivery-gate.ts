@@ -108,191 +108,224 @@ export function createDeliveryGate(options: {
   /** Most bytes of frames one catch-up may send; a bigger one is replaced by `resync_required`. */
   readonly catchUpBytes: number;
 }): DeliveryGate {
-  const { decodeCursor } = options;
-  let phase: Phase = { name: 'opening' };
-  let held: Held[] = [];
-  let heldBytes = 0;
+  return new Gate(options.decodeCursor, options.heldBytes, options.catchUpBytes);
+}
+
+// The phases without data are shared by every socket.
+const OPENING: Phase = { name: 'opening' };
+const LIVE: Phase = { name: 'live' };
+const SUSPENDED: Phase = { name: 'suspended' };
+const NO_FLOORS: CursorFloors = new Map();
+
+const later = (a: FeedPosition | null, b: FeedPosition | null): FeedPosition | null =>
+  a === null ? b : b === null ? a : compareFeedPositions(a, b) >= 0 ? a : b;
+
+/**
+ * One per socket, and most sockets are idle: a class (its methods on the prototype, not closures per socket),
+ * whose Maps and held list exist only while they hold something.
+ */
+class Gate implements DeliveryGate {
+  readonly #decodeCursor: (cursor: string) => FeedPosition | null;
+  readonly #heldLimit: number;
+  readonly #catchUpLimit: number;
+  #phase: Phase = OPENING;
+  /** Frames held while not live, in arrival order; null when none. */
+  #held: Held[] | null = null;
+  #heldBytes = 0;
   /**
-   * Frames were dropped for the held bound since the last catch-up began, up to `droppedUpTo` (a position,
+   * Frames were dropped for the held bound since the last catch-up began, up to `#droppedUpTo` (a position,
    * or null when none of them had one): the next release is a resync.
    */
-  let overflowed = false;
-  let droppedUpTo: FeedPosition | null = null;
-  const lastSeq = new Map<string, number>();
-  /** Conversations the fast path ran ahead of the ordered path in: the highest seq it sent in each. */
-  const ahead = new Map<string, number>();
-  let recoverFrom: FeedPosition | null = null;
+  #overflowed = false;
+  #droppedUpTo: FeedPosition | null = null;
+  /** Per conversation, the last seq sent; null until the first. */
+  #lastSeq: Map<string, number> | null = null;
+  /** Conversations the fast path ran ahead of the ordered path in: the highest seq it sent in each; null when none. */
+  #ahead: Map<string, number> | null = null;
+  #recoverFrom: FeedPosition | null = null;
   /** NATS outages seen, and how many of them a recovery replay has covered: frames are held while they differ. */
-  let outages = 0;
-  let recovered = 0;
+  #outages = 0;
+  #recovered = 0;
 
-  const later = (a: FeedPosition | null, b: FeedPosition | null): FeedPosition | null =>
-    a === null ? b : b === null ? a : compareFeedPositions(a, b) >= 0 ? a : b;
+  constructor(decodeCursor: (cursor: string) => FeedPosition | null, heldLimit: number, catchUpLimit: number) {
+    this.#decodeCursor = decodeCursor;
+    this.#heldLimit = heldLimit;
+    this.#catchUpLimit = catchUpLimit;
+  }
+
+  get phase(): PhaseName {
+    return this.#phase.name;
+  }
+
+  get recoverFrom(): FeedPosition | null {
+    return this.#recoverFrom;
+  }
+
+  deliver(frame: DeliveredFrame, text: string): Outgoing[] {
+    if (this.#phase.name !== 'live') {
+      this.#hold(frame, text);
+      return [];
+    }
+    return this.#admit(frame) ? [{ kind: 'frame', text: this.#textOf(frame, text), catchUp: false }] : [];
+  }
+
+  deliverEarly(frame: NewMessageFrame): Outgoing[] {
+    const recoverFrom = this.#recoverFrom;
+    const lastSeq = this.#lastSeq;
+    if (this.#phase.name !== 'live' || recoverFrom === null || lastSeq === null) return [];
+    const conversation = frame.conversation_id;
+    const last = lastSeq.get(conversation);
+    if (last === undefined || frame.seq !== last + 1) return [];
+    const ahead = this.#ahead ?? new Map<string, number>();
+    if (!ahead.has(conversation) && ahead.size >= MAX_CURSOR_FLOORS) return [];
+    lastSeq.set(conversation, frame.seq);
+    ahead.set(conversation, frame.seq);
+    this.#ahead = ahead;
+    return [{ kind: 'frame', text: JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) }), catchUp: false }];
+  }
+
+  open(start: FeedPosition | null): Outgoing[] {
+    if (this.#phase.name !== 'opening') throw new Error(`open in phase ${this.#phase.name}`);
+    this.#recoverFrom = start;
+    return this.#resyncIfDropped() ?? this.#release(null);
+  }
+
+  beginResume(since: string): { readonly after: FeedPosition } | 'invalid_cursor' {
+    const point = decodeResumeCursor(since);
+    if (!point) return 'invalid_cursor';
+    this.#beginReplay('resume', point.position, point.floors);
+    return { after: point.position };
+  }
+
+  suspend(): void {
+    this.#outages++;
+    if (this.#phase.name === 'live') this.#phase = SUSPENDED;
+  }
+
+  beginRecovery(): { readonly after: FeedPosition | null } | 'none' {
+    if (this.#outages === this.#recovered) return 'none';
+    const after = this.#recoverFrom;
+    this.#beginReplay('recovery', after);
+    return { after };
+  }
+
+  finishReplay(result: CatchUpResult): Outgoing[] {
+    const replay = this.#phase;
+    if (replay.name !== 'replaying') throw new Error(`finishReplay in phase ${replay.name}`);
+    if (replay.reason === 'recovery') this.#recovered = replay.covers;
+    // A client's resume starts over: what this socket was sent before does not count against it; what the
+    // client has past its cursor's position (its floors) does.
+    if (replay.reason === 'resume') {
+      this.#lastSeq = replay.floors.size === 0 ? null : new Map(replay.floors);
+      this.#ahead = replay.floors.size === 0 ? null : new Map(replay.floors);
+    }
+    const resynced = this.#resyncIfDropped();
+    if (resynced) return resynced;
+    if ('resync' in result) {
+      this.#recoverFrom = result.horizon;
+      return [{ kind: 'resync_required', reason: result.resync }, ...this.#release(null)];
+    }
+    // The client has everything up to the catch-up's last frame: sent now, or earlier on this socket.
+    const last = result.frames.reduce((position, frame) => this.#decodeCursor(frame.cursor) ?? position, replay.after);
+    if (replay.reason === 'resume') this.#recoverFrom = last;
+    else this.#recoverFrom = later(this.#recoverFrom, last);
+    const texts = result.frames.map((frame) => ({ frame, text: JSON.stringify(frame) }));
+    const bytes = texts.reduce((sum, { text }) => sum + Buffer.byteLength(text), 0);
+    if (bytes > this.#catchUpLimit) {
+      return [{ kind: 'resync_required', reason: 'too much to replay; refetch over REST' }, ...this.#release(last)];
+    }
+    const out: Outgoing[] = [];
+    for (const { frame, text } of texts) if (this.#admit(frame)) out.push({ kind: 'frame', text: this.#textOf(frame, text), catchUp: true });
+    return [...out, ...this.#release(last)];
+  }
 
   /**
    * The seq guard of the ordered path: passes a frame not sent yet for its conversation, and records it. A
    * frame the fast path sent before is not sent again, but the ordered path has now reached it.
    */
-  function admit(frame: DeliveredFrame | CatchUpFrame): boolean {
+  #admit(frame: DeliveredFrame | CatchUpFrame): boolean {
     if (!('seq' in frame)) return true; // typing frames: no seq, always pass
     const conversation = frame.conversation_id;
-    const fresh = frame.seq > (lastSeq.get(conversation) ?? 0);
-    const lead = ahead.get(conversation);
+    const fresh = frame.seq > (this.#lastSeq?.get(conversation) ?? 0);
+    const ahead = this.#ahead;
+    const lead = ahead?.get(conversation);
     if (!fresh && lead === undefined) return false;
-    recoverFrom = decodeCursor(frame.cursor) ?? recoverFrom;
-    if (lead !== undefined && frame.seq >= lead) ahead.delete(conversation);
+    this.#recoverFrom = this.#decodeCursor(frame.cursor) ?? this.#recoverFrom;
+    if (ahead && lead !== undefined && frame.seq >= lead) {
+      ahead.delete(conversation);
+      if (ahead.size === 0) this.#ahead = null;
+    }
     if (!fresh) return false;
-    lastSeq.set(conversation, frame.seq);
+    (this.#lastSeq ??= new Map()).set(conversation, frame.seq);
     return true;
   }
 
   /** The frame's text with the cursor of this socket's position: its own, unless the fast path ran ahead. */
-  function textOf(frame: DeliveredFrame | CatchUpFrame, text: string): string {
-    if (ahead.size === 0 || !('cursor' in frame) || recoverFrom === null) return text;
+  #textOf(frame: DeliveredFrame | CatchUpFrame, text: string): string {
+    const ahead = this.#ahead;
+    const recoverFrom = this.#recoverFrom;
+    if (ahead === null || ahead.size === 0 || !('cursor' in frame) || recoverFrom === null) return text;
     return JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) });
   }
 
-  const positionOf = (frame: DeliveredFrame): FeedPosition | null => (isEventFrame(frame) ? decodeCursor(frame.cursor) : null);
+  #positionOf(frame: DeliveredFrame): FeedPosition | null {
+    return isEventFrame(frame) ? this.#decodeCursor(frame.cursor) : null;
+  }
 
-  function hold(frame: DeliveredFrame, text: string): void {
+  #hold(frame: DeliveredFrame, text: string): void {
     const bytes = Buffer.byteLength(text);
-    if (!overflowed && heldBytes + bytes <= options.heldBytes) {
-      held.push({ frame, text, bytes });
-      heldBytes += bytes;
+    if (!this.#overflowed && this.#heldBytes + bytes <= this.#heldLimit) {
+      (this.#held ??= []).push({ frame, text, bytes });
+      this.#heldBytes += bytes;
       return;
     }
     // Over the bound: drop what is held and whatever else comes before the next release, which becomes a
     // resync. The client refetches over REST; a later recovery starts after the last frame dropped.
-    overflowed = true;
-    for (const item of [...held, { frame }]) droppedUpTo = later(droppedUpTo, positionOf(item.frame));
-    held = [];
-    heldBytes = 0;
+    this.#overflowed = true;
+    let droppedUpTo = this.#droppedUpTo;
+    for (const item of this.#held ?? []) droppedUpTo = later(droppedUpTo, this.#positionOf(item.frame));
+    this.#droppedUpTo = later(droppedUpTo, this.#positionOf(frame));
+    this.#held = null;
+    this.#heldBytes = 0;
   }
 
   /** Releases the held frames after `after` (all of them when null) and goes live, unless an outage is pending. */
-  function release(after: FeedPosition | null): Outgoing[] {
-    const out: Outgoing[] = [];
+  #release(after: FeedPosition | null): Outgoing[] {
     const keep: Held[] = [];
-    for (const item of held) {
-      const position = positionOf(item.frame);
+    for (const item of this.#held ?? []) {
+      const position = this.#positionOf(item.frame);
       if (after !== null && position !== null && compareFeedPositions(position, after) <= 0) continue;
       keep.push(item);
     }
-    if (outages !== recovered) {
-      phase = { name: 'suspended' };
-      held = keep;
-      heldBytes = keep.reduce((sum, item) => sum + item.bytes, 0);
-      return out;
+    if (this.#outages !== this.#recovered) {
+      this.#phase = SUSPENDED;
+      this.#held = keep.length === 0 ? null : keep;
+      this.#heldBytes = keep.reduce((sum, item) => sum + item.bytes, 0);
+      return [];
     }
-    held = [];
-    heldBytes = 0;
-    phase = { name: 'live' };
-    for (const item of keep) if (admit(item.frame)) out.push({ kind: 'frame', text: textOf(item.frame, item.text), catchUp: false });
+    this.#held = null;
+    this.#heldBytes = 0;
+    this.#phase = LIVE;
+    const out: Outgoing[] = [];
+    for (const item of keep) if (this.#admit(item.frame)) out.push({ kind: 'frame', text: this.#textOf(item.frame, item.text), catchUp: false });
     return out;
   }
 
   /** Replaces what would have been sent by `resync_required` when held frames were dropped. */
-  function resyncIfDropped(): Outgoing[] | null {
-    if (!overflowed) return null;
-    recoverFrom = later(recoverFrom, droppedUpTo);
-    overflowed = false;
-    droppedUpTo = null;
-    return [{ kind: 'resync_required', reason: 'too many frames arrived while replaying; refetch over REST' }, ...release(null)];
+  #resyncIfDropped(): Outgoing[] | null {
+    if (!this.#overflowed) return null;
+    this.#recoverFrom = later(this.#recoverFrom, this.#droppedUpTo);
+    this.#overflowed = false;
+    this.#droppedUpTo = null;
+    return [{ kind: 'resync_required', reason: 'too many frames arrived while replaying; refetch over REST' }, ...this.#release(null)];
   }
 
-  function beginReplay(reason: 'resume' | 'recovery', after: FeedPosition | null, floors: CursorFloors = new Map()): void {
-    if (phase.name === 'replaying') throw new Error('a replay is already in flight');
-    phase = { name: 'replaying', reason, after, floors, covers: outages };
+  #beginReplay(reason: 'resume' | 'recovery', after: FeedPosition | null, floors: CursorFloors = NO_FLOORS): void {
+    if (this.#phase.name === 'replaying') throw new Error('a replay is already in flight');
+    this.#phase = { name: 'replaying', reason, after, floors, covers: this.#outages };
     // Frames dropped so far were committed before this catch-up reads, after a position they follow: it
     // returns them.
-    overflowed = false;
-    droppedUpTo = null;
+    this.#overflowed = false;
+    this.#droppedUpTo = null;
   }
-
-  return {
-    get phase() {
-      return phase.name;
-    },
-    get recoverFrom() {
-      return recoverFrom;
-    },
-
-    deliver(frame, text) {
-      if (phase.name !== 'live') {
-        hold(frame, text);
-        return [];
-      }
-      return admit(frame) ? [{ kind: 'frame', text: textOf(frame, text), catchUp: false }] : [];
-    },
-
-    deliverEarly(frame) {
-      if (phase.name !== 'live' || recoverFrom === null) return [];
-      const conversation = frame.conversation_id;
-      const last = lastSeq.get(conversation);
-      if (last === undefined || frame.seq !== last + 1) return [];
-      if (!ahead.has(conversation) && ahead.size >= MAX_CURSOR_FLOORS) return [];
-      lastSeq.set(conversation, frame.seq);
-      ahead.set(conversation, frame.seq);
-      return [{ kind: 'frame', text: JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) }), catchUp: false }];
-    },
-
-    open(start) {
-      if (phase.name !== 'opening') throw new Error(`open in phase ${phase.name}`);
-      recoverFrom = start;
-      return resyncIfDropped() ?? release(null);
-    },
-
-    beginResume(since) {
-      const point = decodeResumeCursor(since);
-      if (!point) return 'invalid_cursor';
-      beginReplay('resume', point.position, point.floors);
-      return { after: point.position };
-    },
-
-    suspend() {
-      outages++;
-      if (phase.name === 'live') phase = { name: 'suspended' };
-    },
-
-    beginRecovery() {
-      if (outages === recovered) return 'none';
-      const after = recoverFrom;
-      beginReplay('recovery', after);
-      return { after };
-    },
-
-    finishReplay(result) {
-      if (phase.name !== 'replaying') throw new Error(`finishReplay in phase ${phase.name}`);
-      const replay = phase;
-      if (replay.reason === 'recovery') recovered = replay.covers;
-      // A client's resume starts over: what this socket was sent before does not count against it; what the
-      // client has past its cursor's position (its floors) does.
-      if (replay.reason === 'resume') {
-        lastSeq.clear();
-        ahead.clear();
-        for (const [conversation, seq] of replay.floors) {
-          lastSeq.set(conversation, seq);
-          ahead.set(conversation, seq);
-        }
-      }
-      const resynced = resyncIfDropped();
-      if (resynced) return resynced;
-      if ('resync' in result) {
-        recoverFrom = result.horizon;
-        return [{ kind: 'resync_required', reason: result.resync }, ...release(null)];
-      }
-      // The client has everything up to the catch-up's last frame: sent now, or earlier on this socket.
-      const last = result.frames.reduce((position, frame) => decodeCursor(frame.cursor) ?? position, replay.after);
-      if (replay.reason === 'resume') recoverFrom = last;
-      else recoverFrom = later(recoverFrom, last);
-      const texts = result.frames.map((frame) => ({ frame, text: JSON.stringify(frame) }));
-      const bytes = texts.reduce((sum, { text }) => sum + Buffer.byteLength(text), 0);
-      if (bytes > options.catchUpBytes) {
-        return [{ kind: 'resync_required', reason: 'too much to replay; refetch over REST' }, ...release(last)];
-      }
-      const out: Outgoing[] = [];
-      for (const { frame, text } of texts) if (admit(frame)) out.push({ kind: 'frame', text: textOf(frame, text), catchUp: true });
-      return [...out, ...release(last)];
-    },
-  };
 }

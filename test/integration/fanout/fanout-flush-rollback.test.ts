@@ -41,9 +41,9 @@ async function allAcked(stream: string, count: number): Promise<boolean> {
 
 /** The client sent `frames` publishes on delivery subjects, then a PING: a flush of their batch. */
 function flushedFrames(sent: string, prefix: string, frames: number): boolean {
-  const publish = `PUB ${prefix}.deliver.`;
-  const last = sent.lastIndexOf(publish);
-  return sent.split(publish).length - 1 >= frames && sent.indexOf('PING\r\n', last) > last;
+  const publishes = [...sent.matchAll(new RegExp(`PUB ${prefix}\\.to\\.\\d+\\.events `, 'g'))];
+  const last = publishes.at(-1)?.index ?? -1;
+  return publishes.length >= frames && sent.indexOf('PING\r\n', last) > last;
 }
 
 describe('the fan-out when a flush fails', { timeout: 120_000 }, () => {

@@ -85,9 +85,12 @@ describe('the fast path, through the real roles', { timeout: 180_000 }, () => {
     await a.waitFor(frameOf(ab, 2), WAIT_MS);
     expect(early).toMatchObject({ type: 'new_message', data: { message: 'ahead of the pipeline', sender_id: A } });
     expect(b.frames.some(frameOf(bc, 3))).toBe(false);
-    // and its cursor says what was sent ahead of the ordered position: AB up to 2
+    // and its cursor says what was sent ahead of the ordered position: AB up to 2 (and BC up to 2 when C's
+    // message also came by the fast path and the fan-out froze before its ordered copy reached B)
     const cursor = early['cursor'] as string;
-    expect(decodeResumeCursor(cursor)?.floors).toEqual(new Map([[ab, 2]]));
+    const floors = decodeResumeCursor(cursor)?.floors;
+    expect(floors?.get(ab)).toBe(2);
+    expect([...(floors?.keys() ?? [])].every((conversation) => conversation === ab || conversation === bc)).toBe(true);
 
     // when B reconnects from that cursor, with the fan-out still frozen
     b.ws.terminate();

@@ -4,7 +4,15 @@ import path from 'node:path';
 import { connect, type NatsConnection, type Status } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureEventStream } from '../../../src/relay/event-stream.js';
-import { connectNats, deliverySubject, eventSubject, signalSubject } from '../../../src/shared/nats.js';
+import {
+  allDeliverySubjects,
+  allSignalSubjects,
+  allUserSubjects,
+  connectNats,
+  deliverySubject,
+  eventSubject,
+  signalSubject,
+} from '../../../src/shared/nats.js';
 import { getFreePorts } from '../../../stack/free-port.js';
 import { startNatsServer, type NatsServer } from '../../../stack/nats-server.js';
 import {
@@ -210,7 +218,7 @@ describe('what a role may not do', () => {
       case 'relay':
         return {
           publish: [deliverySubject(p, B), signalSubject(p, B), `${api}.STREAM.DELETE.${stream}`, `${api}.STREAM.PURGE.${stream}`],
-          subscribe: [`${p}.events.>`, `${p}.deliver.>`, '_INBOX.fanout.>'],
+          subscribe: [`${p}.events.>`, allDeliverySubjects(p), '_INBOX.fanout.>'],
         };
       case 'projector':
         return {
@@ -221,7 +229,7 @@ describe('what a role may not do', () => {
             `${api}.CONSUMER.DELETE.${stream}.projector`,
             `${api}.STREAM.MSG.DELETE.${stream}`,
           ],
-          subscribe: [`${p}.deliver.>`, '_INBOX.relay.>'],
+          subscribe: [allDeliverySubjects(p), '_INBOX.relay.>'],
         };
       case 'fanout':
         return {
@@ -233,12 +241,20 @@ describe('what a role may not do', () => {
             `${api}.STREAM.PURGE.${stream}`,
             `${api}.STREAM.MSG.DELETE.${stream}`,
           ],
-          subscribe: [`${p}.signal.>`, '_INBOX.projector.>'],
+          subscribe: [allSignalSubjects(p), allUserSubjects(p), '_INBOX.projector.>'],
         };
       case 'gateway':
         return {
-          publish: [deliverySubject(p, B), eventSubject(p, 'c'), `${api}.INFO`, `${api}.STREAM.INFO.${stream}`, `${api}.STREAM.MSG.DELETE.${stream}`],
-          subscribe: [`${p}.events.>`, '_INBOX.fanout.>', '_INBOX.>', '$JS.>'],
+          publish: [
+            deliverySubject(p, B),
+            // Of a user's subjects, a gateway publishes on the signal one only.
+            `${p}.to.${B}.other`,
+            eventSubject(p, 'c'),
+            `${api}.INFO`,
+            `${api}.STREAM.INFO.${stream}`,
+            `${api}.STREAM.MSG.DELETE.${stream}`,
+          ],
+          subscribe: [`${p}.events.>`, `${p}.>`, '_INBOX.fanout.>', '_INBOX.>', '$JS.>'],
         };
       case 'notifier':
         return {
@@ -251,7 +267,7 @@ describe('what a role may not do', () => {
             `${api}.CONSUMER.DELETE.${stream}.notifier`,
             `${api}.STREAM.MSG.GET.${stream}`,
           ],
-          subscribe: [`${p}.events.>`, `${p}.deliver.>`, '_INBOX.fanout.>'],
+          subscribe: [`${p}.events.>`, allDeliverySubjects(p), allUserSubjects(p), '_INBOX.fanout.>'],
         };
     }
   };
