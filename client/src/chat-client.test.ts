@@ -318,6 +318,22 @@ describe('sending', () => {
     expect((await Promise.all(sends)).map((sent) => sent.msg)).toEqual(['one', 'two', 'three']);
   });
 
+  it('waits at least the retry_after a refusal asks for before sending again', async () => {
+    const { client } = newClient();
+    client.connect();
+    const socket = await openSocket(client);
+    const sent = client.sendMessage(CONV, 'later');
+    const requests = () => socket.sentOfType('send_message');
+    const retryAfter = { type: 'error', request_id: requests()[0]?.['request_id'], timestamp: new Date().toISOString() };
+    socket.receive({ ...retryAfter, data: { code: 'rate_limited', message: 'slow down', retry_after: 5 } });
+    await vi.advanceTimersByTimeAsync(4_900);
+    expect(requests()).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(requests()).toHaveLength(2);
+    socket.receive({ type: 'ack', request_id: requests()[1]?.['request_id'], timestamp: new Date().toISOString(), data: message('a', 'later') });
+    expect((await sent).msg).toBe('later');
+  });
+
   it('rejects on a final refusal (too_long, blocked, not_found) without retrying', async () => {
     const { client } = newClient();
     client.connect();

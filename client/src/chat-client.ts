@@ -75,6 +75,10 @@ export interface ChatEvents {
 /** The wait before a request refused with a passing code (`unavailable`, `rate_limited`) is sent again. */
 const REFUSED_RETRY: BackoffSettings = { initialMs: 1_000, maxMs: 30_000 };
 
+/** The server's `retry_after` in milliseconds, at most REFUSED_RETRY's longest wait; 0 without a sane one. */
+const retryWait = (seconds: number | undefined): number =>
+  typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1_000, REFUSED_RETRY.maxMs) : 0;
+
 type Socket = WebSocket;
 
 /**
@@ -376,7 +380,7 @@ export class ChatClient {
         if (this.#pending.onAck(frame.request_id, frame.data)) this.#flush();
         return;
       case 'error':
-        this.#onErrorFrame(frame.request_id, String(frame.data.code), String(frame.data.message));
+        this.#onErrorFrame(frame.request_id, String(frame.data.code), String(frame.data.message), frame.data.retry_after);
         this.#flush();
         return;
       case 'pong':
@@ -412,17 +416,19 @@ export class ChatClient {
     }
   }
 
-  #onErrorFrame(requestId: string | number | undefined, code: string, message: string): void {
+  #onErrorFrame(requestId: string | number | undefined, code: string, message: string, retryAfterSeconds?: number): void {
     if (requestId !== undefined) {
       const outcome = this.#pending.onError(requestId, code, message);
       if (outcome.handled) {
         if (outcome.retry) {
           const { token, refusals } = outcome.retry;
+          // The server's retry_after, when it says one, is the least wait; the backoff may wait longer.
+          const delay = Math.max(backoffDelay(refusals - 1, REFUSED_RETRY, this.#random), retryWait(retryAfterSeconds));
           const timer = setTimeout(() => {
             this.#retryTimers.delete(timer);
             this.#pending.retry(token);
             this.#flush();
-          }, backoffDelay(refusals - 1, REFUSED_RETRY, this.#random));
+          }, delay);
           this.#retryTimers.add(timer);
         }
         return;

@@ -39,7 +39,13 @@ export type TypingFrame = { type: 'typing'; conversation_id: string; timestamp: 
 export type PresenceFrame = { type: 'presence'; timestamp: string; data: Presence };
 export type ResyncRequiredFrame = { type: 'resync_required'; timestamp: string; data: { reason: string } };
 export type AckFrame = { type: 'ack'; request_id: RequestId; timestamp: string; data: unknown };
-export type ErrorFrame = { type: 'error'; request_id?: RequestId; timestamp: string; data: { code: string; message: string } };
+export type ErrorFrame = {
+  type: 'error';
+  request_id?: RequestId;
+  timestamp: string;
+  /** `retry_after`: seconds the server asks to wait before sending the frame again (rate limits, outages). */
+  data: { code: string; message: string; retry_after?: number };
+};
 export type PongFrame = { type: 'pong'; request_id?: RequestId; timestamp: string };
 
 /** Frames of the conversations' events: they carry `seq` and `cursor`, and a resume replays them. */

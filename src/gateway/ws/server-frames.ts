@@ -17,11 +17,12 @@ export const serverFrames = {
     timestamp: now.toISOString(),
     data,
   }),
-  error: (now: Date, requestId: RequestId | undefined, code: ErrorCode, message: string) => ({
+  /** `retryAfterSeconds`: when to try again (`retry_after`), for the refusals that pass (rate limits, outages). */
+  error: (now: Date, requestId: RequestId | undefined, code: ErrorCode, message: string, retryAfterSeconds?: number) => ({
     type: 'error' as const,
     ...withRequestId(requestId),
     timestamp: now.toISOString(),
-    data: { code, message },
+    data: { code, message, ...(retryAfterSeconds !== undefined && { retry_after: retryAfterSeconds }) },
   }),
   pong: (now: Date, requestId: RequestId | undefined) => ({ type: 'pong' as const, ...withRequestId(requestId), timestamp: now.toISOString() }),
   typing: (now: Date, conversationId: string, userId: number, isTyping: boolean) => ({

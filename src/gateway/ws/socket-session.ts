@@ -496,7 +496,7 @@ class Session implements SocketSession, DeadlineOwner {
   #answerError(requestId: RequestId | undefined, error: unknown, trace?: RequestTrace): void {
     const answer = describeError(error);
     if (answer.report) this.#log('error', { err: error, userId: this.#user?.userId, ...traceMetadata(trace) }, 'socket frame failed');
-    this.#sendFrame(serverFrames.error(this.#deps.clock(), requestId, answer.wsCode, answer.message));
+    this.#sendFrame(serverFrames.error(this.#deps.clock(), requestId, answer.wsCode, answer.message, answer.retryAfterSeconds));
   }
 
   async #handle(frame: ClientFrame, current: AuthenticatedUser, trace: RequestTrace): Promise<unknown> {

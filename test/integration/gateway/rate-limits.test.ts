@@ -117,10 +117,12 @@ describe('per-user limits', () => {
       type: 'ack',
       data: { client_msg_id: 'b', msg: 'two' },
     });
-    expect(await socket.request({ type: 'send_message', conversation_id: id, content: 'four' })).toMatchObject({
-      type: 'error',
-      data: { code: 'rate_limited' },
-    });
+    const refused = await socket.request({ type: 'send_message', conversation_id: id, content: 'four' });
+    expect(refused).toMatchObject({ type: 'error', data: { code: 'rate_limited' } });
+    // As REST's Retry-After: when to send it again, within the limit's one-minute window.
+    const retryAfter = (refused['data'] as { retry_after?: number }).retry_after;
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
   });
 
   it('limits replays: a resume over the limit is refused with its request_id, ?since= over it gets resync_required and goes live', async () => {
