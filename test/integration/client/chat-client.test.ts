@@ -85,7 +85,7 @@ beforeAll(async () => {
   env = {
     ...gatewayEnv({ databaseUrl, prefix: testPrefix() }),
     FANOUT_ACK_WAIT_MS: '1000',
-    RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
+    RATE_LIMIT_MESSAGES_PER_MINUTE: '5000',
     // Presence goes offline quickly, and a token expires at its exp plus one second.
     PRESENCE_OFFLINE_GRACE_MS: '300',
     PRESENCE_SWEEP_INTERVAL_MS: '100',
@@ -216,16 +216,24 @@ describe('the client against the real stack', () => {
     const sends: Promise<unknown>[] = [];
     const keys: string[] = [];
     let firing = true;
+    let next = 0;
+    const send = (): void => {
+      const key = `drain ${next++}`;
+      keys.push(key);
+      sends.push(sender.client.sendMessage(conversationId, key));
+    };
     const fire = async (): Promise<void> => {
-      for (let i = 0; firing; i++) {
-        keys.push(`drain ${i}`);
-        sends.push(sender.client.sendMessage(conversationId, `drain ${i}`));
+      while (firing) {
+        send();
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     };
     const fired = fire();
     await until('a few sends acked before the drain', () => messagesOf(b, conversationId).length >= before + 5);
     gateways[0]!.kill('SIGTERM');
+    // A burst, so that the client has sends waiting all through the drain (one goes out as each is answered):
+    // the drain then answers one `unavailable`, or closes under one, whichever moment in its window it comes.
+    for (let i = 0; i < 60; i++) send();
     await gateways[0]!.exited;
     // Sends made while the gateway is away queue up; a hundred or so are enough.
     firing = false;
