@@ -323,6 +323,22 @@ describe('the fast path through the delivery gate', () => {
     expect(shown(third.deliverEarly(framed(A, 3, 6)))).toEqual([3]);
   });
 
+  it('keeps a conversation\'s floor until the ordered path reaches the last copy sent ahead in it', () => {
+    // given A1 by the ordered path, then A2 and A3 by the fast path
+    const subject = live();
+    deliver(subject, framed(A, 1, 1));
+    expect(shown([...subject.deliverEarly(framed(A, 2, 2)), ...subject.deliverEarly(framed(A, 3, 5))])).toEqual([2, 3]);
+    // when the ordered path brings A2, then B1 (at 4, before A3 in feed order: a frame that goes out)
+    expect(deliver(subject, framed(A, 2, 2))).toEqual([]);
+    const b1 = deliver(subject, framed(B, 1, 4));
+    // then B1's cursor still names A's floor at 3: the ordered position is past A2 only, not past A3
+    expect(decodeResumeCursor(cursorOf(b1[0])!)).toEqual({ position: position(4), floors: new Map([[A, 3]]) });
+    // and once the ordered path brings A3, frames carry their own cursor again
+    expect(deliver(subject, framed(A, 3, 5))).toEqual([]);
+    const b2 = framed(B, 2, 6);
+    expect(deliver(subject, b2)).toEqual([{ kind: 'frame', text: JSON.stringify(b2), catchUp: false }]);
+  });
+
   it('sends nothing by the fast path unless live: opening, replaying or suspended, the ordered path brings it', () => {
     const subject = gate();
     expect(subject.deliverEarly(framed(A, 1, 1))).toEqual([]);
