@@ -39,8 +39,13 @@ export function encodeCursor(position: FeedPosition): string {
 
 /** The cursor of `position` with, per conversation, the highest `seq` sent ahead of it. */
 export function encodeResumeCursor(position: FeedPosition, floors: CursorFloors): string {
-  const entries = [...floors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const suffix = entries.length === 0 ? '' : `;${entries.map(([conversationId, seq]) => `${conversationId}.${seq}`).join(',')}`;
+  const suffix =
+    floors.size === 0
+      ? ''
+      : `;${[...floors]
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([conversationId, seq]) => `${conversationId}.${seq}`)
+          .join(',')}`;
   return Buffer.from(`${formatFeedPosition(position)}${suffix}`, 'utf8').toString('base64url');
 }
 
@@ -55,18 +60,23 @@ export function decodeResumeCursor(cursor: string): ResumePoint | null {
   if (rest.length > 0) return null;
   const position = parseFeedPosition(positionText);
   if (!position || position.transactionId > MAX_XID8 || position.globalPosition > MAX_BIGINT) return null;
-  const floors = new Map<string, number>();
-  if (floorsText !== undefined) {
-    for (const entry of floorsText.split(',')) {
-      const [conversationId = '', seq = '', ...extra] = entry.split('.');
-      if (extra.length > 0 || !CONVERSATION_ID.test(conversationId) || !SEQ.test(seq) || floors.has(conversationId)) return null;
-      if (Number(seq) > MAX_SEQ) return null;
-      floors.set(conversationId, Number(seq));
-    }
-    if (floors.size > MAX_CURSOR_FLOORS) return null;
-  }
+  // A plain cursor (every frame of the ordered path carries one) decodes without a Map of its own.
+  const floors = floorsText === undefined ? NO_FLOORS : parseFloors(floorsText);
+  if (!floors) return null;
   // Node's decoder ignores stray bits and characters; only the canonical form is a cursor.
   return encodeResumeCursor(position, floors) === cursor ? { position, floors } : null;
+}
+
+/** `<conversation>.<seq>,...` as floors; null for anything but ULIDs and stream versions, each once, at most MAX_CURSOR_FLOORS. */
+function parseFloors(text: string): CursorFloors | null {
+  const floors = new Map<string, number>();
+  for (const entry of text.split(',')) {
+    const [conversationId = '', seq = '', ...extra] = entry.split('.');
+    if (extra.length > 0 || !CONVERSATION_ID.test(conversationId) || !SEQ.test(seq) || floors.has(conversationId)) return null;
+    if (Number(seq) > MAX_SEQ) return null;
+    floors.set(conversationId, Number(seq));
+  }
+  return floors.size > MAX_CURSOR_FLOORS ? null : floors;
 }
 
 /** @returns the feed position of a cursor (see `decodeResumeCursor`), or null for anything that is not one. */

@@ -17,9 +17,9 @@ export type DeliverySubscriptions = {
   /**
    * Publishes an ephemeral frame (typing, presence) or a fast-path copy of a `new_message` straight to a user's
    * sockets, on whichever gateways hold them, on the user's signal subject: gateways may not publish on delivery
-   * subjects (only the fan-out may).
+   * subjects (only the fan-out may). @returns the frame's text, as published.
    */
-  publish(userId: number, frame: SignalFrame): void;
+  publish(userId: number, frame: SignalFrame): string;
   /** Users with a subscription, for tests and metrics. */
   readonly size: number;
   close(): void;
@@ -113,7 +113,9 @@ export function createDeliverySubscriptions(deps: {
       entry.subscription.unsubscribe();
     },
     publish(userId, frame) {
-      nc.publish(signalSubject(deps.subjectPrefix, userId), JSON.stringify(frame));
+      const text = JSON.stringify(frame);
+      nc.publish(signalSubject(deps.subjectPrefix, userId), text);
+      return text;
     },
     get size() {
       return entries.size;

@@ -185,15 +185,10 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       const timed = hopTimes.enabled && frame.data.sender_id !== userId;
       const receivedAt = timed ? hopClock() : 0;
       registry.deliver(userId, frame, text);
-      if (timed) {
-        const key = hopKey(frame.conversation_id, frame.seq);
-        hopTimes.mark(key, 'delivery_received', receivedAt);
-        hopTimes.markFirst(key, 'socket_written');
-      }
+      if (timed) markReceipt(frame, 'delivery_received', receivedAt, true);
     },
-    onFastPath: (userId, frame) => receiveFastPath(userId, frame),
+    onFastPath: receiveFastPath,
   });
-  /** A fast-path copy for a user's sockets here, from another gateway or from this one (`sendSignal`). */
   /** A fast-path copy for a user's sockets here, from another gateway or from this one (`sendSignal`). */
   function receiveFastPath(userId: number, frame: NewMessageFrame): void {
     if (registry.countOf(userId) === 0) return;
@@ -201,11 +196,13 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     const receivedAt = timed ? hopClock() : 0;
     const written = registry.deliverEarly(userId, frame) > 0;
     metrics.fastPathCopy(written);
-    if (timed) {
-      const key = hopKey(frame.conversation_id, frame.seq);
-      hopTimes.mark(key, 'fast_path_received', receivedAt);
-      if (written) hopTimes.markFirst(key, 'socket_written');
-    }
+    if (timed) markReceipt(frame, 'fast_path_received', receivedAt, written);
+  }
+  /** Benchmarks: when a recipient's copy came in by one path, and the first write of the message to its sockets. */
+  function markReceipt(frame: NewMessageFrame, point: 'delivery_received' | 'fast_path_received', receivedAt: number, written: boolean): void {
+    const key = hopKey(frame.conversation_id, frame.seq);
+    hopTimes.mark(key, point, receivedAt);
+    if (written) hopTimes.markFirst(key, 'socket_written');
   }
   /**
    * A signal (typing, presence, a fast-path copy) for every socket of a user: published for the other
@@ -213,9 +210,9 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
    * gateway's connection is without echo: the server does not send its own messages back to it).
    */
   function sendSignal(userId: number, frame: SignalFrame): void {
-    subscriptions.publish(userId, frame);
+    const text = subscriptions.publish(userId, frame);
     if (frame.type === 'new_message') receiveFastPath(userId, frame);
-    else if (registry.countOf(userId) > 0) registry.deliver(userId, frame, JSON.stringify(frame));
+    else if (registry.countOf(userId) > 0) registry.deliver(userId, frame, text);
   }
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
   const presence = createPresence({

@@ -576,7 +576,7 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: "return [{ kind: 'frame', text: JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) }), catchUp: false }];",
+        search: "return [{ kind: 'frame', text: withCursor(frame, recoverFrom, ahead), catchUp: false }];",
         replace: "return [{ kind: 'frame', text: JSON.stringify(frame), catchUp: false }];",
       },
     ],

@@ -39,6 +39,10 @@ import { isEventFrame, type DeliveredFrame } from './delivered-frames.js';
  * neither a frame twice nor misses one. At most `MAX_CURSOR_FLOORS` conversations run ahead at once.
  */
 
+/** An event frame's text with the cursor of `position` and the floors sent ahead of it in place of its own. */
+const withCursor = (frame: object, position: FeedPosition, ahead: CursorFloors): string =>
+  JSON.stringify({ ...frame, cursor: encodeResumeCursor(position, ahead) });
+
 /** An event frame as the catch-up read returns it. */
 export type CatchUpFrame = { readonly conversation_id: string; readonly seq: number; readonly cursor: string };
 
@@ -181,7 +185,7 @@ class Gate implements DeliveryGate {
     lastSeq.set(conversation, frame.seq);
     ahead.set(conversation, frame.seq);
     this.#ahead = ahead;
-    return [{ kind: 'frame', text: JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) }), catchUp: false }];
+    return [{ kind: 'frame', text: withCursor(frame, recoverFrom, ahead), catchUp: false }];
   }
 
   open(start: FeedPosition | null): Outgoing[] {
@@ -265,7 +269,7 @@ class Gate implements DeliveryGate {
     const ahead = this.#ahead;
     const recoverFrom = this.#recoverFrom;
     if (ahead === null || ahead.size === 0 || !('cursor' in frame) || recoverFrom === null) return text;
-    return JSON.stringify({ ...frame, cursor: encodeResumeCursor(recoverFrom, ahead) });
+    return withCursor(frame, recoverFrom, ahead);
   }
 
   #positionOf(frame: DeliveredFrame): FeedPosition | null {
