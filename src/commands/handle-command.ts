@@ -88,7 +88,7 @@ export type HandleCommandsOptions = {
   readonly withAppend?: (transaction: DatabaseTransactionConnection, recorded: readonly RecordedEvent[]) => Promise<void>;
 };
 
-export type AttemptOptions<C, E> = HandleCommandsOptions & {
+export type AttemptOptions<C, E, S> = HandleCommandsOptions & {
   /**
    * Rows that must be written with the events or not at all (uniqueness reservations across streams), given
    * every command of the batch that decided events. They are written by the append's statement; a unique
@@ -96,6 +96,12 @@ export type AttemptOptions<C, E> = HandleCommandsOptions & {
    * each attempt, so it runs `attemptCommands` under its own `retryOnConflict`.
    */
   readonly reservations?: (decided: readonly DecidedCommand<C, E>[]) => readonly Reservation[];
+  /**
+   * The streams as `loadStreams` read them moments ago, for an optimistic attempt that would read them first
+   * (the caller read them alongside its own reads, in parallel); the append's version check holds either way.
+   * A locked attempt ignores them: it reads its streams again under their locks.
+   */
+  readonly loaded?: ReadonlyMap<string, LoadedStream<S>>;
 };
 
 /**
@@ -121,17 +127,17 @@ export function conflictOf(error: unknown): Conflict | null {
 }
 
 /**
- * The one retry of the command path. Runs `attempt` until it commits without a conflict: after a version
- * conflict the next attempt is locked (it then cannot conflict with other locked attempts, only with a first,
- * unlocked one that got in between); after a reservation conflict the attempt runs again as it was, and its
- * own lookup of the reservations finds the winner's. Any other error, or a conflict at the last attempt,
- * rejects.
+ * The one retry of the command path. Runs `attempt` (given its mode and its number, from 1) until it commits
+ * without a conflict: after a version conflict the next attempt is locked (it then cannot conflict with other
+ * locked attempts, only with a first, unlocked one that got in between); after a reservation conflict the
+ * attempt runs again as it was, and its own lookup of the reservations finds the winner's. Any other error,
+ * or a conflict at the last attempt, rejects.
  */
-export async function retryOnConflict<T>(first: AttemptMode, attempt: (mode: AttemptMode) => Promise<T>): Promise<T> {
+export async function retryOnConflict<T>(first: AttemptMode, attempt: (mode: AttemptMode, attempt: number) => Promise<T>): Promise<T> {
   let mode = first;
   for (let attempts = 1; ; attempts++) {
     try {
-      return await attempt(mode);
+      return await attempt(mode, attempts);
     } catch (error) {
       const conflict = conflictOf(error);
       if (conflict === null || attempts >= CONFLICT_ATTEMPTS) throw error;
@@ -169,28 +175,33 @@ export async function attemptCommands<C, E extends { type: string; data: object 
   pool: DatabasePool,
   decider: Decider<C, E, S>,
   requests: readonly CommandRequest<C>[],
-  options: AttemptOptions<C, E>,
+  options: AttemptOptions<C, E, S>,
   mode: AttemptMode,
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
   if (requests.length === 0) return [];
-  if (mode === 'optimistic' && !options.withAppend) return decideAndAppend(pool, decider, requests, options);
-  const streamIds = [...new Set(requests.map((request) => request.streamId))];
+  const streamIds = requests.map((request) => request.streamId);
+  if (mode === 'optimistic' && !options.withAppend) {
+    const { loaded } = options;
+    const streams = loaded && streamIds.every((id) => loaded.has(id)) ? new Map(loaded) : await loadStreams(pool, decider, streamIds);
+    return decideAndAppend(pool, decider, requests, streams, options);
+  }
   return pool.transaction(async (transaction) => {
-    await lockStreams(transaction, streamIds);
-    const results = await decideAndAppend(transaction, decider, requests, options);
+    await lockStreams(transaction, [...new Set(streamIds)]);
+    const results = await decideAndAppend(transaction, decider, requests, await loadStreams(transaction, decider, streamIds), options);
     const recorded = results.flatMap((result) => (result.status === 'fulfilled' ? result.value.recorded : []));
     if (recorded.length > 0) await options.withAppend?.(transaction, recorded);
     return results;
   });
 }
 
+/** Decides each request against `streams` (updated as it goes: later commands see earlier ones' events), then appends. */
 async function decideAndAppend<C, E extends { type: string; data: object }, S>(
   connection: CommonQueryMethods,
   decider: Decider<C, E, S>,
   requests: readonly CommandRequest<C>[],
-  options: AttemptOptions<C, E>,
+  streams: Map<string, LoadedStream<S>>,
+  options: AttemptOptions<C, E, S>,
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
-  const streams = await loadStreams(connection, decider, requests.map((request) => request.streamId));
   const decisions = requests.map((request) => {
     const stream = streams.get(request.streamId)!;
     try {

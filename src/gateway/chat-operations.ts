@@ -1,8 +1,9 @@
 import type { DatabasePool } from 'slonik';
 import {
   blockConversation,
-  findRetriedMessages,
   markConversationRead,
+  readForSends,
+  retriedMessages,
   sendMessages,
   startConversation,
   unblockConversation,
@@ -141,25 +142,30 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   const loggerFor = (trace: RequestTrace | undefined): Logger => (trace ? deps.logger.child(traceMetadata(trace)) : deps.logger);
 
   /**
-   * A batch of sends costs one Redis round trip for the rate limit and one transaction, however many sockets
-   * it came from. Only appended messages keep their unit of the budget: the others (an idempotent retry, a
-   * 404, a refused content) are refunded in one more round trip. A sender over the limit still gets the
-   * original of a message it already sent (a retry), found without appending anything.
+   * A batch of sends, however many sockets it came from, costs one Redis round trip for the rate limit and,
+   * at the same time, the reads its append is decided on (`readForSends`: the `client_msg_id`s taken and the
+   * conversations' states, two statements at once), then the append's one statement. So the way into the log
+   * is two round trips long, not four. Only appended messages keep their unit of the budget: the others (an
+   * idempotent retry, a 404, a refused content) are refunded in one more round trip. A sender over the limit
+   * still gets the original of a message it already sent (a retry), from the same reads.
    */
   async function sendBatch(queued: readonly QueuedSend[]): Promise<PromiseSettledResult<SentMessage>[]> {
     const batchStartedAt = hopTimes?.enabled ? hopClock() : 0;
     const inputs = queued.map((send) => send.input);
-    const allowances = await deps.limits.messages.consumeEach(inputs.map((input) => input.senderId));
+    const [allowances, reads] = await Promise.all([
+      deps.limits.messages.consumeEach(inputs.map((input) => input.senderId)),
+      readForSends(deps, inputs),
+    ]);
     const allowedSends = queued.filter((_, index) => isAllowance(allowances[index]!));
     const allowed = allowedSends.map((send) => send.input);
-    const sent = allowed.length > 0 ? await sendMessages(deps, allowed) : [];
+    const sent = allowed.length > 0 ? await sendMessages(deps, allowed, reads) : [];
     if (hopTimes?.enabled) markSendHops(hopTimes, allowedSends, sent, batchStartedAt);
     if (deps.onMessagesAppended) {
       const appended = sent.flatMap((result) => (result.status === 'fulfilled' && result.value.appended ? [result.value.appended] : []));
       if (appended.length > 0) deps.onMessagesAppended(appended);
     }
     const refused = inputs.filter((_, index) => !isAllowance(allowances[index]!));
-    const retries = refused.some((input) => input.clientMsgId) ? await findRetriedMessages(deps, refused) : [];
+    const retries = refused.length > 0 ? retriedMessages(reads, sent, refused) : [];
     const appended = sent.filter((result) => result.status === 'fulfilled' && result.value.created).length;
     if (appended > 0) deps.onMessagesAccepted?.(appended);
     const refunds: Allowance[] = [];

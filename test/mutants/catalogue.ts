@@ -597,6 +597,30 @@ export const catalogue: readonly Mutant[] = [
     killers: ['src/gateway/ws/delivery-gate.test.ts', 'test/integration/gateway/fast-path.test.ts'],
   },
   {
+    name: 'send-reuses-stale-reads-after-a-conflict',
+    guarantee: 'a send decided on reads made before a conflicting commit is decided again on fresh reads: a client_msg_id taken meanwhile answers its original',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'attempt === 1 ? (reads ?? null) : null',
+        replace: '(reads ?? null)',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'refused-retry-misses-its-own-batch',
+    guarantee: 'a sender over its rate limit still gets the original of a client_msg_id, also one the same batch just took',
+    edits: [
+      {
+        file: 'src/commands/conversation/conversation-commands.ts',
+        search: 'for (const outcome of sent) {',
+        replace: 'for (const outcome of sent.slice(0, 0)) {',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
     name: 'fast-path-copy-out-of-order',
     guarantee: 'the fast path sends a copy only as the next seq of its conversation: per conversation, frames in seq order',
     edits: [

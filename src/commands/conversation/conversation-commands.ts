@@ -1,7 +1,15 @@
 import type { DatabasePool } from 'slonik';
 import type { RecordedEvent } from '../../event-store/recorded-event.js';
 import { DomainError } from '../domain-error.js';
-import { attemptCommands, handleCommand, retryOnConflict, type AttemptMode, type CommandResult } from '../handle-command.js';
+import {
+  attemptCommands,
+  handleCommand,
+  loadStreams,
+  retryOnConflict,
+  type AttemptMode,
+  type CommandResult,
+  type LoadedStream,
+} from '../handle-command.js';
 import { currentBlocks } from './blocks.js';
 import { conversationDecider, type ConversationState } from './conversation.js';
 import type { ConversationEvent } from './events.js';
@@ -94,30 +102,69 @@ export type SendMessageInput = {
 /** A retry's answer: the message first sent with its `client_msg_id`. */
 const retriedMessage = (original: OriginalMessage): SentMessage => ({ ...original, created: false, appended: null });
 
+type SendOutcome = PromiseSettledResult<SentMessage>;
+
+/**
+ * What a round of sends reads before it decides: the messages that already took the sends' `client_msg_id`s
+ * and, for an optimistic attempt, the conversations' states (`null` for a locked one, which reads them under
+ * its locks). Committed data, stale by the time it is used: the append's version check and reservations catch
+ * what changed in between, and the attempt is retried.
+ */
+export type SendReads = {
+  readonly taken: ReadonlyMap<string, OriginalMessage>;
+  readonly streams: ReadonlyMap<string, LoadedStream<ConversationState>> | null;
+};
+
+/** The reads of `SendReads` for these sends, as two statements at once (on two of the pool's connections). */
+export async function readForSends(deps: CommandDeps, inputs: readonly SendMessageInput[], mode: AttemptMode = 'optimistic'): Promise<SendReads> {
+  const [taken, streams] = await Promise.all([
+    findByClientIds(deps.pool, clientIdsToLookUp(inputs)),
+    mode === 'optimistic'
+      ? loadStreams(
+          deps.pool,
+          conversationDecider,
+          inputs.map((input) => input.conversationId),
+        )
+      : null,
+  ]);
+  return { taken, streams };
+}
+
 /**
  * For each input, the message already sent with its sender's client_msg_id to the same conversation (an
- * idempotent retry), else null; one statement, nothing appended. What a sender over its rate limit still gets.
+ * idempotent retry), else null: among the messages `reads` found taken, and those `sent` since (a send of the
+ * same batch that took the id). What a sender over its rate limit still gets; nothing read or appended.
  */
-export async function findRetriedMessages(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<(SentMessage | null)[]> {
-  const originals = await findByClientIds(deps.pool, clientIdsToLookUp(inputs));
+export function retriedMessages(reads: SendReads, sent: readonly SendOutcome[], inputs: readonly SendMessageInput[]): (SentMessage | null)[] {
+  const taken = new Map(reads.taken);
+  for (const outcome of sent) {
+    if (outcome.status !== 'fulfilled' || outcome.value.clientMsgId === null) continue;
+    const { id, conversationId, senderId, content, deletedAt, clientMsgId, sentAt, version } = outcome.value;
+    taken.set(clientIdKey({ senderId, clientMsgId }), { id, conversationId, senderId, content, deletedAt, clientMsgId, sentAt, version });
+  }
   return inputs.map((input) => {
-    const original = input.clientMsgId ? originals.get(clientIdKey({ senderId: input.senderId, clientMsgId: input.clientMsgId })) : undefined;
+    const original = input.clientMsgId ? taken.get(clientIdKey({ senderId: input.senderId, clientMsgId: input.clientMsgId })) : undefined;
     return original?.conversationId === input.conversationId ? retriedMessage(original) : null;
   });
 }
 
 const rejected = (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason });
 
-type SendOutcome = PromiseSettledResult<SentMessage>;
-
 /**
- * One attempt of a round of `sendMessages`: the `client_msg_id`s looked up (one statement), the sends planned
- * (send-plan.ts), and those to append decided and appended with their reservations (one statement).
+ * One attempt of a round of `sendMessages`: its reads (`reads`, made by the caller moments ago, or made now),
+ * the sends planned (send-plan.ts), and those to append decided and appended with their reservations (one
+ * statement).
  * @returns each send's outcome, or `later` for a repeat of an id an earlier send of the round takes.
  * @throws the conflicts of `attemptCommands`, with nothing written.
  */
-async function sendRound(deps: CommandDeps, inputs: readonly SendMessageInput[], mode: AttemptMode): Promise<(SendOutcome | 'later')[]> {
-  const plan = planSends(inputs, await findByClientIds(deps.pool, clientIdsToLookUp(inputs)));
+async function sendRound(
+  deps: CommandDeps,
+  inputs: readonly SendMessageInput[],
+  mode: AttemptMode,
+  reads: SendReads | null,
+): Promise<(SendOutcome | 'later')[]> {
+  const { taken, streams } = reads ?? (await readForSends(deps, inputs, mode));
+  const plan = planSends(inputs, taken);
   const appending = inputs.filter((_, index) => plan[index]?.kind === 'append');
   const commands = appending.map((input) => ({
     streamId: input.conversationId,
@@ -136,6 +183,7 @@ async function sendRound(deps: CommandDeps, inputs: readonly SendMessageInput[],
     conversationDecider,
     commands,
     {
+      ...(streams && { loaded: streams }),
       reservations: (decided) =>
         clientIdReservations(
           decided.flatMap(({ command, streamId, firstVersion }) =>
@@ -211,10 +259,12 @@ export async function sendMessage(deps: CommandDeps, input: SendMessageInput): P
  * settle it; messages to one conversation get consecutive versions in the order given. Conflicts with other
  * transactions are retried (`retryOnConflict`): a reservation another one took first is found by the next
  * attempt's lookup. A repeat of a `client_msg_id` inside the batch is sent in a next round, after the first.
+ * `reads`, when given, are `readForSends` of these inputs or more, made by the caller alongside its own work:
+ * the first attempt uses them, any next one reads again.
  */
-export async function sendMessages(deps: CommandDeps, inputs: readonly SendMessageInput[]): Promise<SendOutcome[]> {
+export async function sendMessages(deps: CommandDeps, inputs: readonly SendMessageInput[], reads?: SendReads): Promise<SendOutcome[]> {
   if (inputs.length === 0) return [];
-  const round = await retryOnConflict('optimistic', (mode) => sendRound(deps, inputs, mode));
+  const round = await retryOnConflict('optimistic', (mode, attempt) => sendRound(deps, inputs, mode, attempt === 1 ? (reads ?? null) : null));
   const later = await sendMessages(
     deps,
     inputs.filter((_, index) => round[index] === 'later'),

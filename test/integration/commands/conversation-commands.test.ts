@@ -5,6 +5,8 @@ import { z } from 'zod';
 import {
   blockConversation,
   markConversationRead,
+  readForSends,
+  retriedMessages,
   sendMessage,
   sendMessages,
   startConversation,
@@ -231,6 +233,53 @@ describe('sendMessages (a batch of sends in one transaction)', () => {
     // a is not in `other`: the id is refused for being used in another conversation before anything else.
     expect(conflict).toEqual({ error: 'client_msg_id_conflict' });
     expect(await eventTypes(id)).toEqual(['ConversationStarted', 'MessageSent', 'MessageSent', 'MessageSent']);
+  });
+});
+
+describe('sendMessages with reads made before (readForSends, as the gateway makes them alongside the rate limit)', () => {
+  it('appends after what was appended since the reads: the stale state is a version conflict, decided again on fresh reads', async () => {
+    const { id, a, b } = await conversation();
+    const reads = await readForSends(deps, [{ conversationId: id, senderId: a, content: 'late' }]);
+    const between = await sendMessage(deps, { conversationId: id, senderId: b, content: 'in between' });
+
+    const [late] = await sendMessages(deps, [{ conversationId: id, senderId: a, content: 'late' }], reads);
+    expect(late).toMatchObject({ status: 'fulfilled', value: { version: between.version + 1, created: true } });
+    expect((await readStream(pool, id)).map((event) => event.data['content'] ?? null)).toEqual([null, 'in between', 'late']);
+  });
+
+  it('answers a client_msg_id taken since the reads with the message that took it, appending nothing', async () => {
+    const { id, a } = await conversation();
+    const input = { conversationId: id, senderId: a, content: 'once', clientMsgId: 'raced' };
+    const reads = await readForSends(deps, [input]);
+    const winner = await sendMessage(deps, input);
+
+    const [retry] = await sendMessages(deps, [input], reads);
+    expect(retry).toMatchObject({ status: 'fulfilled', value: { id: winner.id, version: winner.version, created: false } });
+    expect(await eventTypes(id)).toEqual(['ConversationStarted', 'MessageSent']);
+  });
+
+  it('finds a refused send\'s original among the ids taken before the reads and those the same batch took', async () => {
+    const { id, a, b } = await conversation();
+    const old = await sendMessage(deps, { conversationId: id, senderId: a, content: 'old', clientMsgId: 'old' });
+    const inputs = [
+      { conversationId: id, senderId: b, content: 'new', clientMsgId: 'new' },
+      { conversationId: id, senderId: a, content: 'old', clientMsgId: 'old' },
+      { conversationId: id, senderId: b, content: 'new', clientMsgId: 'new' },
+      { conversationId: id, senderId: a, content: 'never sent', clientMsgId: 'never' },
+      { conversationId: id, senderId: a, content: 'no id' },
+    ];
+    const reads = await readForSends(deps, inputs);
+    const sent = await sendMessages(deps, inputs.slice(0, 1), reads);
+    const [fresh] = sent;
+    expect(fresh).toMatchObject({ status: 'fulfilled', value: { created: true } });
+
+    const retried = retriedMessages(reads, sent, inputs.slice(1));
+    expect(retried.map((message) => message && { id: message.id, created: message.created })).toEqual([
+      { id: old.id, created: false },
+      { id: fresh?.status === 'fulfilled' ? fresh.value.id : 'none', created: false },
+      null,
+      null,
+    ]);
   });
 });
 
