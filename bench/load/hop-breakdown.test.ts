@@ -40,14 +40,15 @@ describe('the per-hop breakdown', () => {
   });
 
   it('times each hop between its two points, the client\'s and the roles\', per delivery', () => {
-    // Role points 1 ms apart from 100 (gateway_received = 101 ... socket_written = 110).
+    // Role points 1 ms apart from 100 (gateway_received = 101 ... socket_written = 111).
     const records = new Map([['c:1', fullRecord(100, 1)]]);
     const breakdown = hopBreakdown([timed([{ key: 'c:1', scheduled: 90, sent: 95, received: 130 }])], records);
     expect(breakdown).toMatchObject({ deliveries: 1, matched: 1, fast: 0 });
     expect(hop(breakdown, 'tool lag (scheduled -> sent)').p50).toBe(5);
     expect(hop(breakdown, 'client -> gateway sendMessage').p50).toBe(6);
-    expect(hop(breakdown, 'append commit (batch start -> commit)').p50).toBe(1);
-    expect(hop(breakdown, 'socket write -> client receipt').p50).toBe(20);
+    expect(hop(breakdown, 'batch reads (rate limit, client ids, streams)').p50).toBe(1);
+    expect(hop(breakdown, 'append commit (decide, append -> commit)').p50).toBe(1);
+    expect(hop(breakdown, 'socket write -> client receipt').p50).toBe(19);
     expect(hop(breakdown, 'total (scheduled -> client receipt)').p50).toBe(40);
     expect(hop(breakdown, '(relay read -> JetStream publish ack)').p50).toBe(1);
   });
@@ -68,7 +69,7 @@ describe('the per-hop breakdown', () => {
   it('times a delivery the fast path wrote first over the fast hops, and adds them up to the total', () => {
     // committed at 103, copy published 104, received 105, written 106; the ordered copy came at 120
     const record: HopRecord = {
-      gateway_received: 101, batch_started: 102, committed: 103, fast_path_published: 104, fast_path_received: 105,
+      gateway_received: 101, batch_started: 102, batch_read: 102.5, committed: 103, fast_path_published: 104, fast_path_received: 105,
       relay_read: 107, stored: 110, fanout_fetched: 112, fanout_published: 115, delivery_received: 120, socket_written: 106,
     };
     const breakdown = hopBreakdown([timed([{ key: 'c:1', scheduled: 99, sent: 100, received: 108 }])], new Map([['c:1', record]]));

@@ -156,10 +156,11 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
       deps.limits.messages.consumeEach(inputs.map((input) => input.senderId)),
       readForSends(deps, inputs),
     ]);
+    const batchReadAt = hopTimes?.enabled ? hopClock() : 0;
     const allowedSends = queued.filter((_, index) => isAllowance(allowances[index]!));
     const allowed = allowedSends.map((send) => send.input);
     const sent = allowed.length > 0 ? await sendMessages(deps, allowed, reads) : [];
-    if (hopTimes?.enabled) markSendHops(hopTimes, allowedSends, sent, batchStartedAt);
+    if (hopTimes?.enabled) markSendHops(hopTimes, allowedSends, sent, { batchStartedAt, batchReadAt });
     if (deps.onMessagesAppended) {
       const appended = sent.flatMap((result) => (result.status === 'fulfilled' && result.value.appended ? [result.value.appended] : []));
       if (appended.length > 0) deps.onMessagesAppended(appended);
@@ -358,12 +359,12 @@ export function createChatOperations(deps: ChatOperationsDeps): ChatOperations {
   };
 }
 
-/** Receipt, batch start and commit of each message the batch appended (a retry of an old one appended nothing). */
+/** Receipt, batch start, reads and commit of each message the batch appended (a retry of an old one appended nothing). */
 function markSendHops(
   hopTimes: HopTimes,
   sends: readonly QueuedSend[],
   results: readonly PromiseSettledResult<SentMessage>[],
-  batchStartedAt: number,
+  batch: { readonly batchStartedAt: number; readonly batchReadAt: number },
 ): void {
   const committedAt = hopClock();
   results.forEach((result, index) => {
@@ -371,7 +372,8 @@ function markSendHops(
     if (result.status !== 'fulfilled' || !result.value.created || !send) return;
     const key = hopKey(result.value.conversationId, result.value.version);
     hopTimes.mark(key, 'gateway_received', send.receivedAt);
-    hopTimes.mark(key, 'batch_started', batchStartedAt);
+    hopTimes.mark(key, 'batch_started', batch.batchStartedAt);
+    hopTimes.mark(key, 'batch_read', batch.batchReadAt);
     hopTimes.mark(key, 'committed', committedAt);
   });
 }

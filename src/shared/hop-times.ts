@@ -13,8 +13,10 @@
 export const HOP_POINTS = [
   /** Gateway: `sendMessage` called (after the socket's frame queue and parse). */
   'gateway_received',
-  /** Gateway: the send batch holding the message started (rate limit, load, decide, append follow). */
+  /** Gateway: the send batch holding the message started (rate limit and reads, decide, append follow). */
   'batch_started',
+  /** Gateway: the batch's rate limit and reads (`readForSends`) returned; it decides and appends next. */
+  'batch_read',
   /** Gateway: the batch's append committed (its answer is back). */
   'committed',
   /** Sender's gateway: the fast-path copy was published to the participants' signal subjects. */

@@ -74,6 +74,7 @@ describe('per-hop times of the live path', () => {
     await waitUntil('the ordered copy at the gateway', async () => (await hopTimesOf('gateway'))[key]?.delivery_received !== undefined, { timeoutMs: 30_000 });
     const [gateway = {}, relay = {}, fanout = {}] = await Promise.all(['gateway', 'relay', 'fanout'].map(hopTimesOf));
     expect(Object.keys(gateway[key] ?? {}).sort()).toEqual([
+      'batch_read',
       'batch_started',
       'committed',
       'delivery_received',
@@ -95,7 +96,8 @@ describe('per-hop times of the live path', () => {
       expect(record[to]!, `${from} -> ${to}`).toBeGreaterThanOrEqual(record[from]! - skewMs);
     const ACROSS_PROCESSES_MS = 10;
     inOrder('gateway_received', 'batch_started');
-    inOrder('batch_started', 'committed');
+    inOrder('batch_started', 'batch_read');
+    inOrder('batch_read', 'committed');
     inOrder('committed', 'fast_path_published');
     inOrder('fast_path_published', 'fast_path_received');
     inOrder('batch_started', 'relay_read', ACROSS_PROCESSES_MS);
