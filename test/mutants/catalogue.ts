@@ -621,6 +621,18 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/commands/conversation-commands.test.ts'],
   },
   {
+    name: 'socket-frames-of-a-turn-written-apart',
+    guarantee: 'the frames a socket is handed in one turn of the event loop leave in one write to its TCP socket, in order',
+    edits: [
+      {
+        file: 'src/gateway/ws/socket-writer.ts',
+        search: '      this.#corkForThisTurn();\n',
+        replace: '',
+      },
+    ],
+    killers: ['src/gateway/ws/socket-writer.test.ts'],
+  },
+  {
     name: 'fast-path-copy-out-of-order',
     guarantee: 'the fast path sends a copy only as the next seq of its conversation: per conversation, frames in seq order',
     edits: [
