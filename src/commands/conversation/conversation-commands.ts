@@ -119,13 +119,7 @@ export type SendReads = {
 export async function readForSends(deps: CommandDeps, inputs: readonly SendMessageInput[], mode: AttemptMode = 'optimistic'): Promise<SendReads> {
   const [taken, streams] = await Promise.all([
     findByClientIds(deps.pool, clientIdsToLookUp(inputs)),
-    mode === 'optimistic'
-      ? loadStreams(
-          deps.pool,
-          conversationDecider,
-          inputs.map((input) => input.conversationId),
-        )
-      : null,
+    mode === 'optimistic' ? loadStreams(deps.pool, conversationDecider, inputs.map((input) => input.conversationId)) : null,
   ]);
   return { taken, streams };
 }
