@@ -8,7 +8,7 @@ import {
   type StreamAppend,
 } from '../event-store/append-to-stream.js';
 import { readStream } from '../event-store/read-stream.js';
-import type { NewEvent, RecordedEvent } from '../event-store/recorded-event.js';
+import type { FeedPosition, NewEvent, RecordedEvent } from '../event-store/recorded-event.js';
 import type { Decider } from './decider.js';
 import { DomainError } from './domain-error.js';
 
@@ -17,9 +17,21 @@ const snapshotRow = z.object({
   version: z.number().int(),
   snapshot: z.unknown(),
   snapshot_schema: z.number().int().nullable(),
+  last_transaction_id: z.string().nullable(),
+  last_global_position: z.bigint().nullable(),
 });
 
-export type LoadedStream<S> = { readonly state: S; readonly version: number };
+export type LoadedStream<S> = {
+  readonly state: S;
+  readonly version: number;
+  /** Where the stream's last event (at `version`) is in the feed; null for a stream with none. */
+  readonly position: FeedPosition | null;
+};
+
+const positionOf = (row: z.infer<typeof snapshotRow>): FeedPosition | null =>
+  row.last_transaction_id === null || row.last_global_position === null
+    ? null
+    : { transactionId: BigInt(row.last_transaction_id), globalPosition: row.last_global_position };
 
 /**
  * The current state and version of several streams, in one statement when their snapshots are of the
@@ -33,12 +45,14 @@ export async function loadStreams<C, E extends { type: string; data: object }, S
   streamIds: readonly string[],
 ): Promise<Map<string, LoadedStream<S>>> {
   const rows = await connection.any(sql.type(snapshotRow)`
-    SELECT stream_id, version, snapshot, snapshot_schema FROM event_streams
-    WHERE stream_id = ANY(${sql.array([...new Set(streamIds)], 'text')})`);
-  const loaded = new Map<string, LoadedStream<S>>(streamIds.map((id) => [id, { state: decider.initialState(), version: 0 }]));
+    SELECT s.stream_id, s.version, s.snapshot, s.snapshot_schema,
+           e.transaction_id::text AS last_transaction_id, e.global_position AS last_global_position
+    FROM event_streams AS s LEFT JOIN events AS e ON e.stream_id = s.stream_id AND e.version = s.version
+    WHERE s.stream_id = ANY(${sql.array([...new Set(streamIds)], 'text')})`);
+  const loaded = new Map<string, LoadedStream<S>>(streamIds.map((id) => [id, { state: decider.initialState(), version: 0, position: null }]));
   for (const row of rows) {
     const snapshot = row.snapshot_schema === decider.snapshotSchema ? decider.parseSnapshot(row.snapshot) : null;
-    if (snapshot) loaded.set(row.stream_id, { state: snapshot, version: row.version });
+    if (snapshot) loaded.set(row.stream_id, { state: snapshot, version: row.version, position: positionOf(row) });
     else loaded.set(row.stream_id, await foldStream(connection, decider, row.stream_id));
   }
   return loaded;
@@ -51,11 +65,13 @@ async function foldStream<C, E extends { type: string; data: object }, S>(
 ): Promise<LoadedStream<S>> {
   let state = decider.initialState();
   let version = 0;
+  let position: FeedPosition | null = null;
   for (const event of await readStream(connection, streamId)) {
     state = decider.evolve(state, decider.parseEvent(event));
     version = event.version;
+    position = { transactionId: event.transactionId, globalPosition: event.globalPosition };
   }
-  return { state, version };
+  return { state, version, position };
 }
 
 export type CommandResult<E, S> = {
@@ -66,6 +82,11 @@ export type CommandResult<E, S> = {
   /** The events this command appended, as stored; empty when it decided nothing. */
   readonly recorded: RecordedEvent[];
   readonly events: E[];
+  /**
+   * Where the stream's event just before this command's first one is in the feed (the last one appended
+   * before, by anyone, or by an earlier command of the batch); null when unknown or when it appended nothing.
+   */
+  readonly previous: FeedPosition | null;
 };
 
 export type CommandRequest<C> = {
@@ -202,13 +223,15 @@ async function decideAndAppend<C, E extends { type: string; data: object }, S>(
   streams: Map<string, LoadedStream<S>>,
   options: AttemptOptions<C, E, S>,
 ): Promise<PromiseSettledResult<CommandResult<E, S>>[]> {
+  const lastBefore = new Map([...streams].map(([streamId, stream]) => [streamId, stream.position]));
   const decisions = requests.map((request) => {
     const stream = streams.get(request.streamId)!;
     try {
       const events = decider.decide(request.command, stream.state);
       const state = events.reduce(decider.evolve, stream.state);
       const decided = { ...request, events, firstVersion: stream.version + 1, state, version: stream.version + events.length };
-      streams.set(request.streamId, { state, version: decided.version });
+      // Where the new events will be is known once they are appended (`appendDecided`).
+      streams.set(request.streamId, { state, version: decided.version, position: null });
       return { ok: true as const, decided };
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
@@ -216,25 +239,33 @@ async function decideAndAppend<C, E extends { type: string; data: object }, S>(
     }
   });
   const decided = decisions.flatMap((decision) => (decision.ok && decision.decided.events.length > 0 ? [decision.decided] : []));
-  const recorded =
+  const appended =
     decided.length > 0
-      ? await appendDecided(connection, decider, decided, streams, options.reservations?.(decided) ?? [])
-      : new Map<DecidedCommand<C, E>, RecordedEvent[]>();
+      ? await appendDecided(connection, decider, decided, { streams, lastBefore }, options.reservations?.(decided) ?? [])
+      : new Map<DecidedCommand<C, E>, Appended>();
   return decisions.map((decision): PromiseSettledResult<CommandResult<E, S>> => {
     if (!decision.ok) return { status: 'rejected', reason: decision.error };
     const { state, version, events } = decision.decided;
-    return { status: 'fulfilled', value: { state, version, events, recorded: recorded.get(decision.decided) ?? [] } };
+    const { recorded, previous } = appended.get(decision.decided) ?? { recorded: [], previous: null };
+    return { status: 'fulfilled', value: { state, version, events, recorded, previous } };
   });
 }
 
-/** One append per stream holding all its commands' events; the recorded events are handed back per command. */
+/** A command's events as stored, and where the stream's event before the first of them is. */
+type Appended = { readonly recorded: RecordedEvent[]; readonly previous: FeedPosition | null };
+
+/**
+ * One append per stream holding all its commands' events; the recorded events are handed back per command,
+ * each with the position of the event before its first: the stream's last before the batch (`lastBefore`),
+ * then the last of the command before it.
+ */
 async function appendDecided<C, E extends { type: string; data: object }, S>(
   connection: CommonQueryMethods,
   decider: Decider<C, E, S>,
   decided: readonly DecidedCommand<C, E>[],
-  streams: ReadonlyMap<string, LoadedStream<S>>,
+  { streams, lastBefore }: { readonly streams: ReadonlyMap<string, LoadedStream<S>>; readonly lastBefore: ReadonlyMap<string, FeedPosition | null> },
   reservations: readonly Reservation[],
-): Promise<Map<DecidedCommand<C, E>, RecordedEvent[]>> {
+): Promise<Map<DecidedCommand<C, E>, Appended>> {
   const byStream = new Map<string, DecidedCommand<C, E>[]>();
   for (const command of decided) byStream.set(command.streamId, [...(byStream.get(command.streamId) ?? []), command]);
   const appends: StreamAppend[] = [...byStream].map(([streamId, commands]) => ({
@@ -247,11 +278,16 @@ async function appendDecided<C, E extends { type: string; data: object }, S>(
     snapshot: { state: streams.get(streamId)!.state, schema: decider.snapshotSchema },
   }));
   const recorded = await appendToStreams(connection, appends, { reservations });
-  const perCommand = new Map<DecidedCommand<C, E>, RecordedEvent[]>();
+  const perCommand = new Map<DecidedCommand<C, E>, Appended>();
   recorded.forEach((events, index) => {
+    const streamId = appends[index]!.streamId;
+    let previous = lastBefore.get(streamId) ?? null;
     let offset = 0;
-    for (const command of byStream.get(appends[index]!.streamId)!) {
-      perCommand.set(command, events.slice(offset, offset + command.events.length));
+    for (const command of byStream.get(streamId)!) {
+      const own = events.slice(offset, offset + command.events.length);
+      perCommand.set(command, { recorded: own, previous });
+      const last = own.at(-1);
+      if (last) previous = { transactionId: last.transactionId, globalPosition: last.globalPosition };
       offset += command.events.length;
     }
   });

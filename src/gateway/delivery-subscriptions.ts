@@ -1,10 +1,9 @@
 import type { Msg, NatsConnection, NatsError, Subscription } from 'nats';
-import type { z } from 'zod';
-import { eventFrameSchema, type NewMessageFrame } from '../delivery/event-frames.js';
+import { eventFrameSchema } from '../delivery/event-frames.js';
 import { flatString } from '../shared/flat-string.js';
 import { parseUserSubject, signalSubject, userSubjects } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
-import { signalFrame, type DeliveredFrame, type SignalFrame } from './ws/delivered-frames.js';
+import { signalFrame, type DeliveredFrame, type FastPathCopy, type SignalFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
   /**
@@ -38,7 +37,7 @@ type Entry = {
  * covers the delivery subject (event frames, from the fan-out) and the signal subject (typing, presence and
  * fast-path copies of new messages, from gateways). Each subject accepts only its own kinds of frame, told
  * by the subject a message came on: a frame on the signal subject never reaches a socket as an ordered event
- * frame (a fast-path copy goes to `onFastPath`, which sends it only as the next seq of its conversation;
+ * frame (a fast-path copy goes to `onFastPath`, which sends it only when it is next on its socket;
  * docs/delivery.md, "The fast path"). One subscription, not two, because each costs about 1.2 KiB of heap
  * in nats.js, per user held (docs/benchmarks.md).
  */
@@ -48,7 +47,7 @@ export function createDeliverySubscriptions(deps: {
   readonly logger: Logger;
   readonly onFrame: (userId: number, frame: DeliveredFrame, text: string) => void;
   /** A fast-path copy of a `new_message`, from the signal subject. */
-  readonly onFastPath: (userId: number, frame: NewMessageFrame) => void;
+  readonly onFastPath: (userId: number, copy: FastPathCopy) => void;
 }): DeliverySubscriptions {
   const { nc, logger } = deps;
   const entries = new Map<number, Entry>();
@@ -74,14 +73,14 @@ export function createDeliverySubscriptions(deps: {
       logger.warn({ userId, subject: kind }, 'delivery payload is not JSON; dropped');
       return;
     }
-    const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : signalFrame;
-    const parsed = schema.safeParse(json);
+    const parsed = kind === 'delivery' ? eventFrameSchema.safeParse(json) : signalFrame.safeParse(json);
     if (!parsed.success) {
       logger.warn({ userId, subject: kind, issues: parsed.error.issues.slice(0, 3) }, `payload on the ${kind} subject is not its kind of frame; dropped`);
       return;
     }
-    if (kind === 'signal' && parsed.data.type === 'new_message') deps.onFastPath(userId, parsed.data);
-    else deps.onFrame(userId, parsed.data, text);
+    const frame = parsed.data;
+    if (kind === 'signal' && 'previous' in frame) deps.onFastPath(userId, frame);
+    else deps.onFrame(userId, frame, text);
   }
 
   return {

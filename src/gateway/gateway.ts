@@ -9,6 +9,7 @@ import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
 import { recordedEventFrame, type NewMessageFrame } from '../delivery/event-frames.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
+import { formatFeedPosition } from '../event-store/recorded-event.js';
 import type { GatewayConfig } from '../shared/config.js';
 import { createHopTimes, hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import type { Logger } from '../shared/logger.js';
@@ -26,7 +27,7 @@ import { createPresenceStore } from './presence/presence-store.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
-import type { SignalFrame } from './ws/delivered-frames.js';
+import { splitFastPathCopy, type FastPathCopy, type SignalFrame } from './ws/delivered-frames.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { newUlid } from '../shared/ulid.js';
@@ -163,11 +164,12 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       // devices too) on their signal subjects, ahead of the relay and the fan-out. It was not blocked at its
       // version (the decider refused the send otherwise), so its frame is the one the fan-out will publish.
       onMessagesAppended: (messages) => {
-        for (const { event, participants } of messages) {
+        for (const { event, participants, previous } of messages) {
           const frame = recordedEventFrame(event, { userId: participants[0], blockedBy: null });
           if (frame?.type !== 'new_message') continue;
           if (hopTimes.enabled) hopTimes.mark(hopKey(event.streamId, event.version), 'fast_path_published');
-          for (const userId of participants) sendSignal(userId, frame);
+          const copy = { ...frame, previous: previous && formatFeedPosition(previous) };
+          for (const userId of participants) sendSignal(userId, copy);
         }
       },
     }),
@@ -190,11 +192,12 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     onFastPath: receiveFastPath,
   });
   /** A fast-path copy for a user's sockets here, from another gateway or from this one (`sendSignal`). */
-  function receiveFastPath(userId: number, frame: NewMessageFrame): void {
+  function receiveFastPath(userId: number, copy: FastPathCopy): void {
     if (registry.countOf(userId) === 0) return;
+    const { frame, previous } = splitFastPathCopy(copy);
     const timed = hopTimes.enabled && frame.data.sender_id !== userId;
     const receivedAt = timed ? hopClock() : 0;
-    const written = registry.deliverEarly(userId, frame) > 0;
+    const written = registry.deliverEarly(userId, frame, previous) > 0;
     metrics.fastPathCopy(written);
     if (timed) markReceipt(frame, 'fast_path_received', receivedAt, written);
   }

@@ -558,8 +558,8 @@ export const catalogue: readonly Mutant[] = [
       {
         // The same frame by the fast path: lost on either path.
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: 'if (last === undefined || frame.seq !== last + 1) return [];',
-        replace: 'if (last === undefined || frame.seq !== last + 1 || frame.seq === 30) return [];',
+        search: 'if (last === undefined ? !this.#isFirstOfConversation(frame, previous, recoverFrom) : frame.seq !== last + 1) return [];',
+        replace: 'if (frame.seq === 30 || (last === undefined ? !this.#isFirstOfConversation(frame, previous, recoverFrom) : frame.seq !== last + 1)) return [];',
       },
     ],
     killers: ['test/chaos/pipeline-faults.test.ts'],
@@ -633,13 +633,61 @@ export const catalogue: readonly Mutant[] = [
     killers: ['src/gateway/ws/socket-writer.test.ts'],
   },
   {
+    name: 'fast-path-first-copy-ignores-what-came-before',
+    guarantee: 'a first fast-path copy in a conversation goes out only when everything before it is at or before the socket\'s ordered position: per conversation, no frame overtakes an earlier one',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: 'return previous !== null && position !== null && compareFeedPositions(previous, recoverFrom) <= 0 && compareFeedPositions(position, recoverFrom) > 0;',
+        replace: 'return position !== null && compareFeedPositions(position, recoverFrom) > 0;',
+      },
+    ],
+    killers: ['src/gateway/ws/delivery-gate.test.ts'],
+  },
+  {
+    name: 'fast-path-first-copy-of-an-event-before-the-socket',
+    guarantee: 'a fast-path copy of an event at or before the socket\'s ordered position (from before its start) is not sent',
+    edits: [
+      {
+        file: 'src/gateway/ws/delivery-gate.ts',
+        search: 'compareFeedPositions(previous, recoverFrom) <= 0 && compareFeedPositions(position, recoverFrom) > 0;',
+        replace: 'compareFeedPositions(previous, recoverFrom) <= 0;',
+      },
+    ],
+    killers: ['src/gateway/ws/delivery-gate.test.ts'],
+  },
+  {
+    name: 'fast-path-copy-names-a-stale-predecessor',
+    guarantee: 'a fast-path copy names where its conversation\'s event before it is, also when that event is an earlier send of the same batch',
+    edits: [
+      {
+        file: 'src/commands/handle-command.ts',
+        search: '      if (last) previous = { transactionId: last.transactionId, globalPosition: last.globalPosition };\n',
+        replace: '',
+      },
+    ],
+    killers: ['test/integration/commands/conversation-commands.test.ts'],
+  },
+  {
+    name: 'fast-path-copy-sent-without-its-predecessor',
+    guarantee: 'the first message a socket gets of a conversation whose earlier events came before it goes by the fast path too (the copy says where the event before it is)',
+    edits: [
+      {
+        file: 'src/gateway/gateway.ts',
+        search: 'const copy = { ...frame, previous: previous && formatFeedPosition(previous) };',
+        replace: 'const copy = { ...frame, previous: previous && null };',
+      },
+    ],
+    killers: ['test/integration/gateway/fast-path.test.ts'],
+  },
+  {
     name: 'fast-path-copy-out-of-order',
     guarantee: 'the fast path sends a copy only as the next seq of its conversation: per conversation, frames in seq order',
     edits: [
       {
         file: 'src/gateway/ws/delivery-gate.ts',
-        search: 'if (last === undefined || frame.seq !== last + 1) return [];',
-        replace: 'if (last === undefined || frame.seq <= last) return [];',
+        search: 'if (last === undefined ? !this.#isFirstOfConversation(frame, previous, recoverFrom) : frame.seq !== last + 1) return [];',
+        replace: 'if (last === undefined ? !this.#isFirstOfConversation(frame, previous, recoverFrom) : frame.seq <= last) return [];',
       },
     ],
     killers: ['src/gateway/ws/delivery-gate.test.ts'],
@@ -812,8 +860,8 @@ export const catalogue: readonly Mutant[] = [
     edits: [
       {
         file: 'src/gateway/delivery-subscriptions.ts',
-        search: "const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : signalFrame;",
-        replace: "const schema: z.ZodType<DeliveredFrame> = kind === 'delivery' ? eventFrameSchema : eventFrameSchema.or(signalFrame);",
+        search: "const parsed = kind === 'delivery' ? eventFrameSchema.safeParse(json) : signalFrame.safeParse(json);",
+        replace: "const parsed = kind === 'delivery' ? eventFrameSchema.safeParse(json) : eventFrameSchema.or(signalFrame).safeParse(json);",
       },
     ],
     killers: ['test/integration/security/nats-least-privilege.test.ts'],

@@ -1,5 +1,5 @@
 import type { DatabasePool } from 'slonik';
-import type { RecordedEvent } from '../../event-store/recorded-event.js';
+import type { FeedPosition, RecordedEvent } from '../../event-store/recorded-event.js';
 import { DomainError } from '../domain-error.js';
 import {
   attemptCommands,
@@ -88,7 +88,12 @@ export type SentMessage = {
 };
 
 /** A message just committed to the log: what the sender's gateway needs to send it on the fast path. */
-export type AppendedMessage = { readonly event: RecordedEvent; readonly participants: readonly [number, number] };
+export type AppendedMessage = {
+  readonly event: RecordedEvent;
+  readonly participants: readonly [number, number];
+  /** Where the conversation's event before this one is in the feed (null: unknown). */
+  readonly previous: FeedPosition | null;
+};
 
 export type SendMessageInput = {
   readonly conversationId: string;
@@ -230,7 +235,7 @@ function appendedOutcome(result: AppendResult | undefined, input: SendMessageInp
       sentAt: event.data.sent_at,
       version: recorded.version,
       created: true,
-      appended: { event: recorded, participants: [state.user1.id, state.user2.id] },
+      appended: { event: recorded, participants: [state.user1.id, state.user2.id], previous: result.value.previous },
     },
   };
 }

@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import { eventFrameSchema, newMessageFrame, type EventFrame } from '../../delivery/event-frames.js';
+import { eventFrameSchema, newMessageFrame, type EventFrame, type NewMessageFrame } from '../../delivery/event-frames.js';
+import { parseFeedPosition, type FeedPosition } from '../../event-store/recorded-event.js';
 
 /**
  * What arrives for a user's sockets: event frames from the fan-out (with `seq` and `cursor`) on the delivery
  * subject; on the signal subject, from gateways, ephemeral `typing` and `presence` frames and the fast-path
  * copies of `new_message` (published by the sender's gateway after its append commits; the delivery gate sends
- * one only as the next seq of its conversation). Each subject is validated with its own schema at this
- * boundary (delivery-subscriptions.ts).
+ * one only when it is next on its socket). Each subject is validated with its own schema at this boundary
+ * (delivery-subscriptions.ts).
  */
 
 export const typingFrame = z.object({
@@ -22,8 +23,23 @@ export const presenceFrame = z.object({
   data: z.object({ user_id: z.number().int(), online: z.boolean(), last_seen_at: z.string().nullable() }),
 });
 
+/**
+ * A fast-path copy: the `new_message` frame, with where its conversation's event before it is in the feed
+ * (`formatFeedPosition`; null when unknown). The receiving gateway takes `previous` off before the frame goes
+ * to its sockets (`splitFastPathCopy`).
+ */
+export const fastPathCopy = newMessageFrame.extend({ previous: z.string().nullable() });
+
+export type FastPathCopy = z.infer<typeof fastPathCopy>;
+
+/** The frame of a fast-path copy, and the position of the event before it (null: unknown or unreadable). */
+export function splitFastPathCopy(copy: FastPathCopy): { readonly frame: NewMessageFrame; readonly previous: FeedPosition | null } {
+  const { previous, ...frame } = copy;
+  return { frame, previous: previous === null ? null : parseFeedPosition(previous) };
+}
+
 /** What the signal subject carries, from gateways: ephemeral frames, and fast-path copies of new messages. */
-export const signalFrame = z.union([typingFrame, presenceFrame, newMessageFrame]);
+export const signalFrame = z.union([typingFrame, presenceFrame, fastPathCopy]);
 
 export type SignalFrame = z.infer<typeof signalFrame>;
 

@@ -287,13 +287,13 @@ describe('the fast path through the delivery gate', () => {
     const subject = live();
     deliver(subject, framed(A, 1, 1));
     // when fast-path copies arrive: A2, A2 again, A4 past a gap, B1 of a conversation it has no seq of
-    const sent = subject.deliverEarly(framed(A, 2, 4));
+    const sent = subject.deliverEarly(framed(A, 2, 4), null);
     // then only A2 goes out, with the ordered position and A's floor as its cursor
     expect(shown(sent)).toEqual([2]);
     expect(decodeResumeCursor(cursorOf(sent[0])!)).toEqual({ position: position(1), floors: new Map([[A, 2]]) });
-    expect(subject.deliverEarly(framed(A, 2, 4))).toEqual([]);
-    expect(subject.deliverEarly(framed(A, 4, 6))).toEqual([]);
-    expect(subject.deliverEarly(framed(B, 1, 5))).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 2, 4), null)).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 4, 6), null)).toEqual([]);
+    expect(subject.deliverEarly(framed(B, 1, 5), null)).toEqual([]);
     expect(subject.recoverFrom).toEqual(position(1));
     // and when the ordered path brings A2, it is not sent again, but the ordered position moves to it
     expect(deliver(subject, framed(A, 2, 4))).toEqual([]);
@@ -307,7 +307,7 @@ describe('the fast path through the delivery gate', () => {
     // given a socket sent A1 and B1, then A2 (at 4) by the fast path while B2 (at 3) is still on the ordered path
     const first = live();
     deliver(first, framed(A, 1, 1), framed(B, 1, 2));
-    const early = first.deliverEarly(framed(A, 2, 4));
+    const early = first.deliverEarly(framed(A, 2, 4), null);
     // when the client resumes on a new socket from the cursor of A2
     const second = live();
     expect(second.beginResume(cursorOf(early[0])!)).toEqual({ after: position(2) });
@@ -320,14 +320,14 @@ describe('the fast path through the delivery gate', () => {
     third.beginResume(cursorOf(b2[0])!);
     expect(shown(third.finishReplay({ frames: [framed(A, 2, 4), framed(B, 3, 5)] }))).toEqual([3]);
     // and the resumed socket knows A is at 2: the next fast-path copy of A goes out, with A's floor until A2 passes
-    expect(shown(third.deliverEarly(framed(A, 3, 6)))).toEqual([3]);
+    expect(shown(third.deliverEarly(framed(A, 3, 6), null))).toEqual([3]);
   });
 
   it('keeps a conversation\'s floor until the ordered path reaches the last copy sent ahead in it', () => {
     // given A1 by the ordered path, then A2 and A3 by the fast path
     const subject = live();
     deliver(subject, framed(A, 1, 1));
-    expect(shown([...subject.deliverEarly(framed(A, 2, 2)), ...subject.deliverEarly(framed(A, 3, 5))])).toEqual([2, 3]);
+    expect(shown([...subject.deliverEarly(framed(A, 2, 2), null), ...subject.deliverEarly(framed(A, 3, 5), null)])).toEqual([2, 3]);
     // when the ordered path brings A2, then B1 (at 4, before A3 in feed order: a frame that goes out)
     expect(deliver(subject, framed(A, 2, 2))).toEqual([]);
     const b1 = deliver(subject, framed(B, 1, 4));
@@ -341,20 +341,20 @@ describe('the fast path through the delivery gate', () => {
 
   it('sends nothing by the fast path unless live: opening, replaying or suspended, the ordered path brings it', () => {
     const subject = gate();
-    expect(subject.deliverEarly(framed(A, 1, 1))).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 1, 1), null)).toEqual([]);
     subject.open(HORIZON);
     deliver(subject, framed(A, 1, 1));
     subject.beginResume(encodeCursor(position(1)));
-    expect(subject.deliverEarly(framed(A, 2, 2))).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 2, 2), null)).toEqual([]);
     expect(shown(subject.finishReplay({ frames: [framed(A, 2, 2)] }))).toEqual([2]);
     subject.suspend();
-    expect(subject.deliverEarly(framed(A, 3, 3))).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 3, 3), null)).toEqual([]);
   });
 
   it('recovers after an outage from the ordered position, not from a frame the fast path sent', () => {
     const subject = live();
     deliver(subject, framed(A, 1, 1));
-    subject.deliverEarly(framed(A, 2, 4));
+    subject.deliverEarly(framed(A, 2, 4), null);
     subject.suspend();
     expect(subject.beginRecovery()).toEqual({ after: position(1) });
     // the catch-up brings B1 (at 2), which the outage dropped, and A2 again, which is not resent
@@ -366,10 +366,40 @@ describe('the fast path through the delivery gate', () => {
     const ids = Array.from({ length: MAX_CURSOR_FLOORS + 1 }, (_, i) => `01JE${String(i).padStart(22, '0')}`);
     const subject = live();
     ids.forEach((id, i) => deliver(subject, framed(id, 1, i + 1)));
-    const early = ids.map((id, i) => shown(subject.deliverEarly(framed(id, 2, 100 + i))));
+    const early = ids.map((id, i) => shown(subject.deliverEarly(framed(id, 2, 100 + i), null)));
     expect(early).toEqual([...ids.slice(0, MAX_CURSOR_FLOORS).map(() => [2]), []]);
     // once the ordered path catches up with one of them, the last one may run ahead
     deliver(subject, framed(ids[0]!, 2, 100));
-    expect(shown(subject.deliverEarly(framed(ids.at(-1)!, 2, 200)))).toEqual([2]);
+    expect(shown(subject.deliverEarly(framed(ids.at(-1)!, 2, 200), null))).toEqual([2]);
+  });
+
+  it('sends the first copy of a conversation it was sent nothing of when everything before it is at or before its position', () => {
+    // given a socket live from the horizon, sent nothing of A or B; A's event before A5 was before the horizon
+    const subject = live();
+    const beforeHorizon: FeedPosition = { transactionId: 50n, globalPosition: 7n };
+    // when A5 comes by the fast path with where A4 is
+    const sent = subject.deliverEarly(framed(A, 5, 3), beforeHorizon);
+    // then it goes out, with the ordered position and A's floor as its cursor
+    expect(shown(sent)).toEqual([5]);
+    expect(decodeResumeCursor(cursorOf(sent[0])!)).toEqual({ position: HORIZON, floors: new Map([[A, 5]]) });
+    // and the next of A goes out too, while its ordered copy is not sent again
+    expect(shown(subject.deliverEarly(framed(A, 6, 4), position(3)))).toEqual([6]);
+    expect(deliver(subject, framed(A, 5, 3), framed(A, 6, 4))).toEqual([]);
+  });
+
+  it('leaves a first copy to the ordered path when what comes before it may not have been sent yet', () => {
+    // given a live socket whose ordered position is B1's (at 2)
+    const subject = live();
+    deliver(subject, framed(B, 1, 2));
+    // when first copies of A come: with no position for the event before, with it after the ordered position,
+    // and one that is itself at or before that position (an event from before the socket's start)
+    expect(subject.deliverEarly(framed(A, 2, 5), null)).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 2, 5), position(3))).toEqual([]);
+    expect(subject.deliverEarly(framed(A, 2, 2), position(1))).toEqual([]);
+    // then nothing of A went out; A1 (at 3) and A2 by the ordered path do, in order
+    expect(shown(deliver(subject, framed(A, 1, 3), framed(A, 2, 5)))).toEqual([1, 2]);
+    // and a first copy of C whose event before is at the ordered position exactly (A2's) is next
+    const C = '01JD0000000000000000000002';
+    expect(shown(subject.deliverEarly(framed(C, 4, 6), position(5)))).toEqual([4]);
   });
 });

@@ -32,9 +32,11 @@ import { isEventFrame, type DeliveredFrame } from './delivered-frames.js';
  *
  * The fast path (`deliverEarly`): the sender's gateway publishes a `new_message` right after its append
  * commits, ahead of the ordered path (relay, JetStream, fan-out). The gate sends such a copy only while live
- * and only when it is the next `seq` of a conversation it already knows, so per conversation the order and the
- * once-each rule hold whichever path a frame came by; everything else waits for the ordered path, which stays
- * the authority. A frame sent ahead is past the ordered position, so until the ordered path reaches it the
+ * and only when it is next: the next `seq` of a conversation this socket was sent, or, in a conversation it was
+ * sent nothing of yet, a copy past the socket's ordered position whose conversation's event before it is at or
+ * before that position (the copy says where that event is). So per conversation the order and the once-each
+ * rule hold whichever path a frame came by; everything else waits for the ordered path, which stays the
+ * authority. A frame sent ahead is past the ordered position, so until the ordered path reaches it the
  * cursors this socket is sent name it as a floor (`encodeResumeCursor`): a resume from any cursor sent replays
  * neither a frame twice nor misses one. At most `MAX_CURSOR_FLOORS` conversations run ahead at once.
  */
@@ -85,8 +87,11 @@ export type DeliveryGate = {
   readonly recoverFrom: FeedPosition | null;
   /** A frame from the user's delivery subscription. */
   deliver(frame: DeliveredFrame, text: string): Outgoing[];
-  /** A fast-path copy of a `new_message`, ahead of the ordered path: sent only as the next seq of a known conversation. */
-  deliverEarly(frame: NewMessageFrame): Outgoing[];
+  /**
+   * A fast-path copy of a `new_message`, ahead of the ordered path, with the position of its conversation's
+   * event before it (null: unknown): sent only when it is next on this socket.
+   */
+  deliverEarly(frame: NewMessageFrame, previous: FeedPosition | null): Outgoing[];
   /** Step 0 (no `since`, or one that did not decode): go live, recovering from `start` until a frame is sent. */
   open(start: FeedPosition | null): Outgoing[];
   /**
@@ -173,19 +178,28 @@ class Gate implements DeliveryGate {
     return this.#admit(frame) ? [{ kind: 'frame', text: this.#textOf(frame, text), catchUp: false }] : [];
   }
 
-  deliverEarly(frame: NewMessageFrame): Outgoing[] {
+  deliverEarly(frame: NewMessageFrame, previous: FeedPosition | null): Outgoing[] {
     const recoverFrom = this.#recoverFrom;
-    const lastSeq = this.#lastSeq;
-    if (this.#phase.name !== 'live' || recoverFrom === null || lastSeq === null) return [];
+    if (this.#phase.name !== 'live' || recoverFrom === null) return [];
     const conversation = frame.conversation_id;
-    const last = lastSeq.get(conversation);
-    if (last === undefined || frame.seq !== last + 1) return [];
+    const last = this.#lastSeq?.get(conversation);
+    if (last === undefined ? !this.#isFirstOfConversation(frame, previous, recoverFrom) : frame.seq !== last + 1) return [];
     const ahead = this.#ahead ?? new Map<string, number>();
     if (!ahead.has(conversation) && ahead.size >= MAX_CURSOR_FLOORS) return [];
-    lastSeq.set(conversation, frame.seq);
+    (this.#lastSeq ??= new Map()).set(conversation, frame.seq);
     ahead.set(conversation, frame.seq);
     this.#ahead = ahead;
     return [{ kind: 'frame', text: withCursor(frame, recoverFrom, ahead), catchUp: false }];
+  }
+
+  /**
+   * In a conversation this socket was sent nothing of, a copy is next when everything of the conversation
+   * before it is at or before the socket's ordered position (sent, or before the socket's start), and the copy
+   * itself is not.
+   */
+  #isFirstOfConversation(frame: NewMessageFrame, previous: FeedPosition | null, recoverFrom: FeedPosition): boolean {
+    const position = this.#decodeCursor(frame.cursor);
+    return previous !== null && position !== null && compareFeedPositions(previous, recoverFrom) <= 0 && compareFeedPositions(position, recoverFrom) > 0;
   }
 
   open(start: FeedPosition | null): Outgoing[] {

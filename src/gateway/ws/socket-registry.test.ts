@@ -40,8 +40,8 @@ describe('the socket registry', () => {
     registry.deliver(1, typing, 'x');
     registry.deliver(2, typing, 'nobody');
     expect(log).toEqual(['a:x', 'b:x']);
-    expect(registry.deliverEarly(1, copy)).toBe(0);
-    expect(registry.deliverEarly(2, copy)).toBe(0);
+    expect(registry.deliverEarly(1, copy, null)).toBe(0);
+    expect(registry.deliverEarly(2, copy, null)).toBe(0);
     expect(log.splice(2)).toEqual(['a:early 2', 'b:early 2']);
 
     registry.remove(1, a);
@@ -79,10 +79,10 @@ describe('the socket registry', () => {
     const registry = createSocketRegistry({ maxSocketsPerUser: 3, subscriptions: { acquire: () => Promise.resolve(), release: () => undefined } });
     const log: string[] = [];
     await registry.add(1, socket('w1', log));
-    expect(registry.deliverEarly(1, copy)).toBe(1);
+    expect(registry.deliverEarly(1, copy, null)).toBe(1);
     await registry.add(1, socket('n', log));
     await registry.add(1, socket('w2', log));
-    expect(registry.deliverEarly(1, copy)).toBe(2);
+    expect(registry.deliverEarly(1, copy, null)).toBe(2);
     expect(log).toEqual(['w1:early 2', 'w1:early 2', 'n:early 2', 'w2:early 2']);
   });
 });

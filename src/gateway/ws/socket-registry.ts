@@ -1,4 +1,5 @@
 import type { NewMessageFrame } from '../../delivery/event-frames.js';
+import type { FeedPosition } from '../../event-store/recorded-event.js';
 import type { DeliverySubscriptions } from '../delivery-subscriptions.js';
 import type { DeliveredFrame } from './delivered-frames.js';
 
@@ -9,10 +10,11 @@ export type Recovery = { readonly replayed: number; readonly resyncRequired: boo
 export type RegisteredSocket = {
   deliver(frame: DeliveredFrame, text: string): void;
   /**
-   * A fast-path copy of a new message: written only as the next seq of its conversation (delivery-gate.ts).
+   * A fast-path copy of a new message, with where its conversation's event before it is: written only when
+   * it is next on the socket (delivery-gate.ts).
    * @returns whether it was written.
    */
-  deliverEarly(frame: NewMessageFrame): boolean;
+  deliverEarly(frame: NewMessageFrame, previous: FeedPosition | null): boolean;
   /** The delivery subscription may be missing frames (NATS disconnected): hold live frames from now on. */
   suspend(): void;
   /**
@@ -34,7 +36,7 @@ export type SocketRegistry = {
   /** Writes a frame from the user's delivery subject to each of the user's sockets here. */
   deliver(userId: number, frame: DeliveredFrame, text: string): void;
   /** Offers a fast-path copy of a new message to each of the user's sockets here. @returns how many wrote it. */
-  deliverEarly(userId: number, frame: NewMessageFrame): number;
+  deliverEarly(userId: number, frame: NewMessageFrame, previous: FeedPosition | null): number;
   /** NATS disconnected: suspends every socket, and every socket added until `resumeAll`. */
   suspendAll(): void;
   /** NATS is back with our subscriptions: sockets added from now on are not suspended. @returns every socket, to recover. */
@@ -100,9 +102,9 @@ export function createSocketRegistry(deps: {
       if (entry instanceof Set) for (const socket of entry) socket.deliver(frame, text);
       else entry?.deliver(frame, text);
     },
-    deliverEarly(userId, frame) {
+    deliverEarly(userId, frame, previous) {
       let written = 0;
-      for (const socket of each(byUser.get(userId))) if (socket.deliverEarly(frame)) written++;
+      for (const socket of each(byUser.get(userId))) if (socket.deliverEarly(frame, previous)) written++;
       return written;
     },
     suspendAll() {

@@ -226,9 +226,9 @@ class Session implements SocketSession, DeadlineOwner {
     if (!this.#closed) this.#send(this.#gate.deliver(frame, text));
   }
 
-  deliverEarly(frame: NewMessageFrame): boolean {
+  deliverEarly(frame: NewMessageFrame, previous: FeedPosition | null): boolean {
     if (this.#closed) return false;
-    const out = this.#gate.deliverEarly(frame);
+    const out = this.#gate.deliverEarly(frame, previous);
     this.#send(out);
     return out.length > 0;
   }

@@ -236,6 +236,29 @@ describe('sendMessages (a batch of sends in one transaction)', () => {
   });
 });
 
+describe('sendMessages: where each appended message\'s predecessor is in the feed (what the fast path sends with it)', () => {
+  it('names the conversation\'s event before each message: the last one before the batch, then the batch\'s own', async () => {
+    const first = await conversation();
+    const second = await conversation();
+    await sendMessage(deps, { conversationId: first.id, senderId: first.a, content: 'alone' });
+    const sent = await sendMessages(deps, [
+      { conversationId: first.id, senderId: first.b, content: 'one' },
+      { conversationId: second.id, senderId: second.a, content: 'two' },
+      { conversationId: first.id, senderId: first.a, content: 'three' },
+    ]);
+    const position = (event: { transactionId: bigint; globalPosition: bigint } | undefined) =>
+      event && { transactionId: event.transactionId, globalPosition: event.globalPosition };
+    const [firstLog, secondLog] = await Promise.all([readStream(pool, first.id), readStream(pool, second.id)]);
+    const previous = sent.map((result) => (result.status === 'fulfilled' ? result.value.appended?.previous : 'refused'));
+    expect(previous).toEqual([position(firstLog[1]), position(secondLog[0]), position(firstLog[2])]);
+    // and a retry appends nothing, so it has no fast-path copy at all
+    const [again] = await sendMessages(deps, [{ conversationId: first.id, senderId: first.a, content: 'x', clientMsgId: 'p1' }]);
+    const [retry] = await sendMessages(deps, [{ conversationId: first.id, senderId: first.a, content: 'x', clientMsgId: 'p1' }]);
+    expect(again).toMatchObject({ status: 'fulfilled', value: { appended: { previous: position(firstLog[3]) } } });
+    expect(retry).toMatchObject({ status: 'fulfilled', value: { appended: null } });
+  });
+});
+
 describe('sendMessages with reads made before (readForSends, as the gateway makes them alongside the rate limit)', () => {
   it('appends after what was appended since the reads: the stale state is a version conflict, decided again on fresh reads', async () => {
     const { id, a, b } = await conversation();

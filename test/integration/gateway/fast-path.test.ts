@@ -141,4 +141,30 @@ describe('the fast path, through the real roles', { timeout: 180_000 }, () => {
       fanout.kill('SIGCONT');
     }
   });
+
+  it('sends the first message a socket gets of a conversation by the fast path when what came before was before the socket', async () => {
+    // given a conversation of A and E started, then E's socket opened on the other gateway: it has no frame of it
+    const E = 605;
+    tokens.set(E, await mintToken(E));
+    const ae = await start(A, E);
+    const e = await connect(E, 1);
+    fanout.kill('SIGSTOP');
+    try {
+      // when A sends in it while the ordered path is frozen
+      const seq = await send(A, ae, 'first since you connected');
+      // then E gets it by the fast path
+      const early = await e.waitFor(frameOf(ae, seq), WAIT_MS);
+      expect(early).toMatchObject({ type: 'new_message', data: { message: 'first since you connected', sender_id: A } });
+      expect(decodeResumeCursor(early['cursor'] as string)?.floors.get(ae)).toBe(seq);
+    } finally {
+      fanout.kill('SIGCONT');
+    }
+    // and once the ordered path runs again, its copy is not sent twice: the barrier is the only frame that follows
+    const barrier = await send(A, ae, 'barrier');
+    await e.waitFor(frameOf(ae, barrier), WAIT_MS);
+    expect(eventFrames(e)).toEqual([
+      [ae, 2, 'new_message'],
+      [ae, 3, 'new_message'],
+    ]);
+  });
 });
