@@ -3,7 +3,8 @@
  *
  * For each system (ours: relay, projector, fan-out and one gateway; the baseline: one instance), on private
  * servers (bench/load/bench-servers.ts): the gateway process's memory before any socket, then `--sockets` idle
- * authenticated sockets from this process, a settle, its memory again, each as found and after a full GC, and
+ * authenticated sockets from this process, a settle, its memory again, each as found, after a full GC and after
+ * full GCs until V8's heap shrinks no more, and
  * where it is (bench/heap/memory-breakdown.ts: V8's heap spaces committed and used, malloc's arenas, the rest;
  * read through the inspector, `--inspect`, given by this benchmark only); then a heap snapshot with the sockets,
  * the sockets closed, a snapshot without them, and the growth between the two divided by the sockets, per kind
@@ -159,14 +160,12 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
     // Memory is read before any snapshot: writing one leaves tens of megabytes of freed native memory in the
     // process's malloc arena (84 MiB in a gateway of 20 MiB of heap), resident, which the sockets would then reuse.
     const foundBefore = await readMemoryBreakdown(pid, inspectPort);
-    await collectGarbage(inspectPort);
-    const collectedBefore = await readMemoryBreakdown(pid, inspectPort);
+    const collectedBefore = await collectUntilCompact(pid, inspectPort);
     note(`${name}: opening ${options.sockets} sockets`);
     sockets = await openIdleSockets(system, options.sockets);
     await sleep(options.settle * 1_000);
     const foundAfter = await readMemoryBreakdown(pid, inspectPort);
-    await collectGarbage(inspectPort);
-    const collectedAfter = await readMemoryBreakdown(pid, inspectPort);
+    const collectedAfter = await collectUntilCompact(pid, inspectPort);
     note(`${name}: snapshot with ${sockets.length} sockets`);
     const after = await takeSnapshot(system, snapshotDir, healthUrl);
     // The heap without the sockets: the same process once they have closed (and the gateway let go of them).
@@ -186,23 +185,51 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
   }
 }
 
-/** The process's memory before any socket and with them, each as found and after a full GC. */
+/** After one full GC, and after as many as it took V8 to stop shrinking its heap. */
+type Collected = { readonly first: MemoryBreakdown; readonly last: MemoryBreakdown; readonly rounds: number };
+
+/** Most full GCs in a row; V8 has always stopped shrinking by the second or third. */
+const MAX_GC_ROUNDS = 5;
+
+/**
+ * Full GCs until V8's committed heap stops shrinking. One is not always enough: a full GC compacts the
+ * old space's most fragmented pages only up to a volume per collection, so after a connection storm a
+ * second one can hand back megabytes more (then a third hands back nothing).
+ */
+async function collectUntilCompact(pid: number, inspectPort: number): Promise<Collected> {
+  await collectGarbage(inspectPort);
+  const first = await readMemoryBreakdown(pid, inspectPort);
+  let last = first;
+  let rounds = 1;
+  while (rounds < MAX_GC_ROUNDS) {
+    await collectGarbage(inspectPort);
+    const next = await readMemoryBreakdown(pid, inspectPort);
+    rounds++;
+    const shrank = v8Committed(next) < v8Committed(last);
+    last = next;
+    if (!shrank) break;
+  }
+  return { first, last, rounds };
+}
+
+/** The process's memory before any socket and with them, each as found and after full GCs. */
 type Resident = {
   readonly foundBefore: MemoryBreakdown;
   readonly foundAfter: MemoryBreakdown;
-  readonly collectedBefore: MemoryBreakdown;
-  readonly collectedAfter: MemoryBreakdown;
+  readonly collectedBefore: Collected;
+  readonly collectedAfter: Collected;
 };
 
 type Row = readonly [string, (memory: MemoryBreakdown) => number];
 
 /** The lines of the breakdown: what each is, and how it is read from a `MemoryBreakdown`. */
 function breakdownRows(memory: Resident): Row[] {
-  const spaceNames = [...new Set([...memory.collectedBefore.spaces, ...memory.collectedAfter.spaces].map((space) => space.name))];
+  const [before, after] = [memory.collectedBefore.last, memory.collectedAfter.last];
+  const spaceNames = [...new Set([...before.spaces, ...after.spaces].map((space) => space.name))];
   const space = (name: string, field: 'committed' | 'used') => (m: MemoryBreakdown): number =>
     m.spaces.find((item) => item.name === name)?.[field] ?? 0;
   const spaceRows = spaceNames
-    .filter((name) => [memory.collectedBefore, memory.collectedAfter].some((m) => space(name, 'committed')(m) > 0))
+    .filter((name) => [before, after].some((m) => space(name, 'committed')(m) > 0))
     .flatMap((name): Row[] => [
       [`    ${name}: committed`, space(name, 'committed')],
       [`    ${name}: used`, space(name, 'used')],
@@ -227,13 +254,18 @@ function report(name: SystemName, sockets: number, rss: Resident, before: HeapSu
   const diff = diffHeapSummaries(before, after);
   const how = options.source ? 'from its sources under tsx' : 'compiled';
   say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'} (${how})`);
-  const { foundBefore, foundAfter, collectedBefore, collectedAfter } = rss;
+  const { foundBefore, foundAfter } = rss;
+  const [collectedBefore, collectedAfter] = [rss.collectedBefore.last, rss.collectedAfter.last];
   say(`  resident memory (VmRSS) ${formatBytes(foundBefore.rss)} -> ${formatBytes(foundAfter.rss)}: ${per(foundAfter.rss - foundBefore.rss)} per socket`);
   say(
-    `  the same, each after a full GC ${formatBytes(collectedBefore.rss)} -> ${formatBytes(collectedAfter.rss)}: ` +
-      `${per(collectedAfter.rss - collectedBefore.rss)} per socket`,
+    `  the same, each after a full GC ${formatBytes(rss.collectedBefore.first.rss)} -> ${formatBytes(rss.collectedAfter.first.rss)}: ` +
+      `${per(rss.collectedAfter.first.rss - rss.collectedBefore.first.rss)} per socket`,
   );
-  say(`  where it is, after a full GC (malloc thread arenas: ${collectedBefore.threadArenaCount} -> ${collectedAfter.threadArenaCount}):`);
+  say(
+    `  the same, each after full GCs until V8's heap shrinks no more (${rss.collectedBefore.rounds} and ${rss.collectedAfter.rounds} GCs) ` +
+      `${formatBytes(collectedBefore.rss)} -> ${formatBytes(collectedAfter.rss)}: ${per(collectedAfter.rss - collectedBefore.rss)} per socket`,
+  );
+  say(`  where it is, after those GCs (malloc thread arenas: ${collectedBefore.threadArenaCount} -> ${collectedAfter.threadArenaCount}):`);
   say(`  ${''.padEnd(38)}   no socket  with sockets  per socket | as found: per socket`);
   for (const [label, read] of breakdownRows(rss)) {
     say(
