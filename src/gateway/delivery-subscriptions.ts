@@ -4,6 +4,7 @@ import { eventFrameSchema, type NewMessageFrame } from '../delivery/event-frames
 import { flatString } from '../shared/flat-string.js';
 import { parseUserSubject, signalSubject, userSubjects } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
+import { startedAfter } from './started-after.js';
 import { signalFrame, type DeliveredFrame, type SignalFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
@@ -53,6 +54,9 @@ export function createDeliverySubscriptions(deps: {
   const { nc, logger } = deps;
   const entries = new Map<number, Entry>();
   const decoder = new TextDecoder();
+  // One flush covers every SUB written before it: users subscribing together share one round trip (a flush
+  // started after their SUB), not a PING each.
+  const flush = startedAfter(() => nc.flush());
 
   /** Every user's subscription calls this one function (no closure per user): the subject names the user. */
   function receive(error: NatsError | null, message: Msg): void {
@@ -93,8 +97,8 @@ export function createDeliverySubscriptions(deps: {
       }
       // Flat: nats.js keeps the subject for as long as the subscription lives.
       const subscription = nc.subscribe(flatString(userSubjects(deps.subjectPrefix, userId)), { callback: receive });
-      // flush() is a round trip: once it returns, the server has processed our SUB.
-      const ready = nc.flush();
+      // A round trip started after the SUB: once it returns, the server has processed our SUB.
+      const ready = flush();
       const entry: Entry = { count: 1, subscription, ready };
       entries.set(userId, entry);
       ready.then(
