@@ -23,9 +23,10 @@ type Pending = { readonly text: string; readonly bytes: number; readonly patient
  * its own byte budget, so its frames wait instead of counting.
  *
  * One per socket, so its state is one object (methods on the prototype) and its queue exists only while
- * frames wait: an idle socket holds no more than the object.
+ * frames wait: an idle socket holds no more than the object. The socket session extends it (socket-session.ts),
+ * so that a socket's session and writer are that one object.
  */
-class BoundedSocketWriter implements SocketWriter {
+export class BoundedSocketWriter implements SocketWriter {
   readonly #socket: WebSocket;
   readonly #maxUnsentBytes: number;
   #queue: Pending[] | null = null;
