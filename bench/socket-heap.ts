@@ -2,13 +2,16 @@
  * What an idle authenticated socket holds in a gateway's heap: `npm run bench:socket-heap -- --help`.
  *
  * For each system (ours: relay, projector, fan-out and one gateway; the baseline: one instance), on private
- * servers (bench/load/bench-servers.ts): a heap snapshot of the gateway process before any socket, then
- * `--sockets` idle authenticated sockets from this process, a settle, a second snapshot, and the growth
- * between the two divided by the sockets, per kind (closures, timers, Maps, NATS subscriptions, buffers,
- * ws internals, ...) and per constructor; with the resident memory (VmRSS) per socket beside it, as found and
- * after a full GC (through the inspector, `--inspect`, also given by this benchmark only). The snapshots
- * are taken by Node itself on a signal (`--heapsnapshot-signal=SIGUSR2`, given to the gateway process by this
- * benchmark only): nothing in the gateway's code is involved.
+ * servers (bench/load/bench-servers.ts): the gateway process's memory before any socket, then `--sockets` idle
+ * authenticated sockets from this process, a settle, its memory again, each as found, after a full GC and after
+ * full GCs until V8's heap shrinks no more, and
+ * where it is (bench/heap/memory-breakdown.ts: V8's heap spaces committed and used, malloc's arenas, the rest;
+ * read through the inspector, `--inspect`, given by this benchmark only); then a heap snapshot with the sockets,
+ * the sockets closed, a snapshot without them, and the growth between the two divided by the sockets, per kind
+ * (closures, timers, Maps, NATS subscriptions, buffers, ws internals, ...) and per constructor. Memory is read
+ * before any snapshot: writing one leaves its native memory, freed but resident, in the process's malloc arena.
+ * The snapshots are taken by Node itself on a signal (`--heapsnapshot-signal=SIGUSR2`, given to the gateway
+ * process by this benchmark only): nothing in the gateway's code is involved.
  *
  * The processes run compiled, as the image runs them (`npm run build`, then `node dist/<role>/main.js`; the
  * baseline compiled the same way), unless `--source`: under tsx, whose keepNames gives every named function
@@ -21,12 +24,13 @@ import { parseArgs } from 'node:util';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { getFreePorts } from '../stack/free-port.js';
-import { collectGarbage } from './heap/collect-garbage.js';
 import { byKind, diffHeapSummaries, HEAP_KINDS, summarizeHeapSnapshot, type HeapSummary } from './heap/heap-summary.js';
+import { collectGarbage } from './heap/inspector.js';
+import { readMemoryBreakdown, v8Committed, type MemoryBreakdown } from './heap/memory-breakdown.js';
 import { startBenchServers } from './load/bench-servers.js';
 import { forEachBounded, sleep } from './load/bounded-parallel.js';
 import { openSocketWithRetry } from './load/open-socket.js';
-import { formatBytes, residentBytes } from './load/resident-memory.js';
+import { formatBytes } from './load/resident-memory.js';
 import { answers200, buildCompiledRoles, waitUntil } from './load/role-process.js';
 import { startSystem, type RunningSystem, type SystemName } from './load/systems.js';
 import { createTokenMinter } from './load/tokens.js';
@@ -153,22 +157,27 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
   let sockets: WebSocket[] = [];
   try {
     await sleep(2_000);
-    note(`${name}: snapshot before any socket`);
-    const rssBefore = await residentBytes({ kind: 'pid', pid });
-    await collectGarbage(inspectPort);
-    const rssCollectedBefore = await residentBytes({ kind: 'pid', pid });
-    const before = await takeSnapshot(system, snapshotDir, healthUrl);
+    // Memory is read before any snapshot: writing one leaves tens of megabytes of freed native memory in the
+    // process's malloc arena (84 MiB in a gateway of 20 MiB of heap), resident, which the sockets would then reuse.
+    const foundBefore = await readMemoryBreakdown(pid, inspectPort);
+    const collectedBefore = await collectUntilCompact(pid, inspectPort);
     note(`${name}: opening ${options.sockets} sockets`);
     sockets = await openIdleSockets(system, options.sockets);
     await sleep(options.settle * 1_000);
-    const rssAfter = await residentBytes({ kind: 'pid', pid });
-    await collectGarbage(inspectPort);
-    const rssCollectedAfter = await residentBytes({ kind: 'pid', pid });
+    const foundAfter = await readMemoryBreakdown(pid, inspectPort);
+    const collectedAfter = await collectUntilCompact(pid, inspectPort);
     note(`${name}: snapshot with ${sockets.length} sockets`);
     const after = await takeSnapshot(system, snapshotDir, healthUrl);
+    // The heap without the sockets: the same process once they have closed (and the gateway let go of them).
+    note(`${name}: closing the sockets, then a snapshot without them`);
+    const count = sockets.length;
+    for (const socket of sockets) socket.terminate();
+    sockets = [];
+    await sleep(Math.max(5, options.settle) * 1_000);
+    const before = await takeSnapshot(system, snapshotDir, healthUrl);
     note(`${name}: reading the snapshots`);
     const [was, now] = [await summarize(before), await summarize(after)];
-    report(name, sockets.length, { rssBefore, rssAfter, rssCollectedBefore, rssCollectedAfter }, was, now);
+    report(name, count, { foundBefore, foundAfter, collectedBefore, collectedAfter }, was, now);
   } finally {
     for (const socket of sockets) socket.terminate();
     await system.stop();
@@ -176,19 +185,98 @@ async function measure(name: SystemName, servers: Awaited<ReturnType<typeof star
   }
 }
 
-type Resident = { readonly rssBefore: number; readonly rssAfter: number; readonly rssCollectedBefore: number; readonly rssCollectedAfter: number };
+/** After one full GC, and after as many as it took V8 to stop shrinking its heap. */
+type Collected = { readonly first: MemoryBreakdown; readonly last: MemoryBreakdown; readonly rounds: number };
+
+/** Most full GCs in a row; V8 has always stopped shrinking by the second or third. */
+const MAX_GC_ROUNDS = 5;
+
+/**
+ * Full GCs until V8's committed heap stops shrinking. One is not always enough: a full GC compacts the
+ * old space's most fragmented pages only up to a volume per collection, so after a connection storm a
+ * second one can hand back megabytes more (then a third hands back nothing).
+ */
+async function collectUntilCompact(pid: number, inspectPort: number): Promise<Collected> {
+  await collectGarbage(inspectPort);
+  const first = await readMemoryBreakdown(pid, inspectPort);
+  let last = first;
+  let rounds = 1;
+  while (rounds < MAX_GC_ROUNDS) {
+    await collectGarbage(inspectPort);
+    const next = await readMemoryBreakdown(pid, inspectPort);
+    rounds++;
+    const shrank = v8Committed(next) < v8Committed(last);
+    last = next;
+    if (!shrank) break;
+  }
+  return { first, last, rounds };
+}
+
+/** The process's memory before any socket and with them, each as found and after full GCs. */
+type Resident = {
+  readonly foundBefore: MemoryBreakdown;
+  readonly foundAfter: MemoryBreakdown;
+  readonly collectedBefore: Collected;
+  readonly collectedAfter: Collected;
+};
+
+type Row = readonly [string, (memory: MemoryBreakdown) => number];
+
+/** The lines of the breakdown: what each is, and how it is read from a `MemoryBreakdown`. */
+function breakdownRows(memory: Resident): Row[] {
+  const [before, after] = [memory.collectedBefore.last, memory.collectedAfter.last];
+  const spaceNames = [...new Set([...before.spaces, ...after.spaces].map((space) => space.name))];
+  const space = (name: string, field: 'committed' | 'used') => (m: MemoryBreakdown): number =>
+    m.spaces.find((item) => item.name === name)?.[field] ?? 0;
+  const spaceRows = spaceNames
+    .filter((name) => [before, after].some((m) => space(name, 'committed')(m) > 0))
+    .flatMap((name): Row[] => [
+      [`    ${name}: committed`, space(name, 'committed')],
+      [`    ${name}: used`, space(name, 'used')],
+    ]);
+  return [
+    ['resident memory (VmRSS)', (m) => m.rss],
+    ['  V8 heap, committed (resident pages)', v8Committed],
+    ['    of which used', (m) => m.spaces.reduce((sum, item) => sum + item.used, 0)],
+    ...spaceRows,
+    ['  outside V8 heap (RSS - committed)', (m) => m.rss - v8Committed(m)],
+    ['    malloc main arena ([heap])', (m) => m.mainArena],
+    ['    malloc thread arenas', (m) => m.threadArenas],
+    ['    other anonymous (stacks, mmaps)', (m) => m.rssAnon - v8Committed(m) - m.mainArena - m.threadArenas],
+    ['    file-backed (binary, libraries)', (m) => m.rssFile],
+    ['  external (V8 told of; in the above)', (m) => m.external],
+    ['    of which ArrayBuffers', (m) => m.arrayBuffers],
+  ];
+}
 
 function report(name: SystemName, sockets: number, rss: Resident, before: HeapSummary, after: HeapSummary): void {
   const per = (bytes: number): string => formatBytes(bytes / Math.max(1, sockets));
   const diff = diffHeapSummaries(before, after);
   const how = options.source ? 'from its sources under tsx' : 'compiled';
   say(`\n${name}: ${sockets} idle sockets on one ${name === 'ours' ? 'gateway' : 'instance'} (${how})`);
-  say(`  resident memory (VmRSS) ${formatBytes(rss.rssBefore)} -> ${formatBytes(rss.rssAfter)}: ${per(rss.rssAfter - rss.rssBefore)} per socket`);
+  const { foundBefore, foundAfter } = rss;
+  const [collectedBefore, collectedAfter] = [rss.collectedBefore.last, rss.collectedAfter.last];
+  say(`  resident memory (VmRSS) ${formatBytes(foundBefore.rss)} -> ${formatBytes(foundAfter.rss)}: ${per(foundAfter.rss - foundBefore.rss)} per socket`);
   say(
-    `  the same, each after a full GC ${formatBytes(rss.rssCollectedBefore)} -> ${formatBytes(rss.rssCollectedAfter)}: ` +
-      `${per(rss.rssCollectedAfter - rss.rssCollectedBefore)} per socket`,
+    `  the same, each after a full GC ${formatBytes(rss.collectedBefore.first.rss)} -> ${formatBytes(rss.collectedAfter.first.rss)}: ` +
+      `${per(rss.collectedAfter.first.rss - rss.collectedBefore.first.rss)} per socket`,
   );
-  say(`  heap (self sizes of every object) ${formatBytes(before.totalBytes)} -> ${formatBytes(after.totalBytes)}: ${per(after.totalBytes - before.totalBytes)} per socket`);
+  say(
+    `  the same, each after full GCs until V8's heap shrinks no more (${rss.collectedBefore.rounds} and ${rss.collectedAfter.rounds} GCs) ` +
+      `${formatBytes(collectedBefore.rss)} -> ${formatBytes(collectedAfter.rss)}: ${per(collectedAfter.rss - collectedBefore.rss)} per socket`,
+  );
+  say(`  where it is, after those GCs (malloc thread arenas: ${collectedBefore.threadArenaCount} -> ${collectedAfter.threadArenaCount}):`);
+  say(`  ${''.padEnd(38)}   no socket  with sockets  per socket | as found: per socket`);
+  for (const [label, read] of breakdownRows(rss)) {
+    say(
+      `  ${label.padEnd(38)} ${formatBytes(read(collectedBefore)).padStart(11)} ${formatBytes(read(collectedAfter)).padStart(13)} ` +
+        `${per(read(collectedAfter) - read(collectedBefore)).padStart(11)} | ${per(read(foundAfter) - read(foundBefore)).padStart(10)}`,
+    );
+  }
+  say(
+    `  heap (self sizes of every object), once the sockets closed -> with them ${formatBytes(before.totalBytes)} -> ` +
+      `${formatBytes(after.totalBytes)}: ${per(after.totalBytes - before.totalBytes)} per socket`,
+  );
   say('  per socket, by kind:            bytes   objects');
   const kinds = byKind(diff);
   for (const kind of HEAP_KINDS) {

@@ -3,6 +3,7 @@ import { eventFrameSchema } from '../delivery/event-frames.js';
 import { flatString } from '../shared/flat-string.js';
 import { parseUserSubject, signalSubject, userSubjects } from '../shared/nats.js';
 import type { Logger } from '../shared/logger.js';
+import { startedAfter } from './started-after.js';
 import { signalFrame, type DeliveredFrame, type FastPathCopy, type SignalFrame } from './ws/delivered-frames.js';
 
 export type DeliverySubscriptions = {
@@ -24,12 +25,18 @@ export type DeliverySubscriptions = {
   close(): void;
 };
 
-type Entry = {
-  count: number;
-  readonly subscription: Subscription;
-  /** The flush that made the subscription; null once it resolved (kept only while in flight or failed). */
-  ready: Promise<void> | null;
-};
+/**
+ * A user's subscription while it is shared by several sockets or its flush has not succeeded yet. Otherwise
+ * (one socket, subscription in place: most users) the map holds the `Subscription` itself, without this object.
+ */
+class Entry {
+  constructor(
+    public count: number,
+    readonly subscription: Subscription,
+    /** The flush that made the subscription; null once it resolved (kept only while in flight or failed). */
+    public ready: Promise<void> | null,
+  ) {}
+}
 
 /**
  * One core-NATS subscription per user with at least one socket on this gateway, shared by the user's
@@ -50,8 +57,15 @@ export function createDeliverySubscriptions(deps: {
   readonly onFastPath: (userId: number, copy: FastPathCopy) => void;
 }): DeliverySubscriptions {
   const { nc, logger } = deps;
-  const entries = new Map<number, Entry>();
+  const entries = new Map<number, Entry | Subscription>();
+  /** Back to the bare subscription once one socket holds it and it is in place. */
+  const settle = (userId: number, entry: Entry): void => {
+    if (entry.count === 1 && entry.ready === null && entries.get(userId) === entry) entries.set(userId, entry.subscription);
+  };
   const decoder = new TextDecoder();
+  // One flush covers every SUB written before it: users subscribing together share one round trip (a flush
+  // started after their SUB), not a PING each.
+  const flush = startedAfter(() => nc.flush());
 
   /** Every user's subscription calls this one function (no closure per user): the subject names the user. */
   function receive(error: NatsError | null, message: Msg): void {
@@ -86,19 +100,25 @@ export function createDeliverySubscriptions(deps: {
   return {
     acquire(userId) {
       const existing = entries.get(userId);
-      if (existing) {
+      if (existing instanceof Entry) {
         existing.count++;
         return existing.ready ?? Promise.resolve();
       }
+      if (existing) {
+        entries.set(userId, new Entry(2, existing, null));
+        return Promise.resolve();
+      }
       // Flat: nats.js keeps the subject for as long as the subscription lives.
       const subscription = nc.subscribe(flatString(userSubjects(deps.subjectPrefix, userId)), { callback: receive });
-      // flush() is a round trip: once it returns, the server has processed our SUB.
-      const ready = nc.flush();
-      const entry: Entry = { count: 1, subscription, ready };
+      // A round trip started after the SUB: once it returns, the server has processed our SUB.
+      const ready = flush();
+      const entry = new Entry(1, subscription, ready);
       entries.set(userId, entry);
       ready.then(
         () => {
-          if (entry.ready === ready) entry.ready = null;
+          if (entry.ready !== ready) return;
+          entry.ready = null;
+          settle(userId, entry);
         },
         () => undefined, // kept: the next socket of the user gets the same failure
       );
@@ -107,9 +127,9 @@ export function createDeliverySubscriptions(deps: {
     release(userId) {
       const entry = entries.get(userId);
       if (!entry) return;
-      if (--entry.count > 0) return;
+      if (entry instanceof Entry && --entry.count > 0) return settle(userId, entry);
       entries.delete(userId);
-      entry.subscription.unsubscribe();
+      (entry instanceof Entry ? entry.subscription : entry).unsubscribe();
     },
     publish(userId, frame) {
       const text = JSON.stringify(frame);
@@ -120,7 +140,7 @@ export function createDeliverySubscriptions(deps: {
       return entries.size;
     },
     close() {
-      for (const entry of entries.values()) entry.subscription.unsubscribe();
+      for (const entry of entries.values()) (entry instanceof Entry ? entry.subscription : entry).unsubscribe();
       entries.clear();
     },
   };

@@ -20,6 +20,7 @@ import { createChatOperations } from './chat-operations.js';
 import { watchDeliveryConnection } from './delivery-recovery.js';
 import { createDeliverySubscriptions } from './delivery-subscriptions.js';
 import { readFeedHorizon } from './feed-horizon.js';
+import { startedAfter } from './started-after.js';
 import { createRateLimiter } from './rate-limit.js';
 import { createSocketLeases } from './socket-leases.js';
 import { createPresence } from './presence/presence.js';
@@ -255,7 +256,8 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       resumeLimiter: limit('resumes'),
       leases,
       catchUp: (userId, after) => readCatchUp(pool, userId, after, { limit: settings.WS_CATCH_UP_LIMIT }),
-      feedHorizon: () => readFeedHorizon(pool),
+      // Sockets opening together share a read (each one's started after it asked: the horizon's guarantee holds).
+      feedHorizon: startedAfter(() => readFeedHorizon(pool)),
       decodeCursor,
       publish: sendSignal,
       typingThrottle: createTypingThrottle({ ...TYPING_THROTTLE, clock }),

@@ -771,7 +771,11 @@ export const catalogue: readonly Mutant[] = [
   {
     name: 'token-any-hmac-algorithm',
     guarantee: 'HS256 only: alg none and every other algorithm are refused',
-    edits: [{ file: 'src/gateway/auth/verify-token.ts', search: "algorithms: ['HS256'],", replace: "algorithms: ['HS256', 'HS384', 'HS512']," }],
+    // The key, imported for HMAC SHA-256, refuses the others too: the mutant opens both (jose given the raw secret).
+    edits: [
+      { file: 'src/gateway/auth/verify-token.ts', search: "algorithms: ['HS256'],", replace: "algorithms: ['HS256', 'HS384', 'HS512']," },
+      { file: 'src/gateway/auth/verify-token.ts', search: 'jwtVerify(token, await key, {', replace: 'jwtVerify(token, secret, {' },
+    ],
     killers: ['test/integration/gateway/auth.test.ts'],
   },
   {

@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
 import { GatewayError } from '../errors.js';
 import { isCanonicalCompactToken } from './canonical-token.js';
@@ -32,12 +33,16 @@ export function createTokenVerifier(deps: {
   readonly revokedTokens: RevokedTokens;
   readonly clock: () => Date;
 }): VerifyToken {
-  const key = new TextEncoder().encode(deps.secret);
+  const secret = new TextEncoder().encode(deps.secret);
+  // Imported once: given the raw secret, jose imports a WebCrypto key of its own on every call (about 9 KiB
+  // of garbage per token checked, thousands of them while sockets open together: docs/benchmarks.md).
+  let key: Promise<webcrypto.CryptoKey> | undefined;
   return async (token, options = {}) => {
     if (!isCanonicalCompactToken(token)) throw new GatewayError('unauthorized', 'token is malformed (not canonical compact form)');
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, key, {
+      key ??= webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+      ({ payload } = await jwtVerify(token, await key, {
         algorithms: ['HS256'],
         clockTolerance: deps.leewaySeconds,
         currentDate: deps.clock(),

@@ -17,7 +17,7 @@ import type { DeliveredFrame, SignalFrame } from './delivered-frames.js';
 import { CLOSE, serverFrames } from './server-frames.js';
 import type { Recovery, RegisteredSocket, SocketRegistry } from './socket-registry.js';
 import type { Deadline, DeadlineOwner, SocketDeadlines } from './socket-deadlines.js';
-import { createSocketWriter, type SocketWriter } from './socket-writer.js';
+import { BoundedSocketWriter } from './socket-writer.js';
 
 /** The user's event frames after a feed position, or `resync_required` when there are too many to replay. */
 export type CatchUp = (userId: number, after: FeedPosition) => Promise<{ frames: readonly CatchUpFrame[] } | 'resync_required'>;
@@ -135,15 +135,15 @@ type LogLevel = 'debug' | 'info' | 'warn' | 'error';
  * A gateway holds thousands of mostly idle sockets, so a session is one object with its methods on the
  * prototype: no closures, timers or promises of its own while idle. The socket's listeners are shared
  * functions that find it on the socket; its deadlines are in the gateway's one schedule (socket-deadlines.ts);
- * its queue of frames is a promise only while something is queued; its logger is made at its first line.
+ * its queue of frames is a promise only while something is queued; its logger is made at its first line. It
+ * is its socket's writer too (it extends the writer rather than holding one: one object per socket fewer).
  */
-class Session implements SocketSession, DeadlineOwner {
+class Session extends BoundedSocketWriter implements SocketSession, DeadlineOwner {
   readonly #socket: WebSocket;
   readonly #deps: SessionDeps;
   readonly #trace: RequestTrace;
   readonly #since: string | null;
   readonly #gate: DeliveryGate;
-  readonly #writer: SocketWriter;
   readonly #deadline: Deadline;
   /** What `#deadline` is for. */
   #deadlineKind: 'auth' | 'expiry' | 'terminate' = 'auth';
@@ -163,13 +163,13 @@ class Session implements SocketSession, DeadlineOwner {
     deps: SessionDeps,
     options: { readonly user: AuthenticatedUser | null; readonly since: string | null; readonly lease?: SocketLease; readonly trace?: RequestTrace },
   ) {
+    super(socket, deps.sendQueueBytes);
     this.#socket = socket;
     this.#deps = deps;
     this.#trace = options.trace ?? { requestId: newUlid() };
     this.#since = options.since;
     this.#lease = options.lease ?? null;
     this.#gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
-    this.#writer = createSocketWriter(socket, { maxUnsentBytes: deps.sendQueueBytes });
     this.#deadline = deps.deadlines.create(this);
 
     (socket as SessionSocket)[SESSION] = this;
@@ -352,7 +352,7 @@ class Session implements SocketSession, DeadlineOwner {
 
   #write(text: string, patient = false): void {
     if (this.#closed) return;
-    if (!this.#writer.write(text, { patient })) this.#closeSlowReader();
+    if (!this.write(text, { patient })) this.#closeSlowReader();
   }
 
   #sendFrame(frame: object): void {

@@ -30,9 +30,10 @@ const streamOf = (socket: WebSocket): Duplex | undefined => (socket as unknown a
  * the next tick uncorks it (a sender's ack and its own copy of the message, say: one system call, not two).
  *
  * One per socket, so its state is one object (methods on the prototype) and its queue exists only while
- * frames wait: an idle socket holds no more than the object.
+ * frames wait: an idle socket holds no more than the object. The socket session extends it (socket-session.ts),
+ * so that a socket's session and writer are that one object.
  */
-class BoundedSocketWriter implements SocketWriter {
+export class BoundedSocketWriter implements SocketWriter {
   readonly #socket: WebSocket;
   readonly #maxUnsentBytes: number;
   #queue: Pending[] | null = null;
