@@ -127,6 +127,8 @@ describe('npm start', () => {
         await socket.closed;
       }
     })();
+    // A socket opened without a cursor gets what commits after it opened (API.md): A sends once B is connected.
+    await waitUntil('B connected', () => Promise.resolve(frames().some((frame) => frame.type === 'connected')), { timeoutMs: 60_000 });
 
     const acked: string[] = [];
     let attempts = 0;
