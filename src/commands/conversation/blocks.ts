@@ -38,21 +38,31 @@ export async function blockAt(connection: CommonQueryMethods, conversationId: st
   return blocked.success ? blocked.data.data.blocked_by : null;
 }
 
-const partnerRow = z.object({ partner_id: z.coerce.number().int() });
+const partnerRow = z.object({ user_id: z.coerce.number().int(), partner_id: z.coerce.number().int() });
 
 /**
  * The users who share a conversation with `userId` that is not blocked (by either of them): whom `userId`'s
  * presence may be shown to, and whose presence `userId` may see.
  */
 export async function unblockedPartnersOf(connection: CommonQueryMethods, userId: number): Promise<number[]> {
+  return (await unblockedPartnersOfEach(connection, [userId])).get(userId) ?? [];
+}
+
+/** `unblockedPartnersOf` for many users in one statement: each user given, with its partners (maybe none). */
+export async function unblockedPartnersOfEach(connection: CommonQueryMethods, userIds: readonly number[]): Promise<Map<number, number[]>> {
+  const partners = new Map<number, number[]>(userIds.map((userId) => [userId, []]));
+  if (userIds.length === 0) return partners;
   // The primary key serves user_low, conversation_pairs_user_high_idx serves user_high.
   const rows = await connection.any(sql.type(partnerRow)`
-    SELECT mine.partner_id FROM (
-      SELECT conversation_id, user_high AS partner_id FROM conversation_pairs WHERE user_low = ${userId}
+    SELECT me.user_id, mine.partner_id
+    FROM unnest(${sql.array([...new Set(userIds)], 'int8')}) AS me(user_id)
+    CROSS JOIN LATERAL (
+      SELECT conversation_id, user_high AS partner_id FROM conversation_pairs WHERE user_low = me.user_id
       UNION ALL
-      SELECT conversation_id, user_low AS partner_id FROM conversation_pairs WHERE user_high = ${userId}
+      SELECT conversation_id, user_low AS partner_id FROM conversation_pairs WHERE user_high = me.user_id
     ) AS mine
     JOIN event_streams AS s ON s.stream_id = mine.conversation_id
     WHERE s.snapshot ->> 'blockedBy' IS NULL`);
-  return rows.map((row) => row.partner_id);
+  for (const row of rows) partners.get(row.user_id)?.push(row.partner_id);
+  return partners;
 }

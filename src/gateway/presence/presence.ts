@@ -1,5 +1,6 @@
 import type { CommonQueryMethods } from 'slonik';
-import { unblockedPartnersOf } from '../../commands/conversation/blocks.js';
+import { unblockedPartnersOf, unblockedPartnersOfEach } from '../../commands/conversation/blocks.js';
+import { createBatcher } from '../../shared/batcher.js';
 import type { Logger } from '../../shared/logger.js';
 import { redisUnavailable } from '../redis-unavailable.js';
 import type { SocketLease, SocketLeases } from '../socket-leases.js';
@@ -32,6 +33,8 @@ const ATTEMPTS = 5;
 const SWEEP_BATCH = 500;
 /** How long a user taken by a sweep is left alone by the others (only matters if this gateway dies mid-sweep). */
 const SWEEP_CLAIM_MS = 5_000;
+/** Users whose partners one statement reads, for the announcements made together. */
+const PARTNER_READ_BATCH = 500;
 
 /**
  * Presence across gateways (presence-machine.ts for the rules, presence-store.ts for Redis). A socket's
@@ -59,8 +62,20 @@ export function createPresence(deps: {
     return promise;
   }
 
+  // Announcements come in bursts (a sweep's batch of graces ending, sockets opening together after a restart):
+  // their partner reads share statements, one at a time, rather than each taking a pool connection of its own
+  // ahead of the sends'.
+  const partnerReads = createBatcher<number, number[]>({
+    run: async (userIds) => {
+      const partners = await unblockedPartnersOfEach(deps.connection, userIds);
+      return userIds.map((userId) => ({ status: 'fulfilled', value: partners.get(userId) ?? [] }));
+    },
+    maxBatchSize: PARTNER_READ_BATCH,
+    maxConcurrentBatches: 1,
+  });
+
   async function announce(userId: number, online: boolean, lastSeenAt: number | null): Promise<void> {
-    const partners = await unblockedPartnersOf(deps.connection, userId);
+    const partners = await partnerReads.submit(userId);
     const frame = serverFrames.presence(clock(), userId, online, lastSeenAt === null ? null : new Date(lastSeenAt).toISOString());
     for (const partner of partners) deps.publish(partner, frame);
   }

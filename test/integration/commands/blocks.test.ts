@@ -1,7 +1,7 @@
 import type { DatabasePool } from 'slonik';
 import { monotonicFactory } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blockAt, currentBlocks, unblockedPartnersOf } from '../../../src/commands/conversation/blocks.js';
+import { blockAt, currentBlocks, unblockedPartnersOf, unblockedPartnersOfEach } from '../../../src/commands/conversation/blocks.js';
 import { conversationDecider } from '../../../src/commands/conversation/conversation.js';
 import { startConversation, type CommandDeps } from '../../../src/commands/conversation/conversation-commands.js';
 import { handleCommand } from '../../../src/commands/handle-command.js';
@@ -53,5 +53,13 @@ describe('block lookups on the write side', () => {
     expect(await unblockedPartnersOf(pool, user)).toEqual([502]);
     expect(await unblockedPartnersOf(pool, 502)).toEqual([user]);
     expect(await unblockedPartnersOf(pool, 501)).toEqual([]);
+    // and in one statement for many users, each with its own (a user with none, and one named twice, included)
+    const each = await unblockedPartnersOfEach(pool, [501, user, 502, 502, 9_999]);
+    expect([...each].map(([id, partners]) => [id, [...partners].sort()])).toEqual([
+      [501, []],
+      [user, [502]],
+      [502, [user]],
+      [9_999, []],
+    ]);
   });
 });
