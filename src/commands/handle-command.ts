@@ -24,7 +24,10 @@ const snapshotRow = z.object({
 export type LoadedStream<S> = {
   readonly state: S;
   readonly version: number;
-  /** Where the stream's last event (at `version`) is in the feed; null for a stream with none. */
+  /**
+   * Where the stream's last event (at `version`) is in the feed; null for a stream with none, or when not known
+   * (a stream last appended to before migration 008).
+   */
   readonly position: FeedPosition | null;
 };
 
@@ -45,10 +48,8 @@ export async function loadStreams<C, E extends { type: string; data: object }, S
   streamIds: readonly string[],
 ): Promise<Map<string, LoadedStream<S>>> {
   const rows = await connection.any(sql.type(snapshotRow)`
-    SELECT s.stream_id, s.version, s.snapshot, s.snapshot_schema,
-           e.transaction_id::text AS last_transaction_id, e.global_position AS last_global_position
-    FROM event_streams AS s LEFT JOIN events AS e ON e.stream_id = s.stream_id AND e.version = s.version
-    WHERE s.stream_id = ANY(${sql.array([...new Set(streamIds)], 'text')})`);
+    SELECT stream_id, version, snapshot, snapshot_schema, last_transaction_id::text AS last_transaction_id, last_global_position
+    FROM event_streams WHERE stream_id = ANY(${sql.array([...new Set(streamIds)], 'text')})`);
   const loaded = new Map<string, LoadedStream<S>>(streamIds.map((id) => [id, { state: decider.initialState(), version: 0, position: null }]));
   for (const row of rows) {
     const snapshot = row.snapshot_schema === decider.snapshotSchema ? decider.parseSnapshot(row.snapshot) : null;

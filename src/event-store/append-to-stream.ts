@@ -145,13 +145,15 @@ export async function appendToStreams(
         ORDER BY e.position
         RETURNING global_position, transaction_id, stream_id, version, event_id, type, data, metadata, created_at
       ), streams AS (
-        INSERT INTO event_streams (stream_id, stream_type, version, snapshot, snapshot_schema)
-        SELECT s.stream_id, s.stream_type, s.version, s.snapshot::jsonb, s.snapshot_schema
+        INSERT INTO event_streams (stream_id, stream_type, version, snapshot, snapshot_schema, last_transaction_id, last_global_position)
+        SELECT s.stream_id, s.stream_type, s.version, s.snapshot::jsonb, s.snapshot_schema, pg_current_xact_id(),
+               (SELECT max(i.global_position) FROM inserted AS i WHERE i.stream_id = s.stream_id)
         FROM new_streams AS s
         WHERE (SELECT matches FROM expected)
         ON CONFLICT (stream_id) DO UPDATE
           SET version = EXCLUDED.version, snapshot = EXCLUDED.snapshot,
-              snapshot_schema = EXCLUDED.snapshot_schema, updated_at = now()
+              snapshot_schema = EXCLUDED.snapshot_schema, updated_at = now(),
+              last_transaction_id = EXCLUDED.last_transaction_id, last_global_position = EXCLUDED.last_global_position
       )${reservationWrites(options.reservations ?? [])}
       SELECT i.global_position, i.transaction_id::text AS transaction_id, i.stream_id, i.version, i.event_id,
              i.type, i.data, i.metadata, i.created_at
