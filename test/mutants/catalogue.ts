@@ -621,18 +621,6 @@ export const catalogue: readonly Mutant[] = [
     killers: ['test/integration/commands/conversation-commands.test.ts'],
   },
   {
-    name: 'socket-frames-of-a-turn-written-apart',
-    guarantee: 'the frames a socket is handed in one turn of the event loop leave in one write to its TCP socket, in order',
-    edits: [
-      {
-        file: 'src/gateway/ws/socket-writer.ts',
-        search: '      this.#corkForThisTurn();\n',
-        replace: '',
-      },
-    ],
-    killers: ['src/gateway/ws/socket-writer.test.ts'],
-  },
-  {
     name: 'fast-path-first-copy-ignores-what-came-before',
     guarantee: 'a first fast-path copy in a conversation goes out only when everything before it is at or before the socket\'s ordered position: per conversation, no frame overtakes an earlier one',
     edits: [

@@ -1,8 +1,5 @@
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import { createSocketWriter } from './socket-writer.js';
 
 /**
@@ -73,40 +70,5 @@ describe('the socket writer', () => {
     const writer = createSocketWriter(socket, { maxUnsentBytes: KIB });
     expect(writer.write(frame('x', 10 * KIB))).toBe(true);
     expect(written).toEqual([]);
-  });
-
-  it('sends the frames of one turn of the event loop in one write to the TCP socket, in order', async () => {
-    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await once(server, 'listening');
-    try {
-      const client = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
-      const [serverSide] = (await once(server, 'connection')) as [WebSocket];
-      await once(client, 'open');
-      const received: string[] = [];
-      const allThree = new Promise<void>((resolve) =>
-        client.on('message', (data: Buffer) => {
-          received.push(data.toString());
-          if (received.length === 3) resolve();
-        }),
-      );
-      // Each ws frame is one corked write of its header and payload: one _writev each, unless they share one.
-      const stream = (serverSide as unknown as { _socket: Duplex & { _writev: (...args: unknown[]) => void } })._socket;
-      const writev = stream._writev.bind(stream);
-      let writes = 0;
-      stream._writev = (...args: unknown[]) => {
-        writes++;
-        writev(...args);
-      };
-      const writer = createSocketWriter(serverSide, { maxUnsentBytes: 64 * KIB });
-      writer.write('ack');
-      writer.write('new_message');
-      writer.write('presence');
-      await allThree;
-      expect(received).toEqual(['ack', 'new_message', 'presence']);
-      expect(writes).toBe(1);
-      client.close();
-    } finally {
-      server.close();
-    }
   });
 });

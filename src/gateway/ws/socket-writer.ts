@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
 export type SocketWriter = {
@@ -16,18 +15,12 @@ const HIGH_WATER_BYTES = 64 * 1024;
 
 type Pending = { readonly text: string; readonly bytes: number; readonly patient: boolean };
 
-/** The TCP socket under a `ws` WebSocket once it is open (ws keeps it as `_socket`, outside its typed API). */
-const streamOf = (socket: WebSocket): Duplex | undefined => (socket as unknown as { _socket?: Duplex })._socket;
-
 /**
  * Writes frames to a WebSocket in order, with backpressure: at most `HIGH_WATER_BYTES` sit in the socket's
  * own buffer; the rest waits here and goes out as the peer reads (each `send` callback, once its bytes are
  * handed to the kernel, writes more). Unsent bytes of non-patient frames, in both places, are bounded by
  * `maxUnsentBytes`: a peer that leaves more unread is too slow to keep. A catch-up is already bounded by
  * its own byte budget, so its frames wait instead of counting.
- *
- * Frames handed over in one turn of the event loop leave in one write: the first corks the TCP socket and
- * the next tick uncorks it (a sender's ack and its own copy of the message, say: one system call, not two).
  *
  * One per socket, so its state is one object (methods on the prototype) and its queue exists only while
  * frames wait: an idle socket holds no more than the object. The socket session extends it (socket-session.ts),
@@ -40,7 +33,6 @@ export class BoundedSocketWriter implements SocketWriter {
   /** Bytes of live frames waiting here, and of catch-up frames handed to the socket and not written yet. */
   #queuedLiveBytes = 0;
   #patientInSocket = 0;
-  #corked = false;
 
   constructor(socket: WebSocket, maxUnsentBytes: number) {
     this.#socket = socket;
@@ -68,7 +60,6 @@ export class BoundedSocketWriter implements SocketWriter {
     const queue = this.#queue;
     while (queue !== null && queue.length > 0 && socket.readyState === socket.OPEN && socket.bufferedAmount < HIGH_WATER_BYTES) {
       const next = queue.shift()!;
-      this.#corkForThisTurn();
       if (next.patient) {
         this.#patientInSocket += next.bytes;
         socket.send(next.text, (error) => {
@@ -86,18 +77,6 @@ export class BoundedSocketWriter implements SocketWriter {
 
   #written(error: Error | undefined): void {
     if (!error) this.#pump();
-  }
-
-  #corkForThisTurn(): void {
-    if (this.#corked) return;
-    const stream = streamOf(this.#socket);
-    if (!stream) return;
-    stream.cork();
-    this.#corked = true;
-    process.nextTick(() => {
-      this.#corked = false;
-      stream.uncork();
-    });
   }
 }
 
