@@ -9,7 +9,7 @@ import { decodeCursor } from '../delivery/cursor.js';
 import { readCatchUp } from '../delivery/catch-up.js';
 import { recordedEventFrame, type NewMessageFrame } from '../delivery/event-frames.js';
 import { createParticipantDirectory } from '../delivery/participants.js';
-import { formatFeedPosition } from '../event-store/recorded-event.js';
+import { formatFeedPosition, type FeedPosition } from '../event-store/recorded-event.js';
 import type { GatewayConfig } from '../shared/config.js';
 import { createHopTimes, hopClock, hopKey, type HopTimes } from '../shared/hop-times.js';
 import type { Logger } from '../shared/logger.js';
@@ -28,7 +28,7 @@ import { createPresenceStore } from './presence/presence-store.js';
 import { createRestApp } from './rest/rest-app.js';
 import { createSocketRegistry } from './ws/socket-registry.js';
 import { createSocketServer } from './ws/socket-server.js';
-import { splitFastPathCopy, type FastPathCopy, type SignalFrame } from './ws/delivered-frames.js';
+import { splitFastPathCopy, type EphemeralFrame } from './ws/delivered-frames.js';
 import { createTypingThrottle } from './ws/typing-throttle.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { newUlid } from '../shared/ulid.js';
@@ -170,7 +170,11 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
           if (frame?.type !== 'new_message') continue;
           if (hopTimes.enabled) hopTimes.mark(hopKey(event.streamId, event.version), 'fast_path_published');
           const copy = { ...frame, previous: previous && formatFeedPosition(previous) };
-          for (const userId of participants) sendSignal(userId, copy);
+          for (const userId of participants) {
+            // Published for the other gateways; this one's own sockets get it directly (no echo, no parse).
+            subscriptions.publish(userId, copy);
+            receiveFastPath(userId, frame, previous);
+          }
         }
       },
     }),
@@ -190,12 +194,14 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
       registry.deliver(userId, frame, text);
       if (timed) markReceipt(frame, 'delivery_received', receivedAt, true);
     },
-    onFastPath: receiveFastPath,
+    onFastPath: (userId, copy) => {
+      const { frame, previous } = splitFastPathCopy(copy);
+      receiveFastPath(userId, frame, previous);
+    },
   });
-  /** A fast-path copy for a user's sockets here, from another gateway or from this one (`sendSignal`). */
-  function receiveFastPath(userId: number, copy: FastPathCopy): void {
+  /** A fast-path copy for a user's sockets here, from another gateway or from this one (`onMessagesAppended`). */
+  function receiveFastPath(userId: number, frame: NewMessageFrame, previous: FeedPosition | null): void {
     if (registry.countOf(userId) === 0) return;
-    const { frame, previous } = splitFastPathCopy(copy);
     const timed = hopTimes.enabled && frame.data.sender_id !== userId;
     const receivedAt = timed ? hopClock() : 0;
     const written = registry.deliverEarly(userId, frame, previous) > 0;
@@ -209,14 +215,13 @@ export async function startGateway(deps: GatewayDeps, options: { readonly port: 
     if (written) hopTimes.markFirst(key, 'socket_written');
   }
   /**
-   * A signal (typing, presence, a fast-path copy) for every socket of a user: published for the other
-   * gateways, and handed to this gateway's own sockets directly, with no NATS round trip and no parse (the
-   * gateway's connection is without echo: the server does not send its own messages back to it).
+   * An ephemeral signal (typing, presence) for every socket of a user: published for the other gateways, and
+   * handed to this gateway's own sockets directly, with no NATS round trip and no parse (the gateway's
+   * connection is without echo: the server does not send its own messages back to it).
    */
-  function sendSignal(userId: number, frame: SignalFrame): void {
+  function sendSignal(userId: number, frame: EphemeralFrame): void {
     const text = subscriptions.publish(userId, frame);
-    if (frame.type === 'new_message') receiveFastPath(userId, frame);
-    else if (registry.countOf(userId) > 0) registry.deliver(userId, frame, text);
+    if (registry.countOf(userId) > 0) registry.deliver(userId, frame, text);
   }
   const registry = createSocketRegistry({ maxSocketsPerUser: settings.MAX_SOCKETS_PER_USER, subscriptions });
   const presence = createPresence({

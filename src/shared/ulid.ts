@@ -1,6 +1,5 @@
 import { randomFillSync } from 'node:crypto';
 import { monotonicFactory, ulid } from 'ulid';
-import { flatString } from './flat-string.js';
 
 /**
  * Random bytes for ULIDs, drawn from the system's CSPRNG 4 KiB at a time. The `ulid` package's default
@@ -19,8 +18,8 @@ export function bufferedRandom(): number {
   return randomBytes[nextByte++]! / 256;
 }
 
-/** A new ULID (event ids, request ids), flat: a socket holds its request id while it is open. */
-export const newUlid = (): string => flatString(ulid(undefined, bufferedRandom));
+/** A new ULID (event ids, request ids). One held long, as a socket's request id, is worth `flatString`. */
+export const newUlid = (): string => ulid(undefined, bufferedRandom);
 
 /** ULIDs that also sort in creation order within one process (conversation and message ids). */
 export const monotonicUlids = (): (() => string) => {

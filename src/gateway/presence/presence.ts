@@ -4,7 +4,7 @@ import { createBatcher } from '../../shared/batcher.js';
 import type { Logger } from '../../shared/logger.js';
 import { redisUnavailable } from '../redis-unavailable.js';
 import type { SocketLease, SocketLeases } from '../socket-leases.js';
-import type { SignalFrame } from '../ws/delivered-frames.js';
+import type { EphemeralFrame } from '../ws/delivered-frames.js';
 import { serverFrames } from '../ws/server-frames.js';
 import { decidePresence, isOnline, type Observation, type PresenceTimings } from './presence-machine.js';
 import type { PresenceFacts, PresenceStore, PresenceWrite } from './presence-store.js';
@@ -47,7 +47,7 @@ export function createPresence(deps: {
   readonly store: PresenceStore;
   readonly connection: CommonQueryMethods;
   /** Sends a frame to every socket of a user, on every gateway. */
-  readonly publish: (userId: number, frame: SignalFrame) => void;
+  readonly publish: (userId: number, frame: EphemeralFrame) => void;
   readonly clock: () => Date;
   readonly logger: Logger;
   readonly timings: PresenceTimings;

@@ -23,6 +23,9 @@ export const presenceFrame = z.object({
   data: z.object({ user_id: z.number().int(), online: z.boolean(), last_seen_at: z.string().nullable() }),
 });
 
+/** A frame that lives only while it is sent: typing and presence, published by gateways. */
+export type EphemeralFrame = z.infer<typeof typingFrame> | z.infer<typeof presenceFrame>;
+
 /**
  * A fast-path copy: the `new_message` frame, with where its conversation's event before it is in the feed
  * (`formatFeedPosition`; null when unknown). The receiving gateway takes `previous` off before the frame goes

@@ -10,6 +10,7 @@ import type { SocketLease } from '../socket-leases.js';
 import { drainSchedule } from './drain-schedule.js';
 import { CLOSE } from './server-frames.js';
 import type { RequestTrace } from '../../event-store/event-metadata.js';
+import { flatString } from '../../shared/flat-string.js';
 import { newUlid } from '../../shared/ulid.js';
 import { REQUEST_ID_HEADER, requestTrace } from '../request-context.js';
 import { createSocketDeadlines } from './socket-deadlines.js';
@@ -153,7 +154,8 @@ export function createSocketServer(deps: {
       return void socket.destroy();
     }
     const since = url.searchParams.get('since');
-    const trace = requestTrace({ requestId: request.headers['x-request-id'], traceparent: request.headers.traceparent }, newUlid);
+    // Flat: the socket holds its request id as long as it is open.
+    const trace = requestTrace({ requestId: request.headers['x-request-id'], traceparent: request.headers.traceparent }, () => flatString(newUlid()));
     traces.set(request, trace);
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (closing) {

@@ -1,6 +1,7 @@
 import type { RawData, WebSocket } from 'ws';
 import { traceMetadata, type RequestTrace } from '../../event-store/event-metadata.js';
 import type { FeedPosition } from '../../event-store/recorded-event.js';
+import { flatString } from '../../shared/flat-string.js';
 import { newUlid } from '../../shared/ulid.js';
 import { frameTrace } from '../request-context.js';
 import type { Logger } from '../../shared/logger.js';
@@ -13,7 +14,7 @@ import type { SocketLease, SocketLeases } from '../socket-leases.js';
 import { parseClientFrame, requestIdOf, type ClientFrame, type RequestId } from './client-frames.js';
 import { createDeliveryGate, type CatchUpFrame, type CatchUpResult, type DeliveryGate, type Outgoing } from './delivery-gate.js';
 import type { NewMessageFrame } from '../../delivery/event-frames.js';
-import type { DeliveredFrame, SignalFrame } from './delivered-frames.js';
+import type { DeliveredFrame, EphemeralFrame } from './delivered-frames.js';
 import { CLOSE, serverFrames } from './server-frames.js';
 import type { Recovery, RegisteredSocket, SocketRegistry } from './socket-registry.js';
 import type { Deadline, DeadlineOwner, SocketDeadlines } from './socket-deadlines.js';
@@ -35,7 +36,7 @@ export type SessionDeps = {
   readonly feedHorizon: () => Promise<FeedPosition>;
   readonly decodeCursor: (cursor: string) => FeedPosition | null;
   /** Sends an ephemeral frame to every socket of a user, on every gateway (gateway.ts `sendSignal`). */
-  readonly publish: (userId: number, frame: SignalFrame) => void;
+  readonly publish: (userId: number, frame: EphemeralFrame) => void;
   readonly typingThrottle: { shouldForward(userId: number, conversationId: string): boolean };
   readonly clock: () => Date;
   readonly logger: Logger;
@@ -166,7 +167,7 @@ class Session extends BoundedSocketWriter implements SocketSession, DeadlineOwne
     super(socket, deps.sendQueueBytes);
     this.#socket = socket;
     this.#deps = deps;
-    this.#trace = options.trace ?? { requestId: newUlid() };
+    this.#trace = options.trace ?? { requestId: flatString(newUlid()) };
     this.#since = options.since;
     this.#lease = options.lease ?? null;
     this.#gate = createDeliveryGate({ decodeCursor: deps.decodeCursor, heldBytes: deps.sendQueueBytes, catchUpBytes: deps.catchUpBytes });
